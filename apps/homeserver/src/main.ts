@@ -1,0 +1,1 @@
+import { hello } from '@atrium/matrix'; console.log('hi', hello);

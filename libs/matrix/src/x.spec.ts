@@ -1,0 +1,2 @@
+import { hello } from '@atrium/matrix';
+test('x', () => expect(hello).toBe(1));
