@@ -1,1 +1,3 @@
-export const hello = 1;
+// Public surface of @atrium/matrix: pure protocol code, no I/O.
+export * from './room-versions';
+export * from './events/pdu';

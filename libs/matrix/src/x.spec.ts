@@ -1,2 +1,0 @@
-import { hello } from '@atrium/matrix';
-test('x', () => expect(hello).toBe(1));
