@@ -1,1 +1,0 @@
-import { hello } from '@atrium/matrix'; console.log('hi', hello);
