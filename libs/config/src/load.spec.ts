@@ -1,0 +1,54 @@
+import { buildConfig, ConfigError } from './load';
+
+describe('buildConfig', () => {
+  it('fills every default from just a server name', () => {
+    const config = buildConfig('server_name: example.org\n');
+    expect(config.server_name).toBe('example.org');
+    expect(config.storage.url).toBe('sqlite:./data/atrium.db');
+    expect(config.bus.url).toBe('inprocess:');
+    expect(config.listeners.client.port).toBe(8008);
+    expect(config.listeners.federation.port).toBe(8448);
+    expect(config.registration.mode).toBe('closed');
+    expect(config.public_baseurl).toBe('http://example.org:8008/');
+  });
+
+  it('derives paths from data_dir', () => {
+    const config = buildConfig('server_name: a.test\ndata_dir: /var/lib/atrium\n');
+    expect(config.signing_key_path).toBe('/var/lib/atrium/signing.key');
+    expect(config.storage.url).toBe('sqlite:/var/lib/atrium/atrium.db');
+  });
+
+  it('applies environment overrides with their types', () => {
+    const config = buildConfig('server_name: a.test\n', {
+      ATRIUM_STORAGE__URL: 'mongodb://127.0.0.1:27017/atrium',
+      ATRIUM_LISTENERS__CLIENT__PORT: '9000',
+      ATRIUM_RATE_LIMITS__ENABLED: 'false',
+      ATRIUM_REGISTRATION__TOKENS: '["t1","t2"]',
+      ATRIUM_REGISTRATION__SHARED_SECRET: 's3cret',
+    });
+    expect(config.storage.url).toBe('mongodb://127.0.0.1:27017/atrium');
+    expect(config.listeners.client.port).toBe(9000);
+    expect(config.rate_limits.enabled).toBe(false);
+    expect(config.registration.tokens).toEqual(['t1', 't2']);
+    expect(config.registration.shared_secret).toBe('s3cret');
+  });
+
+  it('takes the server name from the environment', () => {
+    expect(buildConfig('', { ATRIUM_SERVER_NAME: 'env.test' }).server_name).toBe('env.test');
+  });
+
+  it.each([
+    ['server_name: x.test\nstorge:\n  url: x\n', /unknown config key "storge"/],
+    ['server_name: x.test\nlisteners:\n  client:\n    port: "80"\n', /listeners.client.port/],
+    ['server_name: x.test\nregistration:\n  mode: sometimes\n', /registration.mode/],
+    ['- a\n- b\n', /mapping/],
+    ['data_dir: /x\n', /server_name/],
+  ])('rejects %j', (yaml, message) => {
+    expect(() => buildConfig(yaml, {})).toThrow(ConfigError);
+    expect(() => buildConfig(yaml, {})).toThrow(message);
+  });
+
+  it('rejects a non-numeric port from the environment', () => {
+    expect(() => buildConfig('server_name: x.test\n', { ATRIUM_LISTENERS__CLIENT__PORT: 'eighty' })).toThrow(/must be a number/);
+  });
+});

@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { AtriumConfig, defaultConfig } from './schema';
+
+/** Raised for a config that cannot be used; the message names the key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Plain = Record<string, unknown>;
+
+function isPlainObject(value: unknown): value is Plain {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Overlays `patch` on `base`, checking each key against the shape of the
+ * defaults so a typo (`storge:`) or a wrong type fails at start-up instead of
+ * being ignored. Keys whose default is a free-form map (old_signing_keys) or
+ * optional (absent from the defaults) take any value of a plain type.
+ */
+function overlay(base: Plain, patch: Plain, path: string, freeForm: ReadonlySet<string>): Plain {
+  const out: Plain = { ...base };
+  for (const [key, value] of Object.entries(patch)) {
+    const where = path ? `${path}.${key}` : key;
+    const current = base[key];
+    if (freeForm.has(where) || current === undefined) {
+      if (current === undefined && !OPTIONAL_KEYS.has(where) && !freeForm.has(where)) {
+        throw new ConfigError(`unknown config key "${where}"`);
+      }
+      out[key] = value;
+      continue;
+    }
+    if (isPlainObject(current)) {
+      if (!isPlainObject(value)) throw new ConfigError(`config key "${where}" must be a mapping`);
+      out[key] = overlay(current, value, where, freeForm);
+    } else if (Array.isArray(current)) {
+      if (!Array.isArray(value)) throw new ConfigError(`config key "${where}" must be a list`);
+      out[key] = value;
+    } else if (typeof current !== typeof value) {
+      throw new ConfigError(`config key "${where}" must be a ${typeof current}, got ${JSON.stringify(value)}`);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** Keys without a default that may still be set. */
+const OPTIONAL_KEYS = new Set([
+  'listeners.federation.tls_certificate_path',
+  'listeners.federation.tls_private_key_path',
+  'registration.shared_secret',
+  'telemetry.otlp_endpoint',
+  'well_known.server',
+]);
+const FREE_FORM = new Set(['old_signing_keys']);
+
+/**
+ * Environment overrides: `ATRIUM_<KEY>` with `__` between nesting levels, e.g.
+ * `ATRIUM_STORAGE__URL=mongodb://…`, `ATRIUM_LISTENERS__CLIENT__PORT=8008`.
+ * Values are read as the type of the key they replace (numbers, booleans;
+ * lists and maps as JSON).
+ */
+export function envOverrides(env: NodeJS.ProcessEnv, defaults: Plain): Plain {
+  const patch: Plain = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('ATRIUM_') || raw === undefined) continue;
+    if (name === 'ATRIUM_CONFIG' || name === 'ATRIUM_APP') continue;
+    const keys = name.slice('ATRIUM_'.length).toLowerCase().split('__');
+    let target = patch;
+    let shape: unknown = defaults;
+    for (const key of keys.slice(0, -1)) {
+      target = (target[key] ??= {}) as Plain;
+      shape = isPlainObject(shape) ? shape[key] : undefined;
+    }
+    const last = keys[keys.length - 1];
+    const example = isPlainObject(shape) ? shape[last] : undefined;
+    target[last] = coerce(raw, example, name);
+  }
+  return patch;
+}
+
+function coerce(raw: string, example: unknown, name: string): unknown {
+  if (typeof example === 'number') {
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw new ConfigError(`${name} must be a number`);
+    return n;
+  }
+  if (typeof example === 'boolean') {
+    if (raw !== 'true' && raw !== 'false') throw new ConfigError(`${name} must be true or false`);
+    return raw === 'true';
+  }
+  if (Array.isArray(example) || isPlainObject(example)) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      throw new ConfigError(`${name} must be JSON`);
+    }
+  }
+  return raw;
+}
+
+function validate(config: AtriumConfig): AtriumConfig {
+  if (!config.server_name) throw new ConfigError('config key "server_name" is required');
+  if (!['open', 'token', 'closed'].includes(config.registration.mode)) {
+    throw new ConfigError('registration.mode must be open, token or closed');
+  }
+  for (const [name, listener] of Object.entries(config.listeners)) {
+    if (!Number.isInteger(listener.port) || listener.port < 0 || listener.port > 65535) {
+      throw new ConfigError(`listeners.${name}.port must be a port number`);
+    }
+  }
+  if (!config.public_baseurl.endsWith('/')) config.public_baseurl += '/';
+  return config;
+}
+
+/**
+ * Builds the config from YAML text (may be empty) and the environment.
+ * `server_name` may come from either; the defaults depend on it and on data_dir.
+ */
+export function buildConfig(yamlText: string, env: NodeJS.ProcessEnv = {}): AtriumConfig {
+  const fromFile: unknown = yamlText.trim() ? parseYaml(yamlText) : {};
+  if (!isPlainObject(fromFile)) throw new ConfigError('the config file must be a YAML mapping');
+  const serverName = env.ATRIUM_SERVER_NAME ?? (typeof fromFile.server_name === 'string' ? fromFile.server_name : '');
+  const dataDir = env.ATRIUM_DATA_DIR ?? (typeof fromFile.data_dir === 'string' ? fromFile.data_dir : './data');
+  const defaults = defaultConfig(serverName, dataDir) as unknown as Plain;
+  const merged = overlay(overlay(defaults, fromFile, '', FREE_FORM), envOverrides(env, defaults), '', FREE_FORM);
+  return validate(merged as unknown as AtriumConfig);
+}
+
+/** Reads the YAML file at `path` and applies the environment. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): AtriumConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return buildConfig(text, env);
+}

@@ -1,0 +1,112 @@
+/**
+ * The Atrium configuration: one YAML file (see config/atrium.sample.yaml for
+ * every key, documented) plus environment overrides. Every key has a default
+ * so that the embedded mode starts with nothing but a server name.
+ */
+
+export type RegistrationMode = 'open' | 'token' | 'closed';
+
+export interface ListenerConfig {
+  host: string;
+  port: number;
+}
+
+export interface FederationListenerConfig extends ListenerConfig {
+  /** PEM files; without them the federation listener speaks plain HTTP (tests, or TLS terminated by a proxy). */
+  tls_certificate_path?: string;
+  tls_private_key_path?: string;
+}
+
+export interface RateLimitConfig {
+  /** Sustained requests per second allowed per client address (or per user). */
+  per_second: number;
+  /** Requests allowed in a burst before the rate applies. */
+  burst: number;
+}
+
+export interface AtriumConfig {
+  /** The server name that appears in user IDs (`@alice:<server_name>`). Cannot change once users exist. */
+  server_name: string;
+  /** Where clients reach this server; advertised in /.well-known/matrix/client. */
+  public_baseurl: string;
+  /** Folder for the SQLite database, the signing key and media in embedded mode. */
+  data_dir: string;
+  /** File holding the Ed25519 signing key, Synapse's format: `ed25519 <version> <unpadded base64 seed>`. */
+  signing_key_path: string;
+  /** Older keys published as `old_verify_keys` after a rotation: key ID → { key (public, base64), expired_ts }. */
+  old_signing_keys: Record<string, { key: string; expired_ts: number }>;
+  /** How long our published server keys are valid for, in ms (the spec suggests not much more than a week). */
+  key_validity_ms: number;
+  storage: { url: string };
+  bus: { url: string };
+  cache: { url: string };
+  listeners: {
+    client: ListenerConfig;
+    federation: FederationListenerConfig;
+    /** Cluster mode: the port a single service process serves on. */
+    service: ListenerConfig;
+  };
+  registration: {
+    mode: RegistrationMode;
+    /** Tokens accepted by m.login.registration_token when mode is `token` (or `open`). */
+    tokens: string[];
+    /** Allow `kind=guest` registration. */
+    allow_guests: boolean;
+    /** Shared secret for the admin registration command/API; unset disables it. */
+    shared_secret?: string;
+  };
+  auth: {
+    /** Lifetime of access tokens issued with a refresh token (clients that send refresh_token: true). */
+    access_token_lifetime_ms: number;
+    /** Minimum password length; 0 disables the check. */
+    password_min_length: number;
+  };
+  rate_limits: {
+    login: RateLimitConfig;
+    register: RateLimitConfig;
+    /** Set false to disable rate limiting entirely (tests, benchmarks). */
+    enabled: boolean;
+  };
+  telemetry: {
+    /** OTLP/HTTP endpoint (e.g. http://otel-collector:4318); OTEL_EXPORTER_OTLP_ENDPOINT also works. */
+    otlp_endpoint?: string;
+    log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+  rooms: {
+    /** Version for new rooms; the spec recommends 12. */
+    default_version: string;
+  };
+  well_known: {
+    /** Delegated federation target for /.well-known/matrix/server (host:port); unset serves none (404). */
+    server?: string;
+  };
+}
+
+export function defaultConfig(serverName: string, dataDir = './data'): AtriumConfig {
+  return {
+    server_name: serverName,
+    public_baseurl: `http://${serverName.includes(':') ? serverName : `${serverName}:8008`}/`,
+    data_dir: dataDir,
+    signing_key_path: `${dataDir}/signing.key`,
+    old_signing_keys: {},
+    key_validity_ms: 7 * 24 * 3600 * 1000,
+    storage: { url: `sqlite:${dataDir}/atrium.db` },
+    bus: { url: 'inprocess:' },
+    cache: { url: 'memory:' },
+    listeners: {
+      client: { host: '0.0.0.0', port: 8008 },
+      federation: { host: '0.0.0.0', port: 8448 },
+      service: { host: '0.0.0.0', port: 8080 },
+    },
+    registration: { mode: 'closed', tokens: [], allow_guests: false },
+    auth: { access_token_lifetime_ms: 5 * 60 * 1000, password_min_length: 0 },
+    rate_limits: {
+      enabled: true,
+      login: { per_second: 0.2, burst: 5 },
+      register: { per_second: 0.2, burst: 5 },
+    },
+    telemetry: { log_level: 'info' },
+    rooms: { default_version: '12' },
+    well_known: {},
+  };
+}
