@@ -1,1 +1,2 @@
 // Launchers for real servers used by tests (nats-server, redis-server, FerretDB, OTLP receiver).
+export * from './ferretdb';

@@ -1,1 +1,4 @@
 export * from './port';
+export * from './sqlite-store';
+export * from './mongo-store';
+export * from './open-document-store';
