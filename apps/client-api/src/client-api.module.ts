@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { AccountController } from './account/account.controller';
+import { AuthController, AuthV3OnlyController } from './auth/auth.controller';
+import { AuthService } from './auth/auth.service';
+import { DevicesController } from './devices/devices.controller';
+import { DiscoveryController } from './discovery/discovery.controller';
+
+/** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
+@Module({
+  controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
+  providers: [AuthService],
+  exports: [AuthService],
+})
+export class ClientApiModule {}

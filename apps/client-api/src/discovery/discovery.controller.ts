@@ -1,0 +1,27 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import type { AtriumConfig } from '@atrium/config';
+import { CONFIG } from '@atrium/platform';
+
+/**
+ * Spec versions this server speaks (client-server-api "API Versions"). The
+ * list grows as modules land; clients such as matrix-js-sdk check it before
+ * using newer endpoints.
+ */
+export const SUPPORTED_VERSIONS = ['r0.0.1', 'r0.1.0', 'r0.2.0', 'r0.3.0', 'r0.4.0', 'r0.5.0', 'r0.6.0', 'r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11', 'v1.12'];
+
+/** Spec: data/api/client-server/versions.yaml and wellknown.yaml. */
+@Controller()
+export class DiscoveryController {
+  constructor(@Inject(CONFIG) private readonly config: AtriumConfig) {}
+
+  @Get('_matrix/client/versions')
+  versions(): { versions: string[]; unstable_features: Record<string, boolean> } {
+    return { versions: SUPPORTED_VERSIONS, unstable_features: {} };
+  }
+
+  /** "Server Discovery": where clients of this server name find the homeserver. */
+  @Get('.well-known/matrix/client')
+  wellKnownClient(): { 'm.homeserver': { base_url: string } } {
+    return { 'm.homeserver': { base_url: this.config.public_baseurl.replace(/\/$/, '') } };
+  }
+}

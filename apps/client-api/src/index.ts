@@ -1,0 +1,2 @@
+export { ClientApiModule } from './client-api.module';
+export { AuthService } from './auth/auth.service';

@@ -1,0 +1,31 @@
+import { Controller, Get, Inject, Module } from '@nestjs/common';
+import type { AtriumConfig } from '@atrium/config';
+import { Errors } from '@atrium/http';
+import { CONFIG } from '@atrium/platform';
+import { ATRIUM_VERSION } from './version';
+
+/** Spec: data/api/server-server/version.yaml and wellknown.yaml (server-server-api "Server discovery"). */
+@Controller()
+export class FederationDiscoveryController {
+  constructor(@Inject(CONFIG) private readonly config: AtriumConfig) {}
+
+  @Get('_matrix/federation/v1/version')
+  version(): { server: { name: string; version: string } } {
+    return { server: { name: 'Atrium', version: ATRIUM_VERSION } };
+  }
+
+  /**
+   * `/.well-known/matrix/server` delegates federation to another host:port.
+   * Without `well_known.server` configured there is no delegation, and a 404
+   * tells other servers to use the server name as it is.
+   */
+  @Get('.well-known/matrix/server')
+  wellKnownServer(): { 'm.server': string } {
+    if (!this.config.well_known.server) throw Errors.notFound('No delegation configured');
+    return { 'm.server': this.config.well_known.server };
+  }
+}
+
+/** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
+@Module({ controllers: [FederationDiscoveryController] })
+export class FederationInboundModule {}

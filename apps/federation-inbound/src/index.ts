@@ -1,0 +1,1 @@
+export { FederationInboundModule } from './federation-inbound.module';

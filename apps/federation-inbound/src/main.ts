@@ -1,0 +1,4 @@
+import { runService } from '@atrium/platform';
+import { FederationInboundModule } from './federation-inbound.module';
+
+void runService('federation-inbound', [FederationInboundModule]);

@@ -1,0 +1,1 @@
+export { FederationOutboundModule } from './federation-outbound.module';

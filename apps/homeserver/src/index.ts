@@ -1,0 +1,1 @@
+export { startEmbedded, ALL_SERVICE_MODULES } from './embedded';

@@ -1,0 +1,1 @@
+export { MediaRepoModule } from './media-repo.module';

@@ -1,0 +1,1 @@
+export { PushGatewayModule } from './push-gateway.module';

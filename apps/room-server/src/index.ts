@@ -1,0 +1,2 @@
+export * from './room-server.api';
+export { RoomServerModule } from './room-server.module';

@@ -1,0 +1,52 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A path-routing reverse proxy for cluster-mode tests: the same job nginx does
+ * in docker-compose and the Ingress does in Helm (deploy/README.md), so the
+ * client sees one base URL while each path prefix reaches its own service.
+ */
+export interface Route {
+  pattern: RegExp;
+  target: string; // app name
+}
+
+/** Longest-prefix routing table of ARCHITECTURE.md / deploy: first match wins. */
+export const CLUSTER_ROUTES: Route[] = [
+  { pattern: /^\/_matrix\/(client\/v1\/media|media|federation\/v1\/media)\//, target: 'media-repo' },
+  { pattern: /^\/_matrix\/client\/(r0|v3|unstable)\/(keys|room_keys)\//, target: 'key-server' },
+  { pattern: /^\/_matrix\/key\//, target: 'key-server' },
+  { pattern: /^\/_matrix\/federation\/v1\/user\/(keys|devices)\//, target: 'key-server' },
+  { pattern: /^\/_matrix\/federation\//, target: 'federation-inbound' },
+  { pattern: /^\/\.well-known\/matrix\/server/, target: 'federation-inbound' },
+  { pattern: /^\//, target: 'client-api' },
+];
+
+export async function startRouter(targets: Record<string, number>): Promise<{ url: string; stop(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const route = CLUSTER_ROUTES.find((r) => r.pattern.test(req.url ?? '/'));
+    const port = route ? targets[route.target] : undefined;
+    if (!port) {
+      res.writeHead(502).end();
+      return;
+    }
+    const upstream = httpRequest(
+      { host: '127.0.0.1', port, method: req.method, path: req.url, headers: { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '' } },
+      (upstreamRes) => {
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        upstreamRes.pipe(res);
+      },
+    );
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { startFerretDb, startNats, startRedis } from '@atrium/test-servers';
+import { freePort, waitForHttp } from './ports';
+import { REPO_ROOT, startNodeProcess, type ManagedProcess } from './process';
+import { startRouter } from './router';
+
+export type Mode = 'embedded' | 'cluster';
+
+export interface TestServer {
+  mode: Mode;
+  serverName: string;
+  /** Where clients connect (in cluster mode, the path router in front of the services). */
+  baseUrl: string;
+  /** Direct URLs of each service process (cluster) or of the one process (embedded, key `atrium`). */
+  services: Record<string, string>;
+  processes: ManagedProcess[];
+  stop(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  /** Extra ATRIUM_* environment (e.g. rate limits, registration mode). */
+  env?: Record<string, string>;
+  /** OTLP/HTTP endpoint for traces. */
+  otlpEndpoint?: string;
+}
+
+export const CLUSTER_APPS = ['client-api', 'federation-inbound', 'federation-outbound', 'key-server', 'media-repo', 'push-gateway', 'room-server'] as const;
+
+/** Writes a config and signing key with the real CLI, as an operator would. */
+function generateConfig(dir: string, serverName: string, clientPort: number, federationPort: number): string {
+  const configPath = join(dir, 'atrium.yaml');
+  execFileSync(process.execPath, [
+    join(REPO_ROOT, 'dist/apps/homeserver/src/main.js'), 'generate-config',
+    '--server-name', serverName, '--config', configPath, '--data-dir', join(dir, 'data'),
+    '--client-port', String(clientPort), '--federation-port', String(federationPort),
+    '--registration', 'open',
+  ], { cwd: REPO_ROOT, stdio: 'pipe' });
+  return configPath;
+}
+
+function baseEnv(options: TestServerOptions): Record<string, string> {
+  const env: Record<string, string> = {
+    ATRIUM_TELEMETRY__LOG_LEVEL: 'warn',
+    ATRIUM_REGISTRATION__ALLOW_GUESTS: 'true',
+    ...options.env,
+  };
+  if (options.otlpEndpoint) env.ATRIUM_TELEMETRY__OTLP_ENDPOINT = options.otlpEndpoint;
+  return env;
+}
+
+async function failWithOutput(processes: ManagedProcess[], err: unknown): Promise<never> {
+  const logs = processes.map((p) => `--- ${p.name} ---\n${p.output().slice(-4000)}`).join('\n');
+  await Promise.all(processes.map((p) => p.stop()));
+  throw new Error(`${(err as Error).message}\n${logs}`);
+}
+
+export async function startEmbeddedServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'atrium-e2e-'));
+  const clientPort = await freePort();
+  const federationPort = await freePort();
+  const serverName = `localhost:${federationPort}`;
+  const configPath = generateConfig(dir, serverName, clientPort, federationPort);
+  const proc = startNodeProcess('atrium', 'dist/apps/homeserver/src/main.js', ['start', '--config', configPath], {
+    ...baseEnv(options),
+    ATRIUM_PUBLIC_BASEURL: `http://127.0.0.1:${clientPort}/`,
+    ATRIUM_LISTENERS__CLIENT__HOST: '127.0.0.1',
+    ATRIUM_LISTENERS__FEDERATION__HOST: '127.0.0.1',
+  });
+  const baseUrl = `http://127.0.0.1:${clientPort}`;
+  try {
+    await waitForHttp(`${baseUrl}/health`, 30_000, proc.alive);
+  } catch (err) {
+    await failWithOutput([proc], err);
+  }
+  return {
+    mode: 'embedded',
+    serverName,
+    baseUrl,
+    services: { atrium: baseUrl, federation: `http://127.0.0.1:${federationPort}` },
+    processes: [proc],
+    async stop() {
+      await proc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The cluster mode, for real: NATS JetStream, Redis and FerretDB (MongoDB wire
+ * protocol) as servers, and every app as its own process, with a path router
+ * in front standing in for the reverse proxy.
+ */
+export async function startClusterServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'atrium-e2e-cluster-'));
+  const [nats, redis, ferret] = await Promise.all([startNats(), startRedis(), startFerretDb()]);
+  const ports: Record<string, number> = {};
+  for (const app of CLUSTER_APPS) ports[app] = await freePort();
+  const routerPlaceholder = await freePort();
+  const serverName = `localhost:${routerPlaceholder}`;
+  const configPath = generateConfig(dir, serverName, 0, 0);
+  const dbName = `atrium_${Date.now().toString(36)}`;
+  const processes: ManagedProcess[] = [];
+  const router = await startRouter(ports);
+  try {
+    for (const app of CLUSTER_APPS) {
+      processes.push(
+        startNodeProcess(app, `dist/apps/${app}/src/main.js`, ['--config', configPath], {
+          ...baseEnv(options),
+          ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}`,
+          ATRIUM_BUS__URL: nats.url,
+          ATRIUM_CACHE__URL: redis.url,
+          ATRIUM_LISTENERS__SERVICE__HOST: '127.0.0.1',
+          ATRIUM_LISTENERS__SERVICE__PORT: String(ports[app]),
+          ATRIUM_PUBLIC_BASEURL: `${router.url}/`,
+        }),
+      );
+    }
+    await Promise.all(processes.map((p) => waitForHttp(`http://127.0.0.1:${ports[p.name]}/ready`, 60_000, p.alive)));
+  } catch (err) {
+    await router.stop();
+    await Promise.all([nats.stop(), redis.stop(), ferret.stop()]);
+    await failWithOutput(processes, err);
+  }
+  return {
+    mode: 'cluster',
+    serverName,
+    baseUrl: router.url,
+    services: Object.fromEntries(CLUSTER_APPS.map((app) => [app, `http://127.0.0.1:${ports[app]}`])),
+    processes,
+    async stop() {
+      await Promise.all(processes.map((p) => p.stop()));
+      await router.stop();
+      await Promise.all([nats.stop(), redis.stop(), ferret.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function startTestServer(mode: Mode, options: TestServerOptions = {}): Promise<TestServer> {
+  return mode === 'embedded' ? startEmbeddedServer(options) : startClusterServer(options);
+}

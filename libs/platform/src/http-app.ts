@@ -1,0 +1,96 @@
+import { Logger, type DynamicModule, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DEFAULT_BODY_LIMIT, Errors, MatrixExceptionFilter } from '@atrium/http';
+import { registerHttpTelemetry } from '@atrium/telemetry';
+import type { Platform } from './platform';
+import { PlatformModule } from './platform.module';
+
+/**
+ * Client-server-api "Web Browser Clients": servers answer pre-flight requests
+ * and send these CORS headers on every response.
+ */
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization',
+};
+
+/**
+ * JSON bodies: "Clients should supply a Content-Type header of application/json
+ * … but this is not required", so every content type is parsed as JSON here
+ * (media upload registers its own raw parser in its module). Invalid JSON is
+ * M_NOT_JSON; an empty body is `undefined`, which handlers that need an object
+ * refuse.
+ */
+function installJsonParser(fastify: FastifyInstance): void {
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', { parseAs: 'string', bodyLimit: DEFAULT_BODY_LIMIT }, (_req: FastifyRequest, body: string | Buffer, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(Errors.notJson(), undefined);
+    }
+  });
+}
+
+function installCors(fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.headers(CORS_HEADERS);
+    if (request.method === 'OPTIONS') {
+      await reply.status(204).send();
+    }
+  });
+}
+
+export interface HttpAppOptions {
+  platform: Platform;
+  /** The service modules this app serves (one in cluster mode, all in embedded mode). */
+  modules: Array<Type<unknown> | DynamicModule>;
+}
+
+/** Builds (without listening) a Nest app on Fastify with the platform, JSON parsing, CORS, telemetry and Matrix errors. */
+export async function createHttpApp(options: HttpAppOptions): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, trustProxy: true, logger: false, maxParamLength: 1000 });
+  const { platform } = options;
+  const root: DynamicModule = { module: AtriumRootModule, imports: [PlatformModule.forPlatform(platform), ...options.modules] };
+  const app = await NestFactory.create<NestFastifyApplication>(root, adapter, {
+    bodyParser: false,
+    logger: new NestLogBridge(platform),
+  });
+  const fastify = app.getHttpAdapter().getInstance();
+  installJsonParser(fastify);
+  installCors(fastify);
+  registerHttpTelemetry(fastify, platform.telemetry, { serviceName: platform.serviceName });
+  app.useGlobalFilters(new MatrixExceptionFilter());
+  await app.init();
+  return app;
+}
+
+/** The root of every Atrium Nest app; its imports are given per app. */
+class AtriumRootModule {}
+
+/** Sends Nest's own log lines to the service's JSON logger. */
+class NestLogBridge extends Logger {
+  constructor(private readonly platform: Platform) {
+    super();
+  }
+  override log(message: unknown, context?: string): void {
+    this.platform.telemetry.logger.debug({ context }, String(message));
+  }
+  override error(message: unknown, stack?: string, context?: string): void {
+    this.platform.telemetry.logger.error({ context, stack }, String(message));
+  }
+  override warn(message: unknown, context?: string): void {
+    this.platform.telemetry.logger.warn({ context }, String(message));
+  }
+  override debug(message: unknown, context?: string): void {
+    this.platform.telemetry.logger.debug({ context }, String(message));
+  }
+  override verbose(message: unknown, context?: string): void {
+    this.platform.telemetry.logger.trace({ context }, String(message));
+  }
+}
