@@ -35,6 +35,8 @@ function overlay(base: Plain, patch: Plain, path: string, freeForm: ReadonlySet<
       continue;
     }
     if (isPlainObject(current)) {
+      // A section whose keys are all commented out reads as null: keep the defaults.
+      if (value === null) continue;
       if (!isPlainObject(value)) throw new ConfigError(`config key "${where}" must be a mapping`);
       out[key] = overlay(current, value, where, freeForm);
     } else if (Array.isArray(current)) {
