@@ -43,7 +43,7 @@ describe('MongoDocumentStore specifics', () => {
   });
 
   it('fails to open when nothing answers', async () => {
-    const store = new MongoDocumentStore('mongodb://127.0.0.1:1/x?serverSelectionTimeoutMS=500');
+    const store = new MongoDocumentStore('mongodb://127.0.0.1:1/x', { serverSelectionTimeoutMs: 300 });
     expect(await store.ping()).toBe(false);
     await store.close();
   });

@@ -5,6 +5,19 @@
  *
  * The port's filters are MongoDB's own query language restricted to top-level
  * scalar fields, so they pass through after a name check.
+ *
+ * FerretDB 1.24 (SQLite backend) differs from MongoDB in three ways this
+ * adapter works around, found by the contract suite:
+ * - its E11000 errors name neither the index nor the key, so an insert that
+ *   clashes is told apart (`_id` or another unique index) by looking `_id` up;
+ * - a unique clash during update/replace comes back as InternalError (code 1)
+ *   whose message carries SQLite's "UNIQUE constraint failed";
+ * - update, replace and findAndModify read the document, change it in Go and
+ *   write it back by `_id` without re-checking the filter, so concurrent
+ *   conditional updates and `$inc` lose writes. On FerretDB those operations
+ *   are therefore serialised per collection inside this process. That keeps
+ *   the port's guarantees for one process (tests, CI); several processes on
+ *   one FerretDB would still race. MongoDB itself needs none of this.
  */
 import { MongoClient, MongoServerError, type Collection as MongoCollection, type Db, type Filter as MongoFilter } from 'mongodb';
 import type { Collection, CollectionSpec, Doc, DocumentStore, FieldValue, Filter, FindOptions } from './port';
@@ -24,21 +37,42 @@ export function mongoDatabaseName(url: string): string {
 }
 
 function isDuplicateKey(err: unknown): err is MongoServerError {
-  return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
+  if (!(err instanceof MongoServerError)) return false;
+  // FerretDB 1.24 reports unique clashes on update as InternalError with SQLite's message.
+  return err.code === DUPLICATE_KEY || (err.code === 1 && /UNIQUE constraint failed/.test(err.message));
 }
 
-/**
- * Whether an E11000 error is about `_id`. MongoDB sets keyPattern; FerretDB
- * 1.24 gives only the message, which names the index (`_id_`) as MongoDB's does.
- */
-function isIdClash(err: MongoServerError): boolean {
+/** Whether an E11000 error says it was `_id` (MongoDB's keyPattern); undefined when the server does not say (FerretDB). */
+function clashIsOnId(err: MongoServerError): boolean | undefined {
   const keyPattern: unknown = err.keyPattern;
   if (keyPattern && typeof keyPattern === 'object') {
     const keys = Object.keys(keyPattern);
     return keys.length === 1 && keys[0] === '_id';
   }
-  return /index: _id_ /.test(err.message) || /\b_id_\b/.test(err.errmsg ?? '');
+  if (/ index: _id_ /.test(err.message)) return true;
+  if (/ index: /.test(err.message)) return false;
+  return undefined;
 }
+
+/** Runs `fn` after every earlier call with the same key has settled (an in-process mutex). */
+type Serialiser = <R>(fn: () => Promise<R>) => Promise<R>;
+const queues = new Map<string, Promise<unknown>>();
+function serialiserFor(key: string): Serialiser {
+  return <R>(fn: () => Promise<R>): Promise<R> => {
+    const previous = queues.get(key) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    queues.set(key, settled);
+    void settled.then(() => {
+      if (queues.get(key) === settled) queues.delete(key);
+    });
+    return run;
+  };
+}
+const direct: Serialiser = (fn) => fn();
 
 function checkFilter(filter: object): void {
   for (const field of Object.keys(filter)) if (field !== '_id') assertFieldName(field);
@@ -62,7 +96,14 @@ function setFields(set: object): Record<string, FieldValue> {
 }
 
 class MongoDocCollection<T extends Doc> implements Collection<T> {
-  constructor(private readonly coll: MongoCollection<Doc>) {}
+  /**
+   * @param readModifyWrite wraps operations that FerretDB performs as
+   *   read-then-write (see the file comment); a pass-through on MongoDB.
+   */
+  constructor(
+    private readonly coll: MongoCollection<Doc>,
+    private readonly readModifyWrite: Serialiser,
+  ) {}
 
   async insert(doc: T): Promise<boolean> {
     checkFilter(doc);
@@ -71,7 +112,8 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
       return true;
     } catch (err) {
       if (isDuplicateKey(err)) {
-        if (isIdClash(err)) return false;
+        const onId = clashIsOnId(err) ?? (await this.coll.countDocuments({ _id: doc._id }, { limit: 1 })) === 1;
+        if (onId) return false;
         throw new DuplicateKeyError(err.message);
       }
       throw err;
@@ -80,17 +122,21 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
 
   async put(doc: T): Promise<void> {
     checkFilter(doc);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.coll.replaceOne({ _id: doc._id }, doc, { upsert: true });
-        return;
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
-        // Two upserts of a new _id may race to insert it; the loser retries as a replace.
-        if (isIdClash(err) && attempt < UPSERT_RETRIES) continue;
-        throw new DuplicateKeyError(err.message);
+    await this.readModifyWrite(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.coll.replaceOne({ _id: doc._id }, doc, { upsert: true });
+          return;
+        } catch (err) {
+          if (!isDuplicateKey(err)) throw err;
+          // Two upserts of a new _id may race to insert it; the loser retries as a replace.
+          if (err.code === DUPLICATE_KEY && clashIsOnId(err) !== false && attempt < UPSERT_RETRIES) {
+            if ((await this.coll.countDocuments({ _id: doc._id }, { limit: 1 })) === 1) continue;
+          }
+          throw new DuplicateKeyError(err.message);
+        }
       }
-    }
+    });
   }
 
   async get(id: string): Promise<T | null> {
@@ -147,7 +193,7 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
     // MongoDB rejects an empty update document; with nothing to write the answer is whether it matches.
     if (Object.keys(update).length === 0) return (await this.coll.countDocuments(filter, { limit: 1 })) === 1;
     try {
-      const result = await this.coll.updateOne(filter, update);
+      const result = await this.readModifyWrite(() => this.coll.updateOne(filter, update));
       return result.matchedCount === 1;
     } catch (err) {
       if (isDuplicateKey(err)) throw new DuplicateKeyError(err.message);
@@ -160,7 +206,7 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
     const $set = setFields(set);
     if (Object.keys($set).length === 0) return this.coll.countDocuments(filter as MongoFilter<Doc>);
     try {
-      const result = await this.coll.updateMany(filter as MongoFilter<Doc>, { $set });
+      const result = await this.readModifyWrite(() => this.coll.updateMany(filter as MongoFilter<Doc>, { $set }));
       return result.matchedCount;
     } catch (err) {
       if (isDuplicateKey(err)) throw new DuplicateKeyError(err.message);
@@ -174,7 +220,7 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
 
   async deleteMany(filter: Filter<T>): Promise<number> {
     checkFilter(filter);
-    return (await this.coll.deleteMany(filter as MongoFilter<Doc>)).deletedCount;
+    return (await this.readModifyWrite(() => this.coll.deleteMany(filter as MongoFilter<Doc>))).deletedCount;
   }
 }
 
@@ -183,25 +229,47 @@ interface SequenceDoc {
   value: number;
 }
 
+export interface MongoStoreOptions {
+  /** How long to wait for a reachable server before an operation fails, in ms. */
+  serverSelectionTimeoutMs?: number;
+}
+
 export class MongoDocumentStore implements DocumentStore {
   private readonly client: MongoClient;
   private readonly db: Db;
-  private connected: Promise<MongoClient> | undefined;
+  private readonly lockPrefix: string;
+  private connected: Promise<boolean> | undefined;
 
-  constructor(url: string) {
+  constructor(url: string, options: MongoStoreOptions = {}) {
     // ignoreUndefined: optional fields left undefined are dropped, as the SQLite adapter does.
-    this.client = new MongoClient(url, { ignoreUndefined: true, serverSelectionTimeoutMS: 10_000 });
-    this.db = this.client.db(mongoDatabaseName(url));
+    this.client = new MongoClient(url, { ignoreUndefined: true, serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 10_000 });
+    const dbName = mongoDatabaseName(url);
+    this.db = this.client.db(dbName);
+    const hosts = /^mongodb(?:\+srv)?:\/\/([^/?]*)/.exec(url)?.[1] ?? url;
+    this.lockPrefix = `${hosts}/${dbName}.`;
   }
 
-  private connect(): Promise<MongoClient> {
-    this.connected ??= this.client.connect();
+  /** Connects once; resolves to whether the server is FerretDB (its buildInfo carries ferretdbVersion). */
+  private connect(): Promise<boolean> {
+    this.connected ??= (async () => {
+      await this.client.connect();
+      const info = await this.db.command({ buildInfo: 1 });
+      return 'ferretdbVersion' in info;
+    })();
+    // A failed connection is retried on the next call rather than remembered.
+    this.connected.catch(() => {
+      this.connected = undefined;
+    });
     return this.connected;
+  }
+
+  private async serialiser(collection: string): Promise<Serialiser> {
+    return (await this.connect()) ? serialiserFor(this.lockPrefix + collection) : direct;
   }
 
   async collection<T extends Doc>(spec: CollectionSpec): Promise<Collection<T>> {
     assertCollectionName(spec.name);
-    await this.connect();
+    const serialiser = await this.serialiser(spec.name);
     const coll = this.db.collection<Doc>(spec.name);
     for (const index of spec.indexes ?? []) {
       if (index.fields.length === 0) throw new Error(`index on ${spec.name} has no fields`);
@@ -209,15 +277,15 @@ export class MongoDocumentStore implements DocumentStore {
       const name = `${index.unique ? 'u' : 'i'}_${index.fields.join('__')}`;
       await coll.createIndex(Object.fromEntries(index.fields.map((f) => [f, 1 as const])), { name, unique: index.unique ?? false });
     }
-    return new MongoDocCollection<T>(coll);
+    return new MongoDocCollection<T>(coll, serialiser);
   }
 
   async nextSequence(name: string, increment = 1): Promise<number> {
-    await this.connect();
+    const serialise = await this.serialiser(SEQUENCES);
     const seqs = this.db.collection<SequenceDoc>(SEQUENCES);
     for (let attempt = 0; ; attempt++) {
       try {
-        const doc = await seqs.findOneAndUpdate({ _id: name }, { $inc: { value: increment } }, { upsert: true, returnDocument: 'after' });
+        const doc = await serialise(() => seqs.findOneAndUpdate({ _id: name }, { $inc: { value: increment } }, { upsert: true, returnDocument: 'after' }));
         if (!doc) throw new Error(`counter ${name} was not returned`);
         return Number(doc.value);
       } catch (err) {
