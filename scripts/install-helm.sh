@@ -35,6 +35,20 @@ fi
 
 echo "helm: building helm.sh/helm/v3/cmd/helm@$HELM_VERSION into $out (a few minutes the first time)"
 start=$(date +%s)
-GOBIN="$out_dir" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+# Helm's Makefile stamps its version and the Kubernetes version it assumes
+# (for `helm template` and the lint deprecation checks) with -X flags; a
+# plain `go install` would leave Kubernetes at 1.20 and reject charts that
+# need newer. The Kubernetes version is that of the client-go Helm uses.
+mod_dir=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+k8s_minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$mod_dir/go.mod" | head -n 1)
+if [ -z "$k8s_minor" ]; then
+  echo "helm: cannot read the client-go version from $mod_dir/go.mod" >&2
+  exit 1
+fi
+ldflags="-w -s -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  ldflags="$ldflags -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+GOBIN="$out_dir" go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 echo "helm: built in $(( $(date +%s) - start ))s"
 "$out" version --short
