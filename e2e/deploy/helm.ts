@@ -43,8 +43,8 @@ function isManifest(value: unknown): value is Manifest {
 }
 
 /** `helm template` with --set style overrides; throws with Helm's message when rendering fails. */
-export function renderChart(sets: string[] = [], extraArgs: string[] = []): Manifest[] {
-  const args = ['template', RELEASE, chartDir, '--namespace', NAMESPACE, ...sets.flatMap((s) => ['--set', s]), ...extraArgs];
+export function renderChart(sets: string[] = [], extraArgs: string[] = [], release = RELEASE): Manifest[] {
+  const args = ['template', release, chartDir, '--namespace', NAMESPACE, ...sets.flatMap((s) => ['--set', s]), ...extraArgs];
   const result = runHelm(args);
   if (result.status !== 0) throw new Error(`helm ${args.join(' ')} failed:\n${result.stderr}`);
   const manifests: Manifest[] = [];
