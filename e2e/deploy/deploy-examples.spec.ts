@@ -162,7 +162,7 @@ describe('deploy/k8s', () => {
     const services = ofKind(renderChart([], [], 'atrium'), 'Service');
     expect(services).toHaveLength(CLUSTER_APPS.length);
     for (const s of services) {
-      const labels = (s.metadata as { labels: Record<string, string> }).labels;
+      const labels = s.metadata.labels;
       expect(labels).toMatchObject(monitor.spec.selector.matchLabels);
       const ports = (s.spec as { ports: Array<{ name: string }> }).ports.map((p) => p.name);
       expect(ports).toContain(monitor.spec.endpoints[0].port);

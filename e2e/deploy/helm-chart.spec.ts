@@ -185,8 +185,8 @@ describe('helm/atrium', () => {
       const privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
       const signature = sign(null, Buffer.from('atrium'), privateKey);
       expect(verify(null, Buffer.from('atrium'), createPublicKey(privateKey), signature)).toBe(true);
-      const annotations = named(manifests, 'Secret', `${fullname}-signing-key`).metadata as { annotations?: Record<string, string> };
-      expect(annotations.annotations?.['helm.sh/resource-policy']).toBe('keep');
+      const { annotations } = named(manifests, 'Secret', `${fullname}-signing-key`).metadata;
+      expect(annotations?.['helm.sh/resource-policy']).toBe('keep');
     });
 
     it('values.yaml routes are exactly deploy/routes.yaml', () => {

@@ -33,7 +33,10 @@ export function runHelm(args: string[]): HelmResult {
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-export type Manifest = Record<string, unknown> & { kind: string; metadata: { name: string } };
+export type Manifest = Record<string, unknown> & {
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+};
 
 function isManifest(value: unknown): value is Manifest {
   if (typeof value !== 'object' || value === null) return false;
