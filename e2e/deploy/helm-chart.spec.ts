@@ -320,6 +320,14 @@ describe('helm/atrium', () => {
       expect(renderFailure(['apps.key-server.enabled=false'])).toContain('goes to app key-server, which is not enabled');
     });
 
+    it('values.schema.json refuses values the apps could not use', () => {
+      expect(renderFailure(['config.registration.mode=maybe'])).toContain("value must be one of 'open', 'token', 'closed'");
+      expect(renderFailure(['apps.chat-bot.enabled=true'])).toContain("additional properties 'chat-bot' not allowed");
+      expect(renderFailure(['apps.room-server.replicas=-1'])).toContain('/apps/room-server/replicas');
+      expect(renderFailure(['serverName=not a name'])).toContain('/serverName');
+      expect(renderFailure(['signingKey.value=rsa 1 abc'])).toContain('/signingKey/value');
+    });
+
     it('a storage URL is required unless an existing Secret provides it', () => {
       expect(renderFailure(['storage.url='])).toContain('storage-url: set .url or .existingSecret');
     });
