@@ -7,6 +7,7 @@
 import type { MatrixClient } from 'matrix-js-sdk';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
 import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+import { verifyJsonSignature } from '@atrium/matrix';
 
 const modes: Mode[] = ['embedded', 'cluster'];
 
@@ -285,6 +286,29 @@ describe.each(modes)('accounts (%s mode)', (mode) => {
       const login = await matrixError(loggedIn(username, 'pw-123456'));
       expect(login.errcode).toBe('M_USER_DEACTIVATED');
       expect((await matrixError(client(base).isUsernameAvailable(username))).errcode).toBe('M_USER_IN_USE');
+    });
+  });
+
+  describe('server keys', () => {
+    it('publishes a signing key and signs the response with it', async () => {
+      const response = await fetch(`${base}/_matrix/key/v2/server`);
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as {
+        server_name: string;
+        valid_until_ts: number;
+        verify_keys: Record<string, { key: string }>;
+        old_verify_keys: Record<string, unknown>;
+        signatures: Record<string, Record<string, string>>;
+      };
+      expect(body.server_name).toBe(server.serverName);
+      expect(body.valid_until_ts).toBeGreaterThan(Date.now() + 3600_000);
+      expect(body.old_verify_keys).toEqual({});
+      const [keyId] = Object.keys(body.verify_keys);
+      expect(keyId).toMatch(/^ed25519:[A-Za-z0-9_]+$/);
+      expect(body.signatures[server.serverName][keyId]).toEqual(expect.any(String));
+      expect(verifyJsonSignature(body, server.serverName, keyId, body.verify_keys[keyId].key)).toBe(true);
+      // Tampering breaks the signature.
+      expect(verifyJsonSignature({ ...body, valid_until_ts: body.valid_until_ts + 1 }, server.serverName, keyId, body.verify_keys[keyId].key)).toBe(false);
     });
   });
 

@@ -1,0 +1,1 @@
+export { KeyServerModule } from './key-server.module';
