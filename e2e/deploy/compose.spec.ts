@@ -4,7 +4,9 @@
  * needed): every app is a service, the proxy routes like deploy/routes.yaml,
  * the config loads with @atrium/config and points at services that exist.
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { buildConfig } from '@atrium/config';
@@ -67,6 +69,14 @@ function mounts(service: ComposeService): Map<string, string> {
   );
 }
 
+/** The shell command of the init service (entrypoint `sh -c`). */
+function initScript(): string {
+  const init = compose.services.init as ComposeService & { entrypoint?: string[] };
+  expect(init.entrypoint).toEqual(['/bin/sh', '-c']);
+  expect(init.command).toHaveLength(1);
+  return init.command![0];
+}
+
 function hostOf(url: string): string {
   return new URL(url).hostname;
 }
@@ -118,13 +128,37 @@ describe('docker-compose.yml', () => {
   it('the one-shot init writes the signing key where the services read it', () => {
     const init = compose.services.init;
     const config = buildConfig(clusterYaml, {});
-    expect(init.restart).toBe('no');
-    expect(init.command?.slice(0, 2)).toEqual(['homeserver', 'generate-config']);
-    const keyArg = init.command![init.command!.indexOf('--signing-key-path') + 1];
-    expect(keyArg).toBe(config.signing_key_path);
     const keyDir = config.signing_key_path.slice(0, config.signing_key_path.lastIndexOf('/'));
-    expect(mounts(init).get(keyDir)).toBe('atrium-keys');
-    expect(init.volumes).toContain(`atrium-keys:${keyDir}`);
+    expect(init.restart).toBe('no');
+    expect(init.volumes).toEqual([`atrium-keys:${keyDir}`]);
+    expect(initScript()).toContain(`test -s ${config.signing_key_path} ||`);
+    expect(initScript()).toContain(`--data-dir ${keyDir}`);
+  });
+
+  it('the init command makes a valid key with the real homeserver CLI, and keeps it on the next run', () => {
+    // The compose command, run on this machine: the volume is a temp folder,
+    // atrium-entrypoint is deploy/docker/entrypoint.sh over the dist/ that the
+    // e2e global setup builds.
+    const keyDir = buildConfig(clusterYaml, {}).signing_key_path.replace(/\/[^/]+$/, '');
+    const work = mkdtempSync(join(tmpdir(), 'atrium-init-'));
+    try {
+      const script = initScript()
+        .replace(/\$\$/g, '$')
+        .split(keyDir).join(join(work, 'keys'))
+        .split('/tmp/generated.yaml').join(join(work, 'generated.yaml'))
+        .replace('exec atrium-entrypoint', `exec sh ${join(repoRoot, 'deploy', 'docker', 'entrypoint.sh')}`);
+      const env = { PATH: process.env.PATH ?? '', ATRIUM_DIST: join(repoRoot, 'dist'), ATRIUM_SERVER_NAME: 'localhost' };
+      const first = spawnSync('sh', ['-c', script], { env, encoding: 'utf8', timeout: 30_000 });
+      if (first.status !== 0) throw new Error(`the init command failed (${String(first.status)}):\n${first.stderr.slice(-1500)}`);
+      const keyFile = join(work, 'keys', 'signing.key');
+      const key = readFileSync(keyFile, 'utf8');
+      expect(key).toMatch(/^ed25519 [A-Za-z0-9_]+ [A-Za-z0-9+/]{43}\n?$/);
+      const second = spawnSync('sh', ['-c', script], { env, encoding: 'utf8', timeout: 30_000 });
+      expect(second.status).toBe(0);
+      expect(readFileSync(keyFile, 'utf8')).toBe(key);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('declares every named volume it uses', () => {
