@@ -39,7 +39,11 @@ export function generateConfig(argv: string[]): { configPath: string; config: At
   const serverName = option(options, 'server-name');
   if (!serverName) throw new Error('generate-config needs --server-name NAME');
   const configPath = resolve(option(options, 'config') ?? 'atrium.yaml');
-  if (existsSync(configPath)) throw new Error(`${configPath} exists; not overwriting it`);
+  if (existsSync(configPath)) {
+    // --keep-existing makes the command safe to run on every start (compose `init`).
+    if (options.get('keep-existing') === true) return { configPath, config: loadServiceConfig(configPath) };
+    throw new Error(`${configPath} exists; not overwriting it`);
+  }
   const dataDir = resolve(option(options, 'data-dir') ?? './data');
   const config = defaultConfig(serverName, dataDir);
   const clientPort = option(options, 'client-port');
@@ -51,10 +55,13 @@ export function generateConfig(argv: string[]): { configPath: string; config: At
     if (!['open', 'token', 'closed'].includes(registration)) throw new Error('--registration is open, token or closed');
     config.registration.mode = registration as RegistrationMode;
   }
+  const signingKeyPath = option(options, 'signing-key-path');
+  if (signingKeyPath) config.signing_key_path = resolve(signingKeyPath);
   const publicBaseUrl = option(options, 'public-baseurl');
   if (publicBaseUrl) config.public_baseurl = publicBaseUrl;
   mkdirSync(dirname(configPath), { recursive: true });
   mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dirname(config.signing_key_path), { recursive: true });
   writeNewSigningKeyFile(config.signing_key_path);
   const header = '# Atrium configuration, written by generate-config.\n# Every key is documented in config/atrium.sample.yaml; ATRIUM_<KEY> environment variables override it.\n';
   writeFileSync(configPath, header + stringify(config), { mode: 0o600 });

@@ -30,7 +30,7 @@ export const ALL_SERVICE_MODULES = [
  * (over TLS when a certificate is configured). Both ports reach the same app.
  */
 export async function startEmbedded(config: AtriumConfig): Promise<RunningService> {
-  const platform = await openPlatform(config, 'atrium');
+  const platform = await openPlatform(config, 'atrium', { createSigningKey: true });
   const app = await createHttpApp({ platform, modules: ALL_SERVICE_MODULES });
   await app.listen({ host: config.listeners.client.host, port: config.listeners.client.port });
   const clientPort = (app.getHttpServer().address() as AddressInfo).port;

@@ -33,6 +33,11 @@ describe('buildConfig', () => {
     expect(config.registration.shared_secret).toBe('s3cret');
   });
 
+  it('ignores ATRIUM_ variables that are not config keys, but not misspelt keys of a section', () => {
+    expect(buildConfig('server_name: a.test\n', { ATRIUM_CONFIG: 'x.yaml', ATRIUM_FERRETDB_BIN: '/bin/x' }).server_name).toBe('a.test');
+    expect(() => buildConfig('server_name: a.test\n', { ATRIUM_STORAGE__URI: 'x' })).toThrow(/storage.uri/);
+  });
+
   it('takes the server name from the environment', () => {
     expect(buildConfig('', { ATRIUM_SERVER_NAME: 'env.test' }).server_name).toBe('env.test');
   });

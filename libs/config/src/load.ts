@@ -71,8 +71,10 @@ export function envOverrides(env: NodeJS.ProcessEnv, defaults: Plain): Plain {
   const patch: Plain = {};
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith('ATRIUM_') || raw === undefined) continue;
-    if (name === 'ATRIUM_CONFIG' || name === 'ATRIUM_APP') continue;
     const keys = name.slice('ATRIUM_'.length).toLowerCase().split('__');
+    // Other ATRIUM_ variables (ATRIUM_CONFIG, ATRIUM_APP, tool paths for tests) are not
+    // config keys; within a known section a misspelt key still fails.
+    if (!(keys[0] in defaults)) continue;
     let target = patch;
     let shape: unknown = defaults;
     for (const key of keys.slice(0, -1)) {

@@ -3,7 +3,7 @@ import { openBus, type Bus } from '@atrium/bus';
 import { openCache, type Cache } from '@atrium/cache';
 import type { AtriumConfig } from '@atrium/config';
 import { RateLimiter, UserInteractiveAuth } from '@atrium/http';
-import { loadOrCreateSigningKey, type SigningKey } from './signing-key';
+import { loadSigningKey, type SigningKey } from './signing-key';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import { initTelemetry, tracedBus, type Telemetry } from '@atrium/telemetry';
 
@@ -28,7 +28,12 @@ export interface Platform {
   close(): Promise<void>;
 }
 
-export async function openPlatform(config: AtriumConfig, serviceName: string): Promise<Platform> {
+export interface OpenPlatformOptions {
+  /** Create the signing key file if missing (embedded mode only). */
+  createSigningKey?: boolean;
+}
+
+export async function openPlatform(config: AtriumConfig, serviceName: string, options: OpenPlatformOptions = {}): Promise<Platform> {
   const telemetry = initTelemetry({
     serviceName,
     otlpEndpoint: config.telemetry.otlp_endpoint,
@@ -37,7 +42,7 @@ export async function openPlatform(config: AtriumConfig, serviceName: string): P
   const store = await openDocumentStore(config.storage.url);
   const bus = tracedBus(await openBus(config.bus.url), telemetry, serviceName);
   const cache = await openCache(config.cache.url);
-  const signingKey = await loadOrCreateSigningKey(config.signing_key_path);
+  const signingKey = await loadSigningKey(config.signing_key_path, options.createSigningKey ?? false);
   const accounts = await AccountStore.open(store);
   return {
     config,

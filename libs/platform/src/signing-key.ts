@@ -62,8 +62,19 @@ export function writeNewSigningKeyFile(path: string): boolean {
   return true;
 }
 
-/** Loads the key, creating the file on first run (the embedded mode's "nothing to set up"). */
-export async function loadOrCreateSigningKey(path: string): Promise<SigningKey> {
-  writeNewSigningKeyFile(path);
-  return parseSigningKeyFile(readFileSync(path, 'utf8'));
+/**
+ * Loads the key. With `create`, a missing file is created first (the embedded
+ * mode's "nothing to set up"); without it (cluster services) a missing key is
+ * an error, since replicas that each made their own key would sign with
+ * different keys.
+ */
+export async function loadSigningKey(path: string, create: boolean): Promise<SigningKey> {
+  if (create) writeNewSigningKeyFile(path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the signing key ${path} (${(err as NodeJS.ErrnoException).code}): create it with generate-config`);
+  }
+  return parseSigningKeyFile(text);
 }
