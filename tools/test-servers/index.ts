@@ -1,2 +1,3 @@
 // Launchers for real servers used by tests (nats-server, redis-server, FerretDB, OTLP receiver).
 export * from './ferretdb';
+export * from './otlp-receiver';
