@@ -1,3 +1,4 @@
 // Public surface of @atrium/matrix: pure protocol code, no I/O.
 export * from './room-versions';
 export * from './events/pdu';
+export * from './event-auth';
