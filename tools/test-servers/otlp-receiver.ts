@@ -190,7 +190,16 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       return new Promise<ReceivedSpan[]>((resolve, reject) => {
         const check = (): boolean => {
           const all = [...received];
-          if (!pred(all)) return false;
+          let done: boolean;
+          try {
+            done = pred(all);
+          } catch (error) {
+            clearTimeout(timer);
+            waiters.delete(wake);
+            reject(error instanceof Error ? error : new Error(String(error)));
+            return true;
+          }
+          if (!done) return false;
           clearTimeout(timer);
           waiters.delete(wake);
           resolve(all);
