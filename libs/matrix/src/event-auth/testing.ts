@@ -173,11 +173,13 @@ export function createRoom(versionId: RoomVersionId, options: RoomOptions = {}):
 }
 
 /**
- * `users` for a room created by alice: alice at 100 added before v12 (where
+ * `users` (full user IDs) for a room created by alice: alice at 100 added before v12 (where
  * creators may not be listed and are infinitely powerful anyway).
  */
 export function withCreator(versionId: RoomVersionId, users: Record<string, number | string>): Record<string, number | string> {
-  return ROOM_VERSIONS[versionId].privilegedCreators ? users : { alice: 100, ...users };
+  const out: Record<string, number | string> = ROOM_VERSIONS[versionId].privilegedCreators ? {} : { [user('alice')]: 100 };
+  for (const [name, level] of Object.entries(users)) out[user(name)] = level;
+  return out;
 }
 
 /** Asserts-friendly view of a verdict: `'allow'` or `'deny <rule> <check>'`. */
