@@ -173,6 +173,15 @@ describe('m.room.member: knock', () => {
     expect(verdict(room.check(room.member('alice', 'knock')))).toBe(`deny ${sub(id, 6)}.4 m.room.member/knock/membership`);
   });
 
+  it.each(['7', '10', '12'] as const)('v%s: a knocker can be invited, or kicked by a moderator, but a non-member cannot leave', (id) => {
+    const room = createRoom(id, { joinRule: 'knock' });
+    room.membership('bob', 'knock');
+    room.membership('carol', 'knock');
+    expect(room.membership('alice', 'invite', 'bob')).toEqual({ allowed: true });
+    expect(room.membership('alice', 'leave', 'carol')).toEqual({ allowed: true });
+    expect(verdict(room.check(room.member('carol', 'leave')))).toBe(`deny ${sub(id, 4)}.1 m.room.member/leave/not-in-room`);
+  });
+
   it.each(knock.no)('v%s: knock is an unknown membership before v7', (id) => {
     const room = createRoom(id, { joinRule: 'knock' });
     expect(verdict(room.check(room.member('bob', 'knock')))).toBe(`deny ${memberRule(id)}.6 m.room.member/unknown`);

@@ -59,6 +59,18 @@ describe('power level values per room version', () => {
     expect(verdict(room.check(room.powerLevels('alice', { users: withCreator(id, { bob: '50' }) })))).toBe(`deny ${plRule(id)}.3 m.room.power_levels/users`);
   });
 
+  it.each(ALL_VERSIONS)('v%s: a float in `users` is a truncated level in v1–v5 and rejected after', (id) => {
+    const room = createRoom(id);
+    room.membership('bob', 'join');
+    const result = room.send(room.powerLevels('alice', { users: withCreator(id, { bob: 50.57 }) })).result;
+    if (Number(id) <= 5) {
+      expect(result).toEqual({ allowed: true });
+      expect(userPowerLevel(user('bob'), room.lookup, room.version)).toBe(50);
+    } else {
+      expect(verdict(result)).toBe(`deny ${plSub(id, 1)} m.room.power_levels/users`);
+    }
+  });
+
   it.each(ALL_VERSIONS)('v%s: `users` must map user IDs to levels', (id) => {
     const room = createRoom(id);
     const r = `deny ${plSub(id, 1)} m.room.power_levels/users`;
