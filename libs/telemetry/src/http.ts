@@ -39,6 +39,13 @@ function errcodeOf(reply: FastifyReply, payload: unknown): string | undefined {
   return undefined;
 }
 
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE']);
+
+/** Unknown methods share one label value, as OpenTelemetry's HTTP conventions do (`_OTHER`), so clients cannot grow the label set. */
+function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : '_OTHER';
+}
+
 /** The route pattern (e.g. `/_matrix/client/v3/rooms/:roomId/send/:eventType/:txnId`), undefined when no route matched. */
 function routeOf(request: FastifyRequest): string | undefined {
   const url = request.routeOptions.url;
@@ -136,7 +143,7 @@ export function registerHttpTelemetry(fastify: FastifyInstance, telemetry: Telem
       ({ traceId, spanId } = span.spanContext());
     }
     const seconds = reply.elapsedTime / 1000;
-    duration.observe({ method: request.method, route: route ?? 'unmatched', status: String(status) }, seconds);
+    duration.observe({ method: methodLabel(request.method), route: route ?? 'unmatched', status: String(status) }, seconds);
     const line = {
       service: options.serviceName,
       method: request.method,
