@@ -2,3 +2,4 @@
 export * from './room-versions';
 export * from './events/pdu';
 export * from './event-auth';
+export * from './state-res';
