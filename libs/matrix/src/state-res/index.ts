@@ -23,7 +23,8 @@ export { isPowerEvent } from './definitions';
  * `stateSets` carry events; the auth events needed on the way are fetched
  * through `loadEvents`, in batches, each at most once per call. With no state
  * set the result is empty; with one it is that state (copied); when the sets
- * agree on every key nothing is loaded.
+ * agree on every key nothing is loaded. Throws StateResolutionError when the
+ * sets (or loaded events) belong to different rooms.
  */
 export async function resolveState(input: StateResInput): Promise<StateMap> {
   const { stateSets } = input;

@@ -6,7 +6,7 @@
 import { stateKey, type StateMap } from '../events/pdu';
 import { ROOM_VERSIONS, type RoomVersionId } from '../room-versions';
 import { resolveState, StateResolutionError } from './index';
-import { at, newRoom, summarise, userId, type Branch, type TestRoom } from './test-support/room-graph';
+import { at, eventId, newRoom, summarise, userId, type Branch, type TestRoom } from './test-support/room-graph';
 
 async function resolve(room: TestRoom, ...branches: Branch[]): Promise<StateMap> {
   const { load } = room.loader();
@@ -306,6 +306,30 @@ describe('state resolution v2.1 (room version 12)', () => {
     const state = await resolve(room, a, b);
     expect(member(state, 'bob')).toBe('BANB');
     expect(member(state, 'dave')).toBe('KICK');
+  });
+
+  it('does not use rejected auth events in the iterative auth checks', async () => {
+    // The same graph as above, but Bob's join is known to have been rejected:
+    // his membership is not in the (empty) state and his auth event may not
+    // stand in for it, so the kick fails.
+    const { room, main } = newRoom('12', { users: { bob: 50 } });
+    main.member('IMB', 'bob', 'join');
+    main.member('IMD', 'dave', 'join');
+    const a = main.fork();
+    const b = main.fork();
+    a.member('KICK', 'bob', 'leave', 'dave');
+    b.member('BANB', 'alice', 'ban', 'bob');
+    a.adopt('BANB');
+
+    const rejected = new Set([eventId('IMB')]);
+    const state = await resolveState({
+      version: room.version,
+      stateSets: [a.state, b.state],
+      loadEvents: room.loader().load,
+      isRejected: (id) => rejected.has(id),
+    });
+    expect(member(state, 'dave')).toBe('IMD');
+    expect(member(state, 'bob')).toBe('BANB');
   });
 
   it('replays the conflicted state subgraph, so the power levels are not reset', async () => {
