@@ -73,8 +73,10 @@ export interface ConsumeOptions {
   filterSubject?: string;
   /** Start with messages published after the consumer is created. */
   deliverNew?: boolean;
-  /** Redelivery delay after a failed handler. */
+  /** Redelivery delay after a failed handler (default 1000 ms). */
   ackWaitMs?: number;
+  /** Deliveries of one message before it is dropped as poison (default 10). Fixed when the durable is created. */
+  maxDeliver?: number;
 }
 
 export interface Bus {
