@@ -268,10 +268,10 @@ export function busContract(adapter: string, options: BusContractOptions): void 
         await sleep(100);
         expect(first).toEqual([0, 1, 2, 3, 4]);
 
-        // Another process picks the same durable up.
+        // Another process picks the same durable up. deliverNew does not move an existing durable's position.
         const other = await connect();
         const second: number[] = [];
-        track(await other.consume<number>(stream, { durable }, async (m) => void second.push(m.data)));
+        track(await other.consume<number>(stream, { durable, deliverNew: true }, async (m) => void second.push(m.data)));
         await waitFor('the next five', () => second.length >= 5);
         await sleep(200);
         expect(second).toEqual([5, 6, 7, 8, 9]);

@@ -65,7 +65,6 @@ interface PendingDelivery {
 
 interface DurableState {
   filterSubject?: string;
-  ackWaitMs: number;
   maxDeliver: number;
   /** The first sequence this durable has not yet delivered. */
   nextSequence: number;
@@ -73,7 +72,6 @@ interface DurableState {
   pending: Map<number, PendingDelivery>;
   /** Idle workers waiting for a message. */
   waiters: Set<() => void>;
-  timers: Set<NodeJS.Timeout>;
 }
 
 interface MemoryStream {
@@ -191,20 +189,23 @@ export class InProcessBus implements Bus {
     if (options.filterSubject !== undefined) assertValidSubject(options.filterSubject, true);
     let durable = stream.durables.get(options.durable);
     if (!durable) {
-      // A durable keeps the settings it was created with, as a NATS consumer does.
       durable = {
         filterSubject: options.filterSubject,
-        ackWaitMs: options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS,
         maxDeliver: options.maxDeliver ?? DEFAULT_MAX_DELIVER,
         nextSequence: options.deliverNew ? stream.lastSequence + 1 : 1,
         pending: new Map(),
         waiters: new Set(),
-        timers: new Set(),
       };
       stream.durables.set(options.durable, durable);
+    } else {
+      // As nats-server does for an existing durable: the filter and the delivery bound follow the
+      // latest consumer, the position (and so deliverNew) stays.
+      durable.filterSubject = options.filterSubject;
+      durable.maxDeliver = options.maxDeliver ?? DEFAULT_MAX_DELIVER;
     }
+    const ackWaitMs = options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
     const worker: Worker = { stopped: false, done: Promise.resolve() };
-    worker.done = this.runWorker(stream, durable, worker, handler as (message: StreamMessage<unknown>) => Promise<void>);
+    worker.done = this.runWorker(stream, durable, worker, ackWaitMs, handler as (message: StreamMessage<unknown>) => Promise<void>);
     this.workers.add(worker);
     return {
       unsubscribe: async () => {
@@ -221,16 +222,23 @@ export class InProcessBus implements Bus {
     stream: MemoryStream,
     durable: DurableState,
     worker: Worker,
+    ackWaitMs: number,
     handler: (message: StreamMessage<unknown>) => Promise<void>,
   ): Promise<void> {
     await Promise.resolve();
     while (!worker.stopped) {
       const taken = this.take(stream, durable);
-      if (!taken) {
+      if (!('message' in taken)) {
+        // Sleep until a publish, a failure elsewhere, unsubscribe, or the earliest redelivery comes due.
+        // The timer is armed here, not when the handler failed, so a timer that fires a little early
+        // (timers and Date.now() are different clocks) cannot leave a redelivery stranded.
+        let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((wake) => {
           worker.wake = wake;
           durable.waiters.add(wake);
+          if (taken.wakeAt !== undefined) timer = setTimeout(wake, Math.max(1, taken.wakeAt - Date.now() + 1));
         });
+        clearTimeout(timer);
         durable.waiters.delete(worker.wake as () => void);
         worker.wake = undefined;
         continue;
@@ -250,29 +258,35 @@ export class InProcessBus implements Bus {
         if (delivery.deliveryCount >= durable.maxDeliver) {
           durable.pending.delete(message.sequence);
         } else {
-          delivery.redeliverAt = Date.now() + durable.ackWaitMs;
-          const timer = setTimeout(() => {
-            durable.timers.delete(timer);
-            this.wakeAll(durable);
-          }, durable.ackWaitMs);
-          durable.timers.add(timer);
+          delivery.redeliverAt = Date.now() + ackWaitMs;
+          // Idle workers of the durable re-arm their timers for it.
+          this.wakeAll(durable);
         }
       }
     }
   }
 
-  /** The next message for this durable (a due redelivery first, then the next new one), marked in flight. */
-  private take(stream: MemoryStream, durable: DurableState): { message: StoredMessage; delivery: PendingDelivery } | undefined {
+  /**
+   * The next message for this durable (a due redelivery first, then the next new one), marked in
+   * flight; or, when there is none, when the earliest waiting redelivery comes due.
+   */
+  private take(stream: MemoryStream, durable: DurableState): { message: StoredMessage; delivery: PendingDelivery } | { wakeAt?: number } {
     const firstSequence = stream.messages.length > 0 ? stream.messages[0].sequence : stream.lastSequence + 1;
     const now = Date.now();
     let due: number | undefined;
+    let wakeAt: number | undefined;
     for (const [sequence, delivery] of durable.pending) {
       if (sequence < firstSequence) {
         // Dropped from the stream by its size limit: nothing left to redeliver.
         if (!delivery.inFlight) durable.pending.delete(sequence);
         continue;
       }
-      if (!delivery.inFlight && delivery.redeliverAt <= now && (due === undefined || sequence < due)) due = sequence;
+      if (delivery.inFlight) continue;
+      if (delivery.redeliverAt <= now) {
+        if (due === undefined || sequence < due) due = sequence;
+      } else if (wakeAt === undefined || delivery.redeliverAt < wakeAt) {
+        wakeAt = delivery.redeliverAt;
+      }
     }
     if (due !== undefined) {
       const delivery = durable.pending.get(due) as PendingDelivery;
@@ -289,7 +303,7 @@ export class InProcessBus implements Bus {
       durable.pending.set(message.sequence, delivery);
       return { message, delivery };
     }
-    return undefined;
+    return { wakeAt };
   }
 
   private wakeAll(durable: DurableState): void {
@@ -355,12 +369,6 @@ export class InProcessBus implements Bus {
     }
     await Promise.all(workers.map((w) => w.done));
     this.workers.clear();
-    for (const stream of this.streams.values()) {
-      for (const durable of stream.durables.values()) {
-        for (const timer of durable.timers) clearTimeout(timer);
-        durable.timers.clear();
-      }
-    }
   }
 }
 

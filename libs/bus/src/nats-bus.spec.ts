@@ -20,6 +20,17 @@ describe('NatsBus', () => {
     await server?.stop();
   });
 
+  it('fails, naming the install command, when nats-server is missing', async () => {
+    const saved = process.env.ATRIUM_NATS_BIN;
+    process.env.ATRIUM_NATS_BIN = '/nonexistent/nats-server';
+    try {
+      await expect(startNats()).rejects.toThrow('apt-get install nats-server redis-server');
+    } finally {
+      if (saved === undefined) delete process.env.ATRIUM_NATS_BIN;
+      else process.env.ATRIUM_NATS_BIN = saved;
+    }
+  });
+
   it('is what openBus gives for a nats:// URL with a server list', async () => {
     const port = new URL(server.url).port;
     const bus = await openBus(`nats://127.0.0.1:${port},127.0.0.1:${port}`);

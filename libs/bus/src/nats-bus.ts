@@ -284,10 +284,11 @@ export class NatsBus implements Bus {
     };
     if (options.filterSubject !== undefined) config.filter_subject = options.filterSubject;
     try {
+      // On an existing durable nats-server 2.9 treats this as an update: the filter and max_deliver
+      // change, while a different deliver_policy is refused (err 10012) and the durable stays as it is.
       await this.jsm.consumers.add(stream, config);
     } catch (error) {
-      // An existing durable keeps the settings it was created with (as the in-process adapter's does);
-      // only a durable that does not exist at all is a failure.
+      // Only a durable that does not exist at all is a failure.
       try {
         await this.jsm.consumers.info(stream, options.durable);
       } catch {

@@ -75,7 +75,11 @@ export interface ConsumeOptions {
   deliverNew?: boolean;
   /** Redelivery delay after a failed handler (default 1000 ms). */
   ackWaitMs?: number;
-  /** Deliveries of one message before it is dropped as poison (default 10). Fixed when the durable is created. */
+  /**
+   * Deliveries of one message before it is dropped as poison (default 10).
+   * A later consume() of the same durable updates this and filterSubject;
+   * its position, and so deliverNew, is kept from its creation.
+   */
   maxDeliver?: number;
 }
 

@@ -31,6 +31,17 @@ describe('RedisCache', () => {
     await server?.stop();
   });
 
+  it('fails, naming the install command, when redis-server is missing', async () => {
+    const saved = process.env.ATRIUM_REDIS_BIN;
+    process.env.ATRIUM_REDIS_BIN = '/nonexistent/redis-server';
+    try {
+      await expect(startRedis()).rejects.toThrow('apt-get install nats-server redis-server');
+    } finally {
+      if (saved === undefined) delete process.env.ATRIUM_REDIS_BIN;
+      else process.env.ATRIUM_REDIS_BIN = saved;
+    }
+  });
+
   it('is what openCache gives for redis://, and answers ping false after close', async () => {
     const cache = await openCache(server.url);
     expect(cache).toBeInstanceOf(RedisCache);
