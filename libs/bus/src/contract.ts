@@ -330,6 +330,15 @@ export function busContract(adapter: string, options: BusContractOptions): void 
         expect(await two.publish(`${stream}.b`, 2)).toBe(first + 1);
       });
 
+      it('refuses a stream whose subjects overlap those of another stream', async () => {
+        const bus = await connect();
+        const base = unique('ov');
+        await bus.ensureStream({ name: `${base}A`, subjects: [`${base}.a.*`] });
+        await expect(bus.ensureStream({ name: `${base}B`, subjects: [`${base}.>`] })).rejects.toThrow(/overlap/);
+        await bus.ensureStream({ name: `${base}C`, subjects: [`${base}.b.*`] });
+        expect(await bus.publish(`${base}.b.x`, 1)).toBe(1);
+      });
+
       it('refuses to publish on a subject no stream captures', async () => {
         const bus = await connect();
         await expect(bus.publish(unique('nostream.'), 1)).rejects.toThrow();

@@ -1,7 +1,7 @@
 import { busContract } from './contract';
 import { InProcessBus } from './in-process-bus';
 import { openBus } from './open-bus';
-import { subjectMatches } from './subjects';
+import { subjectMatches, subjectsOverlap } from './subjects';
 
 // Each connect() is a client of one shared InProcessBus, as each service of the embedded mode is.
 busContract('InProcessBus', {
@@ -56,5 +56,21 @@ describe('subjectMatches', () => {
     ['a.b.c', 'a.b', false],
   ])('%s matches %s: %s', (pattern, subject, expected) => {
     expect(subjectMatches(pattern, subject)).toBe(expected);
+  });
+});
+
+describe('subjectsOverlap', () => {
+  it.each([
+    ['a.b', 'a.b', true],
+    ['a.*', 'a.b', true],
+    ['a.>', 'a.b.c', true],
+    ['a.*', 'a.b.c', false],
+    ['a.b', 'a.c', false],
+    ['*.b', 'a.*', true],
+    ['a.>', 'a', false],
+    ['>', 'x', true],
+  ])('%s and %s: %s', (a, b, expected) => {
+    expect(subjectsOverlap(a, b)).toBe(expected);
+    expect(subjectsOverlap(b, a)).toBe(expected);
   });
 });

@@ -19,7 +19,7 @@ import {
   type StreamSpec,
   type Subscription,
 } from './port';
-import { assertValidSubject, subjectMatches } from './subjects';
+import { assertValidSubject, subjectMatches, subjectsOverlap } from './subjects';
 import {
   DEFAULT_ACK_WAIT_MS,
   DEFAULT_MAX_DELIVER,
@@ -160,6 +160,12 @@ export class InProcessBus implements Bus {
   async ensureStream(spec: StreamSpec): Promise<void> {
     this.assertOpen();
     for (const subject of spec.subjects) assertValidSubject(subject, true);
+    // As nats-server: a subject is captured by one stream at most.
+    for (const other of this.streams.values()) {
+      if (other.spec.name === spec.name) continue;
+      const clash = spec.subjects.find((mine) => other.spec.subjects.some((theirs) => subjectsOverlap(mine, theirs)));
+      if (clash !== undefined) throw new Error(`subjects overlap with an existing stream: ${clash} (stream ${other.spec.name})`);
+    }
     const existing = this.streams.get(spec.name);
     if (existing) {
       existing.spec = { name: spec.name, subjects: [...spec.subjects] };

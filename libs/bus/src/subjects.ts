@@ -27,3 +27,14 @@ export function assertValidSubject(subject: string, allowWildcards: boolean): vo
   });
   if (bad) throw new Error(`invalid subject ${JSON.stringify(subject)}`);
 }
+
+/** True if some subject is matched by both patterns (two streams may not capture the same subject). */
+export function subjectsOverlap(a: string, b: string): boolean {
+  const left = a.split('.');
+  const right = b.split('.');
+  for (let i = 0; i < Math.min(left.length, right.length); i++) {
+    if (left[i] === '>' || right[i] === '>') return true;
+    if (left[i] !== '*' && right[i] !== '*' && left[i] !== right[i]) return false;
+  }
+  return left.length === right.length;
+}
