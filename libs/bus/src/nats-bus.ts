@@ -54,13 +54,7 @@ import {
 /** Reply header marking a handler's error (the body is then a RemoteErrorBody). */
 export const BUS_ERROR_HEADER = 'Atrium-Bus-Error';
 
-/**
- * How long the server waits for an ack before redelivering to another worker
- * (a worker that died). A live worker extends it with `working()` while its
- * handler runs, so a slow handler is not redelivered behind its back.
- */
-const STREAM_ACK_WAIT_MS = 30_000;
-const WORKING_INTERVAL_MS = 10_000;
+const DEFAULT_STREAM_ACK_WAIT_MS = 30_000;
 /** Lifetime of one pull request; a stopping worker waits at most this long. */
 const PULL_EXPIRES_MS = 1_000;
 /** Pause after a failed pull (server restarting, consumer being created elsewhere). */
@@ -76,6 +70,14 @@ const decoder = new TextDecoder();
 export interface NatsBusOptions {
   /** Connection name shown by the server (e.g. the service name). */
   name?: string;
+  /**
+   * How long the server waits for an ack before giving a message to another
+   * worker, i.e. how soon the work of a process that died is redelivered
+   * (default 30 s; set on durables this bus creates). A live worker extends
+   * it with `working()` while its handler runs, so a slow handler is not
+   * redelivered behind its back.
+   */
+  streamAckWaitMs?: number;
 }
 
 function apiErrorCode(error: unknown): number | undefined {
@@ -123,6 +125,7 @@ export class NatsBus implements Bus {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
+    private readonly streamAckWaitMs: number,
   ) {
     this.js = nc.jetstream();
   }
@@ -132,7 +135,7 @@ export class NatsBus implements Bus {
     const list = (Array.isArray(servers) ? servers : servers.split(',')).map((s) => s.trim()).filter((s) => s !== '');
     const nc = await connect({ servers: list, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
     try {
-      return new NatsBus(nc, await nc.jetstreamManager());
+      return new NatsBus(nc, await nc.jetstreamManager(), options.streamAckWaitMs ?? DEFAULT_STREAM_ACK_WAIT_MS);
     } catch (error) {
       await nc.close();
       throw error;
@@ -279,7 +282,7 @@ export class NatsBus implements Bus {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: options.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
-      ack_wait: nanos(STREAM_ACK_WAIT_MS),
+      ack_wait: nanos(this.streamAckWaitMs),
       max_deliver: options.maxDeliver ?? DEFAULT_MAX_DELIVER,
     };
     if (options.filterSubject !== undefined) config.filter_subject = options.filterSubject;
@@ -298,7 +301,7 @@ export class NatsBus implements Bus {
   }
 
   private async process<T>(msg: JsMsg, handler: (message: StreamMessage<T>) => Promise<void>, retryDelayMs: number): Promise<void> {
-    const working = setInterval(() => msg.working(), WORKING_INTERVAL_MS);
+    const working = setInterval(() => msg.working(), Math.max(100, Math.floor(this.streamAckWaitMs / 3)));
     try {
       await handler({
         subject: msg.subject,
