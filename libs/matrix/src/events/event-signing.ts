@@ -11,10 +11,10 @@ import { domainOfId } from '../identifiers';
 import {
   checkSignatures,
   signJson,
+  type JsonSigner,
   type SignatureCheckResult,
   type VerifyKeyLookup,
 } from '../signing/sign-json';
-import type { SigningKey } from '../signing/keys';
 import {
   checkContentHash,
   contentHash,
@@ -40,7 +40,7 @@ export function signPdu<T extends UnsignedPdu>(
   pdu: T,
   version: RoomVersionInput,
   serverName: string,
-  key: SigningKey,
+  key: JsonSigner,
 ): T & Pdu {
   const v = resolveRoomVersion(version);
   const hashed = { ...pdu, hashes: { ...(pdu.hashes ?? {}), sha256: encodeBase64(contentHash(pdu as Pdu, v)) } } as T & Pdu;

@@ -3,10 +3,10 @@
  * Spec: content/appendices.md "Signing JSON", "Signing Details", "Checking
  * for a Signature".
  */
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { KeyObject, sign, verify } from 'node:crypto';
 import { encodeBase64, tryDecodeBase64 } from '../base64';
 import { canonicalJsonBytes } from '../canonical-json';
-import { ED25519, verifyKeyFromBase64, type SigningKey } from './keys';
+import { ED25519, verifyKeyFromBase64 } from './keys';
 
 export type Signatures = Record<string, Record<string, string>>;
 
@@ -29,18 +29,50 @@ export function signedBytes(value: object, options?: SignOptions): Buffer {
 }
 
 /**
+ * What signs: a key ID and its private key. SigningKey fits, and so does any
+ * object holding those two (e.g. the platform's loaded server key).
+ */
+export interface JsonSigner {
+  /** `ed25519:<version>` */
+  readonly keyId: string;
+  readonly privateKey: KeyObject;
+}
+
+/**
  * Signs `value` as `serverName` with `key`: the signature goes under
  * `signatures[serverName][key.keyId]`, existing signatures are kept and
  * `unsigned` is carried over untouched. Returns a new object; the input is
- * not modified.
+ * not modified. The key may also be given as key ID and private key.
  */
+export function signJson<T extends object>(value: T, serverName: string, key: JsonSigner, options?: SignOptions): T & { signatures: Signatures };
 export function signJson<T extends object>(
   value: T,
   serverName: string,
-  key: SigningKey,
+  keyId: string,
+  privateKey: KeyObject,
   options?: SignOptions,
+): T & { signatures: Signatures };
+export function signJson<T extends object>(
+  value: T,
+  serverName: string,
+  keyOrId: JsonSigner | string,
+  privateKeyOrOptions?: KeyObject | SignOptions,
+  maybeOptions?: SignOptions,
 ): T & { signatures: Signatures } {
-  const signature = encodeBase64(sign(null, signedBytes(value, options), key.privateKey));
+  let keyId: string;
+  let privateKey: KeyObject;
+  let options: SignOptions | undefined;
+  if (typeof keyOrId === 'string') {
+    if (privateKeyOrOptions === undefined || !isKeyObject(privateKeyOrOptions)) throw new TypeError('signJson: a key ID needs its private key');
+    keyId = keyOrId;
+    privateKey = privateKeyOrOptions;
+    options = maybeOptions;
+  } else {
+    keyId = keyOrId.keyId;
+    privateKey = keyOrId.privateKey;
+    options = privateKeyOrOptions !== undefined && !isKeyObject(privateKeyOrOptions) ? privateKeyOrOptions : undefined;
+  }
+  const signature = encodeBase64(sign(null, signedBytes(value, options), privateKey));
   const existing = (value as { signatures?: unknown }).signatures;
   const signatures: Signatures = {};
   if (isRecord(existing)) {
@@ -48,8 +80,12 @@ export function signJson<T extends object>(
       if (isRecord(keys)) signatures[server] = { ...(keys as Record<string, string>) };
     }
   }
-  signatures[serverName] = { ...signatures[serverName], [key.keyId]: signature };
+  signatures[serverName] = { ...signatures[serverName], [keyId]: signature };
   return { ...value, signatures };
+}
+
+function isKeyObject(value: unknown): value is KeyObject {
+  return value instanceof KeyObject;
 }
 
 /** A public key as given (unpadded Base64 of the raw key) or already built. */

@@ -73,6 +73,16 @@ describe('signJson', () => {
     expect(twice.signatures['domain']).toEqual(signed.signatures['domain']);
   });
 
+  it('takes the key as { keyId, privateKey } or as key ID and private key', () => {
+    const key = specKey();
+    const expected = signJson({ one: 1 }, 'domain', key);
+    expect(signJson({ one: 1 }, 'domain', { keyId: key.keyId, privateKey: key.privateKey })).toEqual(expected);
+    expect(signJson({ one: 1 }, 'domain', key.keyId, key.privateKey)).toEqual(expected);
+    expect(signJson({ a: 1.5 }, 'domain', key.keyId, key.privateKey, { strict: false }).signatures['domain']['ed25519:1']).toEqual(
+      signJson({ a: 1.5 }, 'domain', key, { strict: false }).signatures['domain']['ed25519:1'],
+    );
+  });
+
   it('signs the canonical bytes', () => {
     const key = generateSigningKey();
     const signed = signJson({ b: [1, 2], a: 'é' }, 'hs', key);
