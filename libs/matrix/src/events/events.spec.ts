@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { decodeBase64, encodeBase64, encodeBase64Url } from '../base64';
+import { isValidEventId, isValidRoomId } from '../identifiers';
 import { ROOM_VERSIONS, type RoomVersionId } from '../room-versions';
 import { generateSigningKey, signingKeyFromSeed, signJson, type KnownVerifyKey, type SigningKey } from '../signing';
 import { buildPdu } from './build-pdu';
@@ -161,6 +162,11 @@ describe('event IDs per room version', () => {
     expect(id).toBe(`$${encodeBase64Url(sha256(MESSAGE_REFERENCE_HASH_INPUT))}`);
     expect(id).toMatch(/^\$[A-Za-z0-9_-]{43}$/);
     for (const v of ['5', '6', '7', '8', '9', '10'] as RoomVersionId[]) expect(computeEventId(message, v)).toBe(id);
+    // This hash has a `/`, so the two alphabets give different IDs.
+    expect(computeEventId(message, '3')).toContain('/');
+    expect(id).not.toBe(computeEventId(message, '3'));
+    expect(isValidEventId(id, ROOM_VERSIONS['4'])).toBe(true);
+    expect(isValidEventId(computeEventId(message, '3'), ROOM_VERSIONS['3'])).toBe(true);
   });
 
   it('the event ID does not depend on non-essential fields, signatures or unsigned', () => {
@@ -211,6 +217,7 @@ describe('room version 12 room IDs', () => {
     expect(roomId).toBe(`!${encodeBase64Url(sha256(REDACTED_CREATE))}`);
     expect(roomId.slice(1)).toBe(computeEventId(create, '12').slice(1));
     expect(() => roomIdFromCreateEvent(create, '11')).toThrow();
+    expect(isValidRoomId(roomId, ROOM_VERSIONS['12'])).toBe(true);
   });
 
   it('toRoomEvent fills room_id for the create event and keeps hashes stable', () => {
