@@ -30,18 +30,26 @@ export async function startRouter(targets: Record<string, number>): Promise<{ ur
       res.writeHead(502).end();
       return;
     }
-    const upstream = httpRequest(
-      { host: '127.0.0.1', port, method: req.method, path: req.url, headers: { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '' } },
-      (upstreamRes) => {
+    // The body is read whole before it is forwarded, as nginx does by default
+    // (proxy_request_buffering): a service that answers 413 early and closes
+    // then cannot break the proxy's half-sent request.
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const headers = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
+      if (body.length > 0 || headers['content-length'] !== undefined) headers['content-length'] = String(body.length);
+      delete headers['transfer-encoding'];
+      const upstream = httpRequest({ host: '127.0.0.1', port, method: req.method, path: req.url, headers }, (upstreamRes) => {
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
         upstreamRes.pipe(res);
-      },
-    );
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end();
+      });
+      upstream.on('error', () => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+      upstream.end(body);
     });
-    req.pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;

@@ -104,8 +104,10 @@ function encodeValue(value: unknown, strict: boolean, depth: number): string {
         }
         return out + ']';
       }
+      // A plain object's prototype is null or an Object.prototype — of any
+      // realm: JSON parsed by fetch() or in a vm context has another realm's.
       const proto: unknown = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
+      if (proto !== Object.prototype && proto !== null && Object.getPrototypeOf(proto) !== null) {
         throw new CanonicalJsonError('only plain objects, arrays, strings, numbers, booleans and null are JSON');
       }
       const record = value as Record<string, unknown>;

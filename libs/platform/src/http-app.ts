@@ -1,4 +1,4 @@
-import { Logger, type DynamicModule, type Type } from '@nestjs/common';
+import type { DynamicModule, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -73,24 +73,25 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
 /** The root of every Atrium Nest app; its imports are given per app. */
 class AtriumRootModule {}
 
-/** Sends Nest's own log lines to the service's JSON logger. */
-class NestLogBridge extends Logger {
-  constructor(private readonly platform: Platform) {
-    super();
-  }
-  override log(message: unknown, context?: string): void {
+/**
+ * Sends Nest's own log lines to the service's JSON logger. Nest 11 refuses a
+ * subclass of its `Logger` here, so this implements `LoggerService` directly.
+ */
+class NestLogBridge implements LoggerService {
+  constructor(private readonly platform: Platform) {}
+  log(message: unknown, context?: string): void {
     this.platform.telemetry.logger.debug({ context }, String(message));
   }
-  override error(message: unknown, stack?: string, context?: string): void {
+  error(message: unknown, stack?: string, context?: string): void {
     this.platform.telemetry.logger.error({ context, stack }, String(message));
   }
-  override warn(message: unknown, context?: string): void {
+  warn(message: unknown, context?: string): void {
     this.platform.telemetry.logger.warn({ context }, String(message));
   }
-  override debug(message: unknown, context?: string): void {
+  debug(message: unknown, context?: string): void {
     this.platform.telemetry.logger.debug({ context }, String(message));
   }
-  override verbose(message: unknown, context?: string): void {
+  verbose(message: unknown, context?: string): void {
     this.platform.telemetry.logger.trace({ context }, String(message));
   }
 }
