@@ -40,7 +40,7 @@ export async function openPlatform(config: AtriumConfig, serviceName: string, op
     logLevel: config.telemetry.log_level,
   });
   const store = await openDocumentStore(config.storage.url);
-  const bus = tracedBus(await openBus(config.bus.url), telemetry, serviceName);
+  const bus = tracedBus(await openBus(config.bus.url, { name: serviceName }), telemetry, serviceName);
   const cache = await openCache(config.cache.url);
   const signingKey = await loadSigningKey(config.signing_key_path, options.createSigningKey ?? false);
   const accounts = await AccountStore.open(store);
