@@ -15,11 +15,12 @@
 import { prevEventIds, type JsonObject, type JsonValue, type RoomEvent } from '../events/pdu';
 import { getRoomVersion, type RoomVersion } from '../room-versions';
 import { authEventKeys } from './auth-events';
-import { domainOf, isValidUserId } from './identifiers';
+import { domainOfId, isValidUserId } from '../identifiers';
 import {
   POWER_LEVEL_PROPERTIES,
   levelOfUser,
   parsePowerLevelValue,
+  readLevelMap,
   readPowerLevels,
   requiredPowerLevel,
   roomCreators,
@@ -160,8 +161,8 @@ export function authorizeEvent(
   // 3. "If the `content` of the `m.room.create` event in the room state has the
   //    property `m.federate` set to `false`, and the `sender` domain of the
   //    event does not match the `sender` domain of the create event, reject."
-  if (createEvent.content['m.federate'] === false && domainOf(event.sender) !== domainOf(createEvent.sender)) {
-    return deny(n.federate, 'm.federate', `the room does not federate and ${event.sender} is not on ${domainOf(createEvent.sender)}`);
+  if (createEvent.content['m.federate'] === false && domainOfId(event.sender) !== domainOfId(createEvent.sender)) {
+    return deny(n.federate, 'm.federate', `the room does not federate and ${event.sender} is not on ${domainOfId(createEvent.sender)}`);
   }
 
   const ctx = new AuthContext(event, authState, version, createEvent);
@@ -171,7 +172,7 @@ export function authorizeEvent(
     // 1. "If event has no `state_key`, reject."
     if (event.state_key === undefined) return deny('4.1', 'm.room.aliases/no-state-key', 'm.room.aliases has no state_key');
     // 2. "If sender's domain doesn't match `state_key`, reject."
-    if (domainOf(event.sender) !== event.state_key) {
+    if (domainOfId(event.sender) !== event.state_key) {
       return deny('4.2', 'm.room.aliases/domain', `${event.sender} may not set aliases for ${event.state_key}`);
     }
     // 3. "Otherwise, allow."
@@ -218,7 +219,7 @@ export function authorizeEvent(
     // 2. "If the domain of the `event_id` of the event being redacted is the
     //    same as the domain of the `event_id` of the `m.room.redaction`, allow."
     const redacts = event.redacts;
-    if (typeof redacts === 'string' && domainOf(redacts) !== undefined && domainOf(redacts) === domainOf(event.event_id)) {
+    if (typeof redacts === 'string' && domainOfId(redacts) !== undefined && domainOfId(redacts) === domainOfId(event.event_id)) {
       return ALLOW;
     }
     // 3. "Otherwise, reject."
@@ -242,7 +243,7 @@ function authorizeCreate(event: RoomEvent, version: RoomVersion): AuthResult {
     }
   } else {
     // 2. "If the domain of the `room_id` does not match the domain of the `sender`, reject."
-    if (domainOf(event.room_id) === undefined || domainOf(event.room_id) !== domainOf(event.sender)) {
+    if (domainOfId(event.room_id) === undefined || domainOfId(event.room_id) !== domainOfId(event.sender)) {
       return deny('1.2', 'm.room.create/room_id', `room ID ${event.room_id} is not on the sender's server`);
     }
   }
@@ -261,7 +262,7 @@ function authorizeCreate(event: RoomEvent, version: RoomVersion): AuthResult {
   //    applied to `sender`, reject."
   if (version.privilegedCreators && 'additional_creators' in event.content) {
     const additional = event.content['additional_creators'];
-    if (!Array.isArray(additional) || !additional.every((user) => typeof user === 'string' && isValidUserId(user))) {
+    if (!Array.isArray(additional) || !additional.every((user) => typeof user === 'string' && isValidUserId(user, 'historical'))) {
       return deny('1.4', 'm.room.create/additional_creators', 'additional_creators is not an array of user IDs');
     }
   }
@@ -329,7 +330,7 @@ function authorizeMember(ctx: AuthContext, n: RuleNumbers, options: AuthorizeOpt
   //       denoted by the key, reject."
   const authoriser = event.content['join_authorised_via_users_server'];
   if (version.restrictedJoin && authoriser !== undefined) {
-    const server = typeof authoriser === 'string' ? domainOf(authoriser) : undefined;
+    const server = typeof authoriser === 'string' ? domainOfId(authoriser) : undefined;
     const signed =
       server !== undefined &&
       (options.verifySignature ? options.verifySignature(event, server) : Object.keys(event.signatures?.[server] ?? {}).length > 0);
@@ -557,7 +558,7 @@ function authorizePowerLevels(ctx: AuthContext, n: RuleNumbers, senderLevel: num
   if (users !== undefined) {
     if (!isObject(users)) return deny(`${r}.${1 + o}`, 'm.room.power_levels/users', 'users is not an object');
     for (const [user, value] of Object.entries(users)) {
-      if (!isValidUserId(user)) return deny(`${r}.${1 + o}`, 'm.room.power_levels/users', `${JSON.stringify(user)} in users is not a user ID`);
+      if (!isValidUserId(user, 'historical')) return deny(`${r}.${1 + o}`, 'm.room.power_levels/users', `${JSON.stringify(user)} in users is not a user ID`);
       if (parsePowerLevelValue(value, version) === undefined) {
         return deny(`${r}.${1 + o}`, 'm.room.power_levels/users', `users[${user}] is ${JSON.stringify(value)}, not a power level in room version ${version.id}`);
       }
@@ -651,17 +652,8 @@ function diffMap(
   after: JsonValue | undefined,
   version: RoomVersion,
 ): Array<{ key: string; before: number | undefined; after: number | undefined }> {
-  const read = (value: JsonValue | undefined): Map<string, number> => {
-    const out = new Map<string, number>();
-    if (!isObject(value)) return out;
-    for (const [key, raw] of Object.entries(value)) {
-      const level = parsePowerLevelValue(raw, version);
-      if (level !== undefined) out.set(key, level);
-    }
-    return out;
-  };
-  const a = read(before);
-  const b = read(after);
+  const a = readLevelMap(before, version);
+  const b = readLevelMap(after, version);
   const out: Array<{ key: string; before: number | undefined; after: number | undefined }> = [];
   for (const key of new Set([...a.keys(), ...b.keys()])) {
     if (a.get(key) !== b.get(key)) out.push({ key, before: a.get(key), after: b.get(key) });

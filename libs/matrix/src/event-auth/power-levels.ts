@@ -93,7 +93,8 @@ export interface PowerLevels {
   readonly users: ReadonlyMap<string, number>;
 }
 
-function readMap(value: JsonValue | undefined, version: RoomVersion): Map<string, number> {
+/** A level map (`events`, `users`, `notifications`) with the entries that parse as levels in this room version. */
+export function readLevelMap(value: JsonValue | undefined, version: RoomVersion): Map<string, number> {
   const out = new Map<string, number>();
   if (!isObject(value)) return out;
   for (const [key, raw] of Object.entries(value)) {
@@ -119,9 +120,9 @@ export function readPowerLevels(event: RoomEvent | undefined, version: RoomVersi
   return {
     exists: event !== undefined,
     levels,
-    events: readMap(content['events'], version),
-    notifications: readMap(content['notifications'], version),
-    users: readMap(content['users'], version),
+    events: readLevelMap(content['events'], version),
+    notifications: readLevelMap(content['notifications'], version),
+    users: readLevelMap(content['users'], version),
   };
 }
 

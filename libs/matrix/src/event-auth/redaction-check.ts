@@ -11,7 +11,7 @@
  */
 import type { RoomEvent } from '../events/pdu';
 import type { RoomVersion } from '../room-versions';
-import { domainOf } from './identifiers';
+import { domainOfId } from '../identifiers';
 import { readPowerLevels, userPowerLevel, type AuthStateLookup } from './power-levels';
 
 /**
@@ -29,5 +29,5 @@ export function redactionApplies(
   if (redacted.room_id !== redaction.room_id) return false;
   const redactLevel = readPowerLevels(authState('m.room.power_levels', ''), version).levels.redact;
   if (userPowerLevel(redaction.sender, authState, version) >= redactLevel) return true;
-  return domainOf(redaction.sender) === domainOf(redacted.sender);
+  return domainOfId(redaction.sender) === domainOfId(redacted.sender);
 }

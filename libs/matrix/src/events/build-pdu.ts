@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { domainOfId } from '../identifiers';
 import { resolveRoomVersion, type RoomVersionInput } from './event-hashes';
 import type { UnsignedPdu } from './event-signing';
-import type { EventReferenceV1, JsonObject } from './pdu';
+import type { EventReferenceV1, JsonObject, Pdu } from './pdu';
 
 /**
  * A reference to another event: its ID (enough from room version 3), or its ID
@@ -19,23 +19,16 @@ import type { EventReferenceV1, JsonObject } from './pdu';
  */
 export type EventRefInput = string | { event_id: string; sha256: string } | EventReferenceV1;
 
-export interface PduFields {
-  /** Required, except for the m.room.create event of room version 12, which must not have one. */
-  room_id?: string;
-  sender: string;
-  type: string;
-  state_key?: string;
-  content: JsonObject;
-  origin_server_ts: number;
-  depth: number;
+/**
+ * The fields a caller gives buildPdu: the PDU's own fields (see Pdu), with
+ * references in any accepted form; `event_id` (v1–v2 only) is generated as
+ * `$<random>:<sender's server>` when absent, and `room_id` is absent only on
+ * the m.room.create event of room version 12.
+ */
+export type PduFields = Pick<Pdu, 'room_id' | 'sender' | 'type' | 'state_key' | 'content' | 'origin_server_ts' | 'depth' | 'redacts' | 'event_id' | 'unsigned'> & {
   prev_events: readonly EventRefInput[];
   auth_events: readonly EventRefInput[];
-  /** For m.room.redaction: top-level before room version 11, in `content` from v11. */
-  redacts?: string;
-  /** Room versions 1–2 only; generated as `$<random>:<sender's server>` when absent. */
-  event_id?: string;
-  unsigned?: JsonObject;
-}
+};
 
 const ALPHANUMERIC = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
