@@ -1,14 +1,7 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import type { AtriumConfig } from '@atrium/config';
-import { signJson, type JsonObject } from '@atrium/matrix';
+import { buildServerKeys, type ServerKeys } from '@atrium/matrix';
 import { CONFIG, SIGNING_KEY, type SigningKey } from '@atrium/platform';
-
-export interface ServerKeysResponse extends JsonObject {
-  server_name: string;
-  valid_until_ts: number;
-  verify_keys: { [keyId: string]: { key: string } };
-  old_verify_keys: { [keyId: string]: { key: string; expired_ts: number } };
-}
 
 /**
  * Publishing keys. Spec: server-server-api "Publishing Keys" and
@@ -18,7 +11,7 @@ export interface ServerKeysResponse extends JsonObject {
  */
 @Controller('_matrix/key/v2')
 export class ServerKeysController {
-  private cached: { response: ServerKeysResponse; refreshAt: number } | undefined;
+  private cached: { response: ServerKeys; refreshAt: number } | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: AtriumConfig,
@@ -31,17 +24,16 @@ export class ServerKeysController {
    * it serves never has less than half the validity left.
    */
   @Get('server')
-  serverKeys(): ServerKeysResponse {
+  serverKeys(): ServerKeys {
     const now = Date.now();
     if (!this.cached || now >= this.cached.refreshAt) {
       const validity = this.config.key_validity_ms;
-      const unsigned: ServerKeysResponse = {
-        server_name: this.config.server_name,
-        valid_until_ts: now + validity,
-        verify_keys: { [this.signingKey.keyId]: { key: this.signingKey.publicKeyBase64 } },
-        old_verify_keys: { ...this.config.old_signing_keys },
-      };
-      const response = signJson(unsigned, this.config.server_name, this.signingKey.keyId, this.signingKey.privateKey) as ServerKeysResponse;
+      const response = buildServerKeys({
+        serverName: this.config.server_name,
+        signingKeys: [this.signingKey],
+        oldVerifyKeys: this.config.old_signing_keys,
+        validUntilTs: now + validity,
+      });
       this.cached = { response, refreshAt: now + validity / 2 };
     }
     return this.cached.response;
@@ -49,7 +41,7 @@ export class ServerKeysController {
 
   /** The deprecated `/server/{keyID}` form answers the same as `/server` (keys_server.yaml kept it). */
   @Get('server/:keyId')
-  serverKeysById(): ServerKeysResponse {
+  serverKeysById(): ServerKeys {
     return this.serverKeys();
   }
 }

@@ -1,25 +1,18 @@
 import { Errors } from '@atrium/http';
+import { validateRegistrationLocalpart } from '@atrium/matrix';
 
-/**
- * User IDs made or accepted at registration and login.
- * Spec: appendices "User Identifiers": localparts of new users use only
- * a-z, 0-9, `.`, `_`, `=`, `-`, `/` and `+`, and the whole ID is at most 255 bytes.
- */
-const NEW_LOCALPART = /^[a-z0-9._=\-/+]+$/;
-
+/** User IDs made or accepted at registration and login. */
 export function qualifyUserId(localpart: string, serverName: string): string {
   return `@${localpart}:${serverName}`;
 }
 
-/** Validates a requested username as a localpart for a new account; throws M_INVALID_USERNAME. */
+/**
+ * Validates a requested username as a localpart for a new account (appendices
+ * "User Identifiers", via @atrium/matrix); throws M_INVALID_USERNAME.
+ */
 export function checkNewLocalpart(localpart: string, serverName: string): void {
-  if (localpart.length === 0) throw Errors.invalidUsername('Username must not be empty');
-  if (!NEW_LOCALPART.test(localpart)) {
-    throw Errors.invalidUsername('Usernames may only contain a-z, 0-9, and the characters . _ = - / +');
-  }
-  if (Buffer.byteLength(qualifyUserId(localpart, serverName), 'utf8') > 255) {
-    throw Errors.invalidUsername('User ID must be at most 255 bytes');
-  }
+  const check = validateRegistrationLocalpart(localpart, serverName);
+  if (!check.ok) throw Errors.invalidUsername(check.error);
 }
 
 /**
