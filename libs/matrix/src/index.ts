@@ -11,3 +11,4 @@ export * from './redaction';
 export * from './events/event-hashes';
 export * from './events/event-signing';
 export * from './events/build-pdu';
+export * from './filters';

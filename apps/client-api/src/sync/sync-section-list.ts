@@ -1,0 +1,8 @@
+/**
+ * The /sync sections registered in this service (see sync-sections.ts). A
+ * module adding a section appends its class here and nowhere else: the
+ * client-api module provides each class and collects them under SYNC_SECTIONS.
+ */
+import type { SyncSection } from './sync-sections';
+
+export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [];
