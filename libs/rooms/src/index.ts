@@ -1,0 +1,3 @@
+export * from './stream-allocator';
+export * from './room-store';
+export * from './client-event';

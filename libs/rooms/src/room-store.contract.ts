@@ -1,0 +1,266 @@
+/**
+ * RoomStore contract: the behaviour sync, /messages and the room server rely
+ * on, run against every storage adapter (SQLite and FerretDB), like the
+ * DocumentStore contract in libs/storage.
+ */
+import type { DocumentStore } from '@atrium/storage';
+import type { JsonObject, RoomEvent } from '@atrium/matrix';
+import { RoomStore, eventOf, unsignedOf, EVENTS_STREAM } from './room-store';
+import { StreamAllocator, STREAM_GAP_GRACE_MS } from './stream-allocator';
+import { toClientEvent } from './client-event';
+
+let counter = 0;
+
+function ev(roomId: string, type: string, sender: string, content: JsonObject, stateKey?: string, depth = 1): RoomEvent {
+  counter++;
+  const e: RoomEvent = {
+    event_id: `$e${counter}_${Math.random().toString(36).slice(2)}`,
+    room_id: roomId,
+    type,
+    sender,
+    content,
+    origin_server_ts: 1_000 + counter,
+    depth,
+    prev_events: [],
+    auth_events: [],
+    hashes: { sha256: 'x' },
+    signatures: {},
+  };
+  if (stateKey !== undefined) e.state_key = stateKey;
+  return e;
+}
+
+export function describeRoomStoreContract(adapter: string, open: () => Promise<DocumentStore>): void {
+  describe(`RoomStore contract: ${adapter}`, () => {
+    let store: DocumentStore;
+    let rooms: RoomStore;
+    let now = 5_000_000;
+    let n = 0;
+    const room = (): string => `!r${++n}_${Date.now().toString(36)}:test`;
+
+    beforeAll(async () => {
+      store = await open();
+      rooms = await RoomStore.open(store, () => now);
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    /** Writes an event the way the room server does: position, event, state, membership, extremities. */
+    async function write(e: RoomEvent, extra: { txnId?: string; deviceId?: string; unsigned?: JsonObject } = {}): Promise<number> {
+      return rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
+        await rooms.insertEvent({ event: e, stream, ...extra });
+        if (e.state_key !== undefined) await rooms.setCurrentState(e, stream);
+        if (e.type === 'm.room.member') await rooms.setMembership(e, stream);
+        await rooms.updateExtremities(e, e.prev_events as string[]);
+        return stream;
+      });
+    }
+
+    it('creates a room once and keeps its version, creator and visibility', async () => {
+      const id = room();
+      expect(await rooms.createRoom({ roomId: id, version: '12', creator: '@a:test' })).toBe(true);
+      expect(await rooms.createRoom({ roomId: id, version: '1', creator: '@b:test' })).toBe(false);
+      expect(await rooms.getRoom(id)).toMatchObject({ _id: id, version: '12', creator: '@a:test', visibility: 'private' });
+      expect(await rooms.setVisibility(id, 'public')).toBe(true);
+      expect((await rooms.publicRooms()).map((r) => r._id)).toContain(id);
+      expect(await rooms.getRoom('!missing:test')).toBeNull();
+    });
+
+    it('stores events idempotently with increasing stream positions and returns them byte-exact', async () => {
+      const id = room();
+      const content: JsonObject = { body: 'hi', 'm.relates_to': { rel_type: 'm.thread', event_id: '$x' }, nested: [[1, 2], { 'a.b': null }] };
+      const e = ev(id, 'm.room.message', '@a:test', content);
+      const p1 = await write(e, { txnId: 't1', deviceId: 'D' });
+      expect(await rooms.insertEvent({ event: e, stream: p1 + 100 })).toBe(false);
+      const stored = await rooms.getEvent(e.event_id);
+      expect(stored).toMatchObject({ room_id: id, type: 'm.room.message', state_key: null, sender: '@a:test', stream: p1, redacted: false });
+      expect(eventOf(stored!)).toEqual(e);
+      const p2 = await write(ev(id, 'm.room.message', '@a:test', { body: 'two' }));
+      expect(p2).toBeGreaterThan(p1);
+      expect(await rooms.getEvents([e.event_id, '$nope', e.event_id])).toHaveLength(2);
+    });
+
+    it('reads a room between two stream positions, newest first or oldest first, with a limit', async () => {
+      const id = room();
+      const other = room();
+      const positions: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        positions.push(await write(ev(id, 'm.room.message', '@a:test', { body: `m${i}` })));
+        await write(ev(other, 'm.room.message', '@a:test', { body: `o${i}` }));
+      }
+      const to = await rooms.safeStreamPosition();
+      const newest = await rooms.roomEvents(id, { from: positions[0], to, limit: 3 });
+      expect(newest.map((r) => eventOf(r).content['body'])).toEqual(['m4', 'm3', 'm2']);
+      const oldest = await rooms.roomEvents(id, { from: 0, to: positions[2], direction: 'forward' });
+      expect(oldest.map((r) => eventOf(r).content['body'])).toEqual(['m0', 'm1', 'm2']);
+      const both = await rooms.eventsOfRooms([id, other, '!none:test'], { from: positions[3], to, limit: 10 });
+      expect([...both.keys()].sort()).toEqual([id, other].sort());
+      expect(both.get(id)!.map((r) => eventOf(r).content['body'])).toEqual(['m4']);
+      expect(await rooms.roomHasEventsBetween(id, positions[4], to)).toBe(false);
+      expect(await rooms.roomHasEventsBetween(id, positions[3], to)).toBe(true);
+      expect(eventOf((await rooms.latestEvent(id))!).content['body']).toBe('m4');
+    });
+
+    it('keeps current state, state at a position and memberships per user', async () => {
+      const id = room();
+      const create = ev(id, 'm.room.create', '@a:test', { room_version: '12' }, '');
+      await write(create);
+      const join = ev(id, 'm.room.member', '@a:test', { membership: 'join' }, '@a:test');
+      const joinPos = await write(join);
+      const name1 = ev(id, 'm.room.name', '@a:test', { name: 'one' }, '');
+      const namePos = await write(name1);
+      const invite = ev(id, 'm.room.member', '@a:test', { membership: 'invite' }, '@b:test');
+      const invitePos = await write(invite);
+      const name2 = ev(id, 'm.room.name', '@a:test', { name: 'two' }, '');
+      await write(name2, { unsigned: { prev_content: { name: 'one' }, replaces_state: name1.event_id } });
+
+      const state = await rooms.currentState(id);
+      expect(state.map((r) => r._id).sort()).toEqual([create.event_id, join.event_id, invite.event_id, name2.event_id].sort());
+      expect((await rooms.currentStateEvent(id, 'm.room.name', ''))!._id).toBe(name2.event_id);
+      expect(await rooms.currentStateEvent(id, 'm.room.topic', '')).toBeNull();
+      expect((await rooms.currentState(id, 'm.room.member')).map((r) => r.state_key).sort()).toEqual(['@a:test', '@b:test']);
+
+      const before = await rooms.stateAtPosition(id, namePos);
+      expect(before.map((r) => r._id).sort()).toEqual([create.event_id, join.event_id, name1.event_id].sort());
+
+      expect(await rooms.getMembership(id, '@b:test')).toMatchObject({ membership: 'invite', stream: invitePos, event_id: invite.event_id, sender: '@a:test' });
+      expect((await rooms.roomsOfUser('@a:test', ['join'])).map((m) => m.room_id)).toContain(id);
+      const ofB = await rooms.roomsOfUser('@b:test');
+      expect(ofB.find((m) => m.room_id === id)).toMatchObject({ membership: 'invite', stream: invitePos });
+      expect((await rooms.membershipChanges('@a:test', joinPos - 1, joinPos)).map((m) => m.room_id)).toEqual([id]);
+      expect(await rooms.membershipChanges('@a:test', joinPos, await rooms.safeStreamPosition())).toEqual([]);
+      expect(await rooms.joinedUsers(id)).toEqual(['@a:test']);
+      expect((await rooms.membersOfRoom(id)).map((m) => m.user_id)).toEqual(['@a:test', '@b:test']);
+
+      const client = toClientEvent((await rooms.getEvent(name2.event_id))!, { now: name2.origin_server_ts + 5 });
+      expect(client).toEqual({
+        content: { name: 'two' },
+        event_id: name2.event_id,
+        origin_server_ts: name2.origin_server_ts,
+        room_id: id,
+        sender: '@a:test',
+        state_key: '',
+        type: 'm.room.name',
+        unsigned: { age: 5, prev_content: { name: 'one' }, replaces_state: name1.event_id },
+      });
+    });
+
+    it('forgets only rooms the user left, and a new membership un-forgets', async () => {
+      const id = room();
+      await write(ev(id, 'm.room.member', '@c:test', { membership: 'join' }, '@c:test'));
+      expect(await rooms.forget(id, '@c:test')).toBe(false);
+      await write(ev(id, 'm.room.member', '@c:test', { membership: 'leave' }, '@c:test'));
+      expect(await rooms.forget(id, '@c:test')).toBe(true);
+      expect((await rooms.getMembership(id, '@c:test'))!.forgotten).toBe(true);
+      await write(ev(id, 'm.room.member', '@c:test', { membership: 'join' }, '@c:test'));
+      expect((await rooms.getMembership(id, '@c:test'))!.forgotten).toBe(false);
+    });
+
+    it('tracks forward extremities: a new event replaces the events it references', async () => {
+      const id = room();
+      const a = ev(id, 'm.room.create', '@a:test', {}, '', 1);
+      await write(a);
+      const b = { ...ev(id, 'm.room.message', '@a:test', {}, undefined, 2), prev_events: [a.event_id] };
+      const c = { ...ev(id, 'm.room.message', '@a:test', {}, undefined, 2), prev_events: [a.event_id] };
+      await write(b);
+      await write(c);
+      expect((await rooms.forwardExtremities(id)).map((x) => x.event_id).sort()).toEqual([b.event_id, c.event_id].sort());
+      const d = { ...ev(id, 'm.room.message', '@a:test', {}, undefined, 3), prev_events: [b.event_id, c.event_id] };
+      await write(d);
+      expect((await rooms.forwardExtremities(id)).map((x) => x.event_id)).toEqual([d.event_id]);
+    });
+
+    it('applies a redaction: the redacted form is stored with redacted_because', async () => {
+      const id = room();
+      const msg = ev(id, 'm.room.message', '@a:test', { body: 'secret', msgtype: 'm.text' });
+      await write(msg);
+      const redaction = ev(id, 'm.room.redaction', '@a:test', { redacts: msg.event_id, reason: 'oops' });
+      await write(redaction);
+      expect((await rooms.redactionsOf(msg.event_id)).map((r) => r._id)).toEqual([redaction.event_id]);
+      const redactedForm = { ...msg, content: {} };
+      const because: JsonObject = { type: 'm.room.redaction', event_id: redaction.event_id, origin_server_ts: redaction.origin_server_ts, content: { redacts: msg.event_id, reason: 'oops' }, sender: '@a:test', room_id: id };
+      expect(await rooms.applyRedaction(msg.event_id, redactedForm, redaction.event_id, because)).toBe(true);
+      const stored = (await rooms.getEvent(msg.event_id))!;
+      expect(stored).toMatchObject({ redacted: true, redacted_by: redaction.event_id });
+      expect(eventOf(stored).content).toEqual({});
+      expect(unsignedOf(stored)['redacted_because']).toEqual(because);
+      const client = toClientEvent(stored, { now: redaction.origin_server_ts + 10 });
+      expect(client.content).toEqual({});
+      expect((client.unsigned['redacted_because'] as JsonObject)['unsigned']).toEqual({ age: 10 });
+      expect(toClientEvent((await rooms.getEvent(redaction.event_id))!).redacts).toBe(msg.event_id);
+      expect(await rooms.applyRedaction('$missing', redactedForm, redaction.event_id, because)).toBe(false);
+    });
+
+    it('gives unsigned.transaction_id only to the device that sent the event', async () => {
+      const id = room();
+      const msg = ev(id, 'm.room.message', '@a:test', { body: 'x' });
+      await write(msg, { txnId: 'txn1', deviceId: 'DEV' });
+      const record = (await rooms.getEvent(msg.event_id))!;
+      expect(toClientEvent(record, { requester: { userId: '@a:test', deviceId: 'DEV' } }).unsigned['transaction_id']).toBe('txn1');
+      expect(toClientEvent(record, { requester: { userId: '@a:test', deviceId: 'OTHER' } }).unsigned['transaction_id']).toBeUndefined();
+      expect(toClientEvent(record, { omitRoomId: true }).room_id).toBeUndefined();
+    });
+
+    it('records aliases once and lists them per room', async () => {
+      const id = room();
+      const alias = `#a${n}_${Date.now()}:test`;
+      expect(await rooms.createAlias(alias, id, '@a:test')).toBe(true);
+      expect(await rooms.createAlias(alias, '!other:test', '@b:test')).toBe(false);
+      expect(await rooms.getAlias(alias)).toMatchObject({ room_id: id, creator: '@a:test' });
+      expect(await rooms.aliasesOfRoom(id)).toEqual([alias]);
+      expect(await rooms.deleteAlias(alias)).toBe(true);
+      expect(await rooms.getAlias(alias)).toBeNull();
+      expect(await rooms.deleteAlias(alias)).toBe(false);
+    });
+
+    it('maps a transaction ID to the first event ID recorded for it, per device and scope', async () => {
+      const key = { userId: '@a:test', deviceId: 'D1', scope: 'send', txnId: `t${Date.now()}` };
+      expect(await rooms.recordTxn(key, '$first', '!r:test')).toBe('$first');
+      expect(await rooms.recordTxn(key, '$second', '!r:test')).toBe('$first');
+      expect(await rooms.recordTxn({ ...key, deviceId: 'D2' }, '$third', '!r:test')).toBe('$third');
+      expect(await rooms.recordTxn({ ...key, scope: 'redact' }, '$fourth', '!r:test')).toBe('$fourth');
+      expect(await rooms.lookupTxn(key)).toMatchObject({ event_id: '$first' });
+    });
+
+    describe('safe stream position', () => {
+      it('never passes a position allocated but not yet written, and ignores abandoned allocations after the grace period', async () => {
+        const name = `test_${Date.now()}_${Math.random().toString(36).slice(2)}`;
+        const streams = await StreamAllocator.open(store, () => now);
+        const first = await streams.allocate(name);
+        await first.release();
+        expect(await streams.safePosition(name)).toBe(first.position);
+        const slow = await streams.allocate(name); // in flight
+        const fast = await streams.allocate(name);
+        await fast.release();
+        // fast is written but slow is not: readers stop before slow.
+        expect(await streams.safePosition(name)).toBe(first.position);
+        await slow.release();
+        expect(await streams.safePosition(name)).toBe(fast.position);
+
+        const abandoned = await streams.allocate(name); // the writer "dies"
+        expect(await streams.safePosition(name)).toBe(fast.position);
+        now += STREAM_GAP_GRACE_MS + 1;
+        expect(await streams.safePosition(name)).toBe(abandoned.position);
+        expect(await streams.pruneAbandoned()).toBeGreaterThanOrEqual(1);
+      });
+
+      it('stays behind concurrent writers until all of them are written', async () => {
+        const name = `conc_${Date.now()}_${Math.random().toString(36).slice(2)}`;
+        const streams = await StreamAllocator.open(store, () => now);
+        const written = new Set<number>();
+        const writers = Array.from({ length: 8 }, (_, i) =>
+          streams.withPosition(name, async (p) => {
+            await new Promise((r) => setTimeout(r, 5 * (8 - i)));
+            // Every position at or below the safe position must be written by now.
+            written.add(p);
+            const safe = await streams.safePosition(name);
+            for (let q = 1; q <= safe; q++) expect(written.has(q)).toBe(true);
+          }),
+        );
+        await Promise.all(writers);
+        expect(await streams.safePosition(name)).toBe(8);
+      });
+    });
+  });
+}

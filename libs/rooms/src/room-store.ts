@@ -1,0 +1,469 @@
+import type { Collection, Doc, DocumentStore, Filter } from '@atrium/storage';
+import type { JsonObject, RoomEvent } from '@atrium/matrix';
+import { StreamAllocator } from './stream-allocator';
+
+/**
+ * Room storage over the DocumentStore port (docs/client-server-design.md
+ * "Where the code lives": events, current state, memberships by user,
+ * forward extremities, aliases, txn IDs, stream positions of room events).
+ *
+ * Rules it keeps (ARCHITECTURE.md "Storage" and rules 2–4):
+ * - the event JSON is stored as a string (`json`), byte-exact, with the fields
+ *   that are queried extracted beside it;
+ * - no transactions: every write is an idempotent insert or a put keyed by a
+ *   natural key, so a replay after a crash converges. The room server is the
+ *   only writer of a room, so the sequence "insert event, then update current
+ *   state / memberships / extremities" has no concurrent interleaving to fear;
+ * - positions in the `events` stream come from StreamAllocator, and readers use
+ *   `safeStreamPosition()` as the upper bound of what they read.
+ */
+
+/** The `events` stream's name (counter `stream.events`). */
+export const EVENTS_STREAM = 'events';
+
+export interface EventRecord extends Doc {
+  _id: string; // the event ID
+  room_id: string;
+  type: string;
+  /** null for a message (non-state) event. */
+  state_key: string | null;
+  sender: string;
+  /** Position in the `events` stream. */
+  stream: number;
+  depth: number;
+  origin_server_ts: number;
+  /** `content.membership` of m.room.member events, else null. */
+  membership: string | null;
+  /** True once a redaction has been applied: `json` then holds the redacted form. */
+  redacted: boolean;
+  /** The event ID of the m.room.redaction that redacted it. */
+  redacted_by: string | null;
+  /** For m.room.redaction events: the event it redacts. */
+  redacts: string | null;
+  /** The event (RoomEvent: the PDU plus event_id and room_id) as JSON text. */
+  json: string;
+  /**
+   * Server-side `unsigned` additions as JSON text: `prev_content`,
+   * `prev_sender`, `replaces_state` for state events (client-server-api
+   * "Room Events": unsigned.prev_content), `redacted_because` once redacted.
+   */
+  unsigned: string;
+  /** The client transaction that sent it (PUT send/redact), for unsigned.transaction_id. */
+  txn_id: string | null;
+  device_id: string | null;
+}
+
+export interface CurrentStateRecord extends Doc {
+  _id: string; // room_id \n type \n state_key
+  room_id: string;
+  type: string;
+  state_key: string;
+  event_id: string;
+  /** Stream position of the event that set this entry. */
+  stream: number;
+}
+
+export interface MembershipRecord extends Doc {
+  _id: string; // room_id \n user_id
+  room_id: string;
+  user_id: string;
+  /** join, invite, leave, ban, knock. */
+  membership: string;
+  event_id: string;
+  sender: string;
+  /** Stream position of the membership event. */
+  stream: number;
+  /** POST /forget: the room is hidden from this user (only after leaving). */
+  forgotten: boolean;
+}
+
+export interface ExtremityRecord extends Doc {
+  _id: string; // room_id \n event_id
+  room_id: string;
+  event_id: string;
+  depth: number;
+}
+
+export interface RoomRecord extends Doc {
+  _id: string; // the room ID
+  version: string;
+  creator: string;
+  /** Room directory visibility (client-server-api "Room directory"). */
+  visibility: 'public' | 'private';
+  created_ts: number;
+}
+
+export interface AliasRecord extends Doc {
+  _id: string; // the alias
+  room_id: string;
+  creator: string;
+  created_ts: number;
+}
+
+export interface TxnRecord extends Doc {
+  _id: string; // user_id \n device_id \n scope \n txn_id
+  event_id: string;
+  room_id: string;
+  created_ts: number;
+}
+
+/** One event to store, as the room server hands it over after authorising it. */
+export interface NewEvent {
+  event: RoomEvent;
+  stream: number;
+  unsigned?: JsonObject;
+  txnId?: string | null;
+  deviceId?: string | null;
+}
+
+export interface StreamRange {
+  /** Exclusive lower bound (a sync token's position). 0 for "from the start". */
+  from: number;
+  /** Inclusive upper bound; use `safeStreamPosition()`. */
+  to: number;
+  /** At most this many events. */
+  limit?: number;
+  /** `backward` (default): the newest events first; `forward`: oldest first. */
+  direction?: 'forward' | 'backward';
+}
+
+const SEP = '\n';
+const stateId = (roomId: string, type: string, stateKey: string): string => `${roomId}${SEP}${type}${SEP}${stateKey}`;
+const memberId = (roomId: string, userId: string): string => `${roomId}${SEP}${userId}`;
+
+/** Parses an event record's JSON back into the RoomEvent. */
+export function eventOf(record: EventRecord): RoomEvent {
+  return JSON.parse(record.json) as RoomEvent;
+}
+
+/** Parses an event record's stored unsigned additions. */
+export function unsignedOf(record: EventRecord): JsonObject {
+  return JSON.parse(record.unsigned) as JsonObject;
+}
+
+export class RoomStore {
+  private constructor(
+    readonly streams: StreamAllocator,
+    private readonly events: Collection<EventRecord>,
+    private readonly state: Collection<CurrentStateRecord>,
+    private readonly memberships: Collection<MembershipRecord>,
+    private readonly extremities: Collection<ExtremityRecord>,
+    private readonly rooms: Collection<RoomRecord>,
+    private readonly aliases: Collection<AliasRecord>,
+    private readonly txns: Collection<TxnRecord>,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(store: DocumentStore, now: () => number = Date.now): Promise<RoomStore> {
+    return new RoomStore(
+      await StreamAllocator.open(store, now),
+      await store.collection<EventRecord>({
+        name: 'room_events',
+        indexes: [{ fields: ['room_id', 'stream'] }, { fields: ['stream'] }, { fields: ['redacts'] }],
+      }),
+      await store.collection<CurrentStateRecord>({ name: 'room_current_state', indexes: [{ fields: ['room_id', 'type'] }] }),
+      await store.collection<MembershipRecord>({
+        name: 'room_memberships',
+        indexes: [{ fields: ['user_id', 'membership'] }, { fields: ['room_id', 'membership'] }, { fields: ['user_id', 'stream'] }],
+      }),
+      await store.collection<ExtremityRecord>({ name: 'room_extremities', indexes: [{ fields: ['room_id'] }] }),
+      await store.collection<RoomRecord>({ name: 'rooms', indexes: [{ fields: ['visibility'] }] }),
+      await store.collection<AliasRecord>({ name: 'room_aliases', indexes: [{ fields: ['room_id'] }] }),
+      await store.collection<TxnRecord>({ name: 'room_txns' }),
+      now,
+    );
+  }
+
+  // ---- stream positions ----
+
+  /** The highest `events` stream position readers may read up to (StreamAllocator.safePosition). */
+  safeStreamPosition(): Promise<number> {
+    return this.streams.safePosition(EVENTS_STREAM);
+  }
+
+  // ---- rooms ----
+
+  /** Records a new room; false if it exists (idempotent). */
+  createRoom(room: { roomId: string; version: string; creator: string; visibility?: 'public' | 'private' }): Promise<boolean> {
+    return this.rooms.insert({
+      _id: room.roomId,
+      version: room.version,
+      creator: room.creator,
+      visibility: room.visibility ?? 'private',
+      created_ts: this.now(),
+    });
+  }
+
+  getRoom(roomId: string): Promise<RoomRecord | null> {
+    return this.rooms.get(roomId);
+  }
+
+  async setVisibility(roomId: string, visibility: 'public' | 'private'): Promise<boolean> {
+    return this.rooms.update(roomId, { visibility });
+  }
+
+  /** Rooms published in the room directory, by room ID. */
+  publicRooms(): Promise<RoomRecord[]> {
+    return this.rooms.find({ visibility: 'public' }, { sort: { _id: 1 } });
+  }
+
+  // ---- events ----
+
+  /**
+   * Stores an event (idempotent on its event ID: a replay stores nothing and
+   * returns false). Current state, memberships and extremities are updated by
+   * their own methods, in that order, by the room server.
+   */
+  async insertEvent(input: NewEvent): Promise<boolean> {
+    const e = input.event;
+    const content = e.content ?? {};
+    const membership = e.type === 'm.room.member' && typeof content['membership'] === 'string' ? content['membership'] : null;
+    const redacts = e.type === 'm.room.redaction' ? (typeof content['redacts'] === 'string' ? content['redacts'] : (e.redacts ?? null)) : null;
+    return this.events.insert({
+      _id: e.event_id,
+      room_id: e.room_id,
+      type: e.type,
+      state_key: e.state_key ?? null,
+      sender: e.sender,
+      stream: input.stream,
+      depth: e.depth,
+      origin_server_ts: e.origin_server_ts,
+      membership,
+      redacted: false,
+      redacted_by: null,
+      redacts,
+      json: JSON.stringify(e),
+      unsigned: JSON.stringify(input.unsigned ?? {}),
+      txn_id: input.txnId ?? null,
+      device_id: input.deviceId ?? null,
+    });
+  }
+
+  getEvent(eventId: string): Promise<EventRecord | null> {
+    return this.events.get(eventId);
+  }
+
+  /** Events by ID, in the order asked (missing IDs are left out). */
+  async getEvents(eventIds: readonly string[]): Promise<EventRecord[]> {
+    if (eventIds.length === 0) return [];
+    const found = await this.events.getMany([...new Set(eventIds)]);
+    const byId = new Map(found.map((r) => [r._id, r]));
+    return eventIds.map((id) => byId.get(id)).filter((r): r is EventRecord => r !== undefined);
+  }
+
+  /**
+   * Replaces an event's stored form by its redacted form (client-server-api
+   * "Redactions": the server stores the event stripped by the room version's
+   * algorithm) and records which redaction did it, with `redacted_because`.
+   */
+  async applyRedaction(eventId: string, redactedJson: RoomEvent, redactionEventId: string, redactedBecause: JsonObject): Promise<boolean> {
+    const record = await this.events.get(eventId);
+    if (!record) return false;
+    const unsigned = unsignedOf(record);
+    // Stored prev_content stays (it describes the previous event, not this one's content);
+    // redacted_because is what the spec asks clients to see on a redacted event.
+    unsigned['redacted_because'] = redactedBecause;
+    return this.events.update(eventId, {
+      json: JSON.stringify(redactedJson),
+      redacted: true,
+      redacted_by: redactionEventId,
+      unsigned: JSON.stringify(unsigned),
+    });
+  }
+
+  /** Redaction events that name `eventId` (also those that arrived before it). */
+  redactionsOf(eventId: string): Promise<EventRecord[]> {
+    return this.events.find({ redacts: eventId }, { sort: { stream: 1 } });
+  }
+
+  /**
+   * The events of one room with `from < stream <= to`, newest first by default
+   * (what sync's timeline and /messages backwards need), at most `limit`.
+   */
+  roomEvents(roomId: string, range: StreamRange): Promise<EventRecord[]> {
+    const direction = range.direction ?? 'backward';
+    return this.events.find(
+      { room_id: roomId, stream: { $gt: range.from, $lte: range.to } },
+      { sort: { stream: direction === 'backward' ? -1 : 1 }, limit: range.limit },
+    );
+  }
+
+  /** roomEvents for several rooms: one entry per room that has events in the range. */
+  async eventsOfRooms(roomIds: readonly string[], range: StreamRange): Promise<Map<string, EventRecord[]>> {
+    const out = new Map<string, EventRecord[]>();
+    for (const roomId of roomIds) {
+      const events = await this.roomEvents(roomId, range);
+      if (events.length > 0) out.set(roomId, events);
+    }
+    return out;
+  }
+
+  /** Whether a room has any event in `(from, to]` (cheap check for sync). */
+  async roomHasEventsBetween(roomId: string, from: number, to: number): Promise<boolean> {
+    return (await this.events.count({ room_id: roomId, stream: { $gt: from, $lte: to } })) > 0;
+  }
+
+  /** The event with the highest position in the room at or before `to` (a room's latest event). */
+  async latestEvent(roomId: string, to = Number.MAX_SAFE_INTEGER): Promise<EventRecord | null> {
+    const [latest] = await this.events.find({ room_id: roomId, stream: { $lte: to } }, { sort: { stream: -1 }, limit: 1 });
+    return latest ?? null;
+  }
+
+  // ---- current state ----
+
+  /** Makes `event` the current state entry for its (type, state_key). Only for state events. */
+  async setCurrentState(event: RoomEvent, stream: number): Promise<void> {
+    if (event.state_key === undefined) throw new Error(`${event.event_id} is not a state event`);
+    await this.state.put({
+      _id: stateId(event.room_id, event.type, event.state_key),
+      room_id: event.room_id,
+      type: event.type,
+      state_key: event.state_key,
+      event_id: event.event_id,
+      stream,
+    });
+  }
+
+  /** The current state entries of a room (optionally of one type), not the events. */
+  currentStateIds(roomId: string, type?: string): Promise<CurrentStateRecord[]> {
+    const filter: Filter<CurrentStateRecord> = type === undefined ? { room_id: roomId } : { room_id: roomId, type };
+    return this.state.find(filter, { sort: { type: 1, state_key: 1 } });
+  }
+
+  /** The current state events of a room (optionally of one type). */
+  async currentState(roomId: string, type?: string): Promise<EventRecord[]> {
+    const ids = await this.currentStateIds(roomId, type);
+    return this.getEvents(ids.map((s) => s.event_id));
+  }
+
+  /** The current state event for (type, state_key), or null. */
+  async currentStateEvent(roomId: string, type: string, stateKey: string): Promise<EventRecord | null> {
+    const entry = await this.state.get(stateId(roomId, type, stateKey));
+    return entry ? this.events.get(entry.event_id) : null;
+  }
+
+  /**
+   * The room state just after stream position `position`: for each
+   * (type, state_key), the state event with the highest position <= it.
+   *
+   * This is "state at an event" for rooms whose history is a single line,
+   * which every room is while only this server writes to it (one writer per
+   * room, prev_events = all forward extremities). Once federation brings
+   * forks this must read state groups resolved by state resolution instead;
+   * until then it is exact. Rejected events are never stored, so none count.
+   */
+  async stateAtPosition(roomId: string, position: number): Promise<EventRecord[]> {
+    const events = await this.events.find({ room_id: roomId, stream: { $lte: position }, state_key: { $ne: null } }, { sort: { stream: 1 } });
+    const latest = new Map<string, EventRecord>();
+    for (const e of events) latest.set(`${e.type}${SEP}${e.state_key}`, e);
+    return [...latest.values()];
+  }
+
+  // ---- memberships ----
+
+  /** Records a member event as the user's membership in the room (call for every accepted m.room.member event). */
+  async setMembership(event: RoomEvent, stream: number): Promise<void> {
+    if (event.type !== 'm.room.member' || event.state_key === undefined) throw new Error(`${event.event_id} is not a member event`);
+    const membership = event.content['membership'];
+    if (typeof membership !== 'string') throw new Error(`${event.event_id} has no membership`);
+    const previous = await this.memberships.get(memberId(event.room_id, event.state_key));
+    await this.memberships.put({
+      _id: memberId(event.room_id, event.state_key),
+      room_id: event.room_id,
+      user_id: event.state_key,
+      membership,
+      event_id: event.event_id,
+      sender: event.sender,
+      stream,
+      // A new membership other than leave un-forgets the room (a rejoin shows it again).
+      forgotten: membership === 'leave' || membership === 'ban' ? (previous?.forgotten ?? false) : false,
+    });
+  }
+
+  getMembership(roomId: string, userId: string): Promise<MembershipRecord | null> {
+    return this.memberships.get(memberId(roomId, userId));
+  }
+
+  /** Rooms of a user with their membership and its stream position (optionally only some memberships). */
+  roomsOfUser(userId: string, memberships?: readonly string[]): Promise<MembershipRecord[]> {
+    const filter: Filter<MembershipRecord> = memberships ? { user_id: userId, membership: { $in: [...memberships] } } : { user_id: userId };
+    return this.memberships.find(filter, { sort: { room_id: 1 } });
+  }
+
+  /** The user's membership records whose event has a position in `(from, to]` (sync: rooms newly joined, invited, left). */
+  membershipChanges(userId: string, from: number, to: number): Promise<MembershipRecord[]> {
+    return this.memberships.find({ user_id: userId, stream: { $gt: from, $lte: to } }, { sort: { stream: 1 } });
+  }
+
+  /** Members of a room (optionally only some memberships), by user ID. */
+  membersOfRoom(roomId: string, memberships?: readonly string[]): Promise<MembershipRecord[]> {
+    const filter: Filter<MembershipRecord> = memberships ? { room_id: roomId, membership: { $in: [...memberships] } } : { room_id: roomId };
+    return this.memberships.find(filter, { sort: { user_id: 1 } });
+  }
+
+  /** Joined user IDs of a room. */
+  async joinedUsers(roomId: string): Promise<string[]> {
+    return (await this.membersOfRoom(roomId, ['join'])).map((m) => m.user_id);
+  }
+
+  /** POST /forget: only a user who is not joined/invited/knocking may forget. Returns false if no membership to forget. */
+  async forget(roomId: string, userId: string): Promise<boolean> {
+    return this.memberships.update(memberId(roomId, userId), { forgotten: true }, { membership: { $in: ['leave', 'ban'] } });
+  }
+
+  // ---- forward extremities ----
+
+  /**
+   * Adds `event` as a forward extremity and removes the events it references
+   * (they now have a child). Insert first, then delete: a crash in between
+   * leaves an extra extremity, which the next event references and removes.
+   */
+  async updateExtremities(event: RoomEvent, prevEventIds: readonly string[]): Promise<void> {
+    await this.extremities.insert({ _id: memberId(event.room_id, event.event_id), room_id: event.room_id, event_id: event.event_id, depth: event.depth });
+    for (const prev of prevEventIds) await this.extremities.delete(memberId(event.room_id, prev));
+  }
+
+  /** The room's forward extremities (events with no child yet), deepest first. */
+  forwardExtremities(roomId: string): Promise<ExtremityRecord[]> {
+    return this.extremities.find({ room_id: roomId }, { sort: { depth: -1 } });
+  }
+
+  // ---- aliases ----
+
+  /** Creates an alias; false if it exists (the caller answers M_UNKNOWN… see client-server-api "Room aliases": 409). */
+  createAlias(alias: string, roomId: string, creator: string): Promise<boolean> {
+    return this.aliases.insert({ _id: alias, room_id: roomId, creator, created_ts: this.now() });
+  }
+
+  getAlias(alias: string): Promise<AliasRecord | null> {
+    return this.aliases.get(alias);
+  }
+
+  deleteAlias(alias: string): Promise<boolean> {
+    return this.aliases.delete(alias);
+  }
+
+  async aliasesOfRoom(roomId: string): Promise<string[]> {
+    return (await this.aliases.find({ room_id: roomId }, { sort: { _id: 1 } })).map((a) => a._id);
+  }
+
+  // ---- client transaction IDs ----
+
+  /**
+   * Records that (user, device, scope, txn) produced `eventId`; returns the
+   * event ID already recorded if there was one (client-server-api "Transaction
+   * identifiers": the same txnId from the same device is the same request).
+   * `scope` separates endpoints (send vs redact) as the spec's "the same HTTP
+   * endpoint" asks.
+   */
+  async recordTxn(key: { userId: string; deviceId: string; scope: string; txnId: string }, eventId: string, roomId: string): Promise<string> {
+    const id = [key.userId, key.deviceId, key.scope, key.txnId].join(SEP);
+    if (await this.txns.insert({ _id: id, event_id: eventId, room_id: roomId, created_ts: this.now() })) return eventId;
+    const existing = await this.txns.get(id);
+    return existing ? existing.event_id : eventId;
+  }
+
+  async lookupTxn(key: { userId: string; deviceId: string; scope: string; txnId: string }): Promise<TxnRecord | null> {
+    return this.txns.get([key.userId, key.deviceId, key.scope, key.txnId].join(SEP));
+  }
+}
