@@ -5,5 +5,6 @@ module.exports = {
   displayName: 'e2e',
   rootDir: __dirname,
   globalSetup: '<rootDir>/support/global-setup.cjs',
-  testTimeout: 120_000,
+  testTimeout: 120_000, // for `jest -c e2e/jest.config.cjs`; the root run uses setup-timeouts.ts
+  setupFilesAfterEnv: ['<rootDir>/support/setup-timeouts.ts'],
 };

@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(mkdtempSync(join(tmpdir(), 'atrium-jest-')), 'results.json');
 const args = [join(root, 'node_modules/jest/bin/jest.js'), '--config', join(root, 'jest.config.cjs'),
-  '--json', '--outputFile', out, ...process.argv.slice(2)];
+  // --forceExit: a suite whose set-up failed half-way can leave a server handle
+  // open; the run must still end (and report) rather than hang CI.
+  '--json', '--outputFile', out, '--forceExit', ...process.argv.slice(2)];
 const run = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env } });
 
 let passed = 0;

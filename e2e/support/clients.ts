@@ -1,4 +1,18 @@
 import { createClient, MatrixError, type MatrixClient } from 'matrix-js-sdk';
+import type { Logger } from 'matrix-js-sdk/lib/logger';
+
+/**
+ * The SDK logs every request at debug level; tests keep its warnings and
+ * errors only, so a failure's output is not buried under request lines.
+ */
+const quietLogger: Logger = {
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (...msg: unknown[]) => console.warn(...msg),
+  error: (...msg: unknown[]) => console.error(...msg),
+  getChild: () => quietLogger,
+};
 
 /** A matrix-js-sdk client for `baseUrl`, with or without credentials. */
 export function client(baseUrl: string, credentials?: { userId: string; accessToken: string; deviceId?: string; refreshToken?: string }): MatrixClient {
@@ -8,6 +22,7 @@ export function client(baseUrl: string, credentials?: { userId: string; accessTo
     accessToken: credentials?.accessToken,
     deviceId: credentials?.deviceId,
     refreshToken: credentials?.refreshToken,
+    logger: quietLogger,
   });
 }
 
