@@ -22,10 +22,18 @@ export const CLUSTER_ROUTES: Route[] = [
   { pattern: /^\//, target: 'client-api' },
 ];
 
-export async function startRouter(targets: Record<string, number>): Promise<{ url: string; stop(): Promise<void> }> {
+/** `targets`: the ports of each app's replicas; requests go to them in turn (round robin). */
+export async function startRouter(targets: Record<string, number[]>): Promise<{ url: string; stop(): Promise<void> }> {
+  const turns = new Map<string, number>();
   const server: Server = createServer((req, res) => {
     const route = CLUSTER_ROUTES.find((r) => r.pattern.test(req.url ?? '/'));
-    const port = route ? targets[route.target] : undefined;
+    const replicas = route ? targets[route.target] : undefined;
+    let port: number | undefined;
+    if (route && replicas && replicas.length > 0) {
+      const turn = turns.get(route.target) ?? 0;
+      turns.set(route.target, turn + 1);
+      port = replicas[turn % replicas.length];
+    }
     if (!port) {
       res.writeHead(502).end();
       return;

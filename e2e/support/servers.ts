@@ -25,6 +25,8 @@ export interface TestServerOptions {
   env?: Record<string, string>;
   /** OTLP/HTTP endpoint for traces. */
   otlpEndpoint?: string;
+  /** Cluster mode: how many processes run each app (default 1); the router spreads requests over them in turn. */
+  replicas?: Partial<Record<(typeof CLUSTER_APPS)[number], number>>;
 }
 
 export const CLUSTER_APPS = ['client-api', 'federation-inbound', 'federation-outbound', 'key-server', 'media-repo', 'push-gateway', 'room-server'] as const;
@@ -96,29 +98,35 @@ export async function startEmbeddedServer(options: TestServerOptions = {}): Prom
 export async function startClusterServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'atrium-e2e-cluster-'));
   const [nats, redis, ferret] = await Promise.all([startNats(), startRedis(), startFerretDb()]);
-  const ports: Record<string, number> = {};
-  for (const app of CLUSTER_APPS) ports[app] = await freePort();
+  const ports: Record<string, number[]> = {};
+  for (const app of CLUSTER_APPS) {
+    ports[app] = [];
+    for (let i = 0; i < (options.replicas?.[app] ?? 1); i++) ports[app].push(await freePort());
+  }
   const routerPlaceholder = await freePort();
   const serverName = `localhost:${routerPlaceholder}`;
   const configPath = generateConfig(dir, serverName, 0, 0);
   const dbName = `atrium_${Date.now().toString(36)}`;
   const processes: ManagedProcess[] = [];
+  const processPorts = new Map<ManagedProcess, number>();
   const router = await startRouter(ports);
   try {
     for (const app of CLUSTER_APPS) {
-      processes.push(
-        startNodeProcess(app, `dist/apps/${app}/src/main.js`, ['--config', configPath], {
+      ports[app].forEach((port, replica) => {
+        const proc = startNodeProcess(replica === 0 ? app : `${app}#${replica + 1}`, `dist/apps/${app}/src/main.js`, ['--config', configPath], {
           ...baseEnv(options),
           ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}`,
           ATRIUM_BUS__URL: nats.url,
           ATRIUM_CACHE__URL: redis.url,
           ATRIUM_LISTENERS__SERVICE__HOST: '127.0.0.1',
-          ATRIUM_LISTENERS__SERVICE__PORT: String(ports[app]),
+          ATRIUM_LISTENERS__SERVICE__PORT: String(port),
           ATRIUM_PUBLIC_BASEURL: `${router.url}/`,
-        }),
-      );
+        });
+        processes.push(proc);
+        processPorts.set(proc, port);
+      });
     }
-    await Promise.all(processes.map((p) => waitForHttp(`http://127.0.0.1:${ports[p.name]}/ready`, 60_000, p.alive)));
+    await Promise.all(processes.map((p) => waitForHttp(`http://127.0.0.1:${processPorts.get(p)}/ready`, 60_000, p.alive)));
   } catch (err) {
     await router.stop();
     await Promise.all([nats.stop(), redis.stop(), ferret.stop()]);
@@ -128,7 +136,7 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
     mode: 'cluster',
     serverName,
     baseUrl: router.url,
-    services: Object.fromEntries(CLUSTER_APPS.map((app) => [app, `http://127.0.0.1:${ports[app]}`])),
+    services: Object.fromEntries(processes.map((p) => [p.name, `http://127.0.0.1:${processPorts.get(p)}`])),
     processes,
     async stop() {
       await Promise.all(processes.map((p) => p.stop()));
