@@ -4,9 +4,11 @@ import { AuthController, AuthV3OnlyController } from './auth/auth.controller';
 import { AuthService } from './auth/auth.service';
 import { DevicesController } from './devices/devices.controller';
 import { DiscoveryController } from './discovery/discovery.controller';
+import { RoomsModule } from './rooms/rooms.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
+  imports: [RoomsModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

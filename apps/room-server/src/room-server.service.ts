@@ -1,26 +1,63 @@
 import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import type { Bus, Subscription } from '@atrium/bus';
-import { BUS } from '@atrium/platform';
-import { ROOM_SERVER_SUBJECTS, type LeaveAllRoomsRequest, type LeaveAllRoomsResponse } from './room-server.api';
+import type { Bus, BusMessage, Subscription } from '@atrium/bus';
+import type { AtriumConfig } from '@atrium/config';
+import { MatrixError } from '@atrium/http';
+import { BUS, CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import { RoomStore } from '@atrium/rooms';
+import type { DocumentStore } from '@atrium/storage';
+import {
+  busErrorOf,
+  ROOM_SERVER_SUBJECTS,
+  type CreateRoomRequest,
+  type CreateRoomResponse,
+  type LeaveAllRoomsRequest,
+  type LeaveAllRoomsResponse,
+  type SendEventRequest,
+  type SendEventResponse,
+  type SetVisibilityRequest,
+} from './room-server.api';
+import { RoomWriter } from './room-writer';
 
 /**
- * Answers room-server requests on the bus. Rooms themselves (creation, joins,
- * sending, state) arrive with the Client-Server API work; until then a user is
- * in no room, so leaving all rooms leaves none — the request still travels the
- * bus so that deactivation already goes through the single writer.
+ * Answers room-server requests on the bus and hands them to the RoomWriter
+ * (see room-writer.ts for the one-writer-per-room rule and its limitation
+ * across replicas). MatrixErrors travel back with their status in `details`.
  */
 @Injectable()
 export class RoomServerService implements OnModuleInit, OnModuleDestroy {
   private subscriptions: Subscription[] = [];
 
-  constructor(@Inject(BUS) private readonly bus: Bus) {}
+  constructor(
+    @Inject(BUS) private readonly bus: Bus,
+    @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
+    @Inject(CONFIG) private readonly config: AtriumConfig,
+    @Inject(SIGNING_KEY) private readonly signingKey: SigningKey,
+  ) {}
 
   async onModuleInit(): Promise<void> {
-    this.subscriptions.push(
-      await this.bus.handle<LeaveAllRoomsRequest, LeaveAllRoomsResponse>(ROOM_SERVER_SUBJECTS.leaveAllRooms, async () => ({
-        left_rooms: [],
-      })),
-    );
+    const rooms = await RoomStore.open(this.store);
+    const writer = new RoomWriter(rooms, this.bus, { serverName: this.config.server_name, signingKey: this.signingKey });
+    const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {
+      this.subscriptions.push(
+        await this.bus.handle<Req, Res>(subject, async (message: BusMessage<Req>) => {
+          try {
+            return await fn(message.data);
+          } catch (err) {
+            if (err instanceof MatrixError) throw busErrorOf(err);
+            throw err;
+          }
+        }),
+      );
+    };
+    await handle<LeaveAllRoomsRequest, LeaveAllRoomsResponse>(ROOM_SERVER_SUBJECTS.leaveAllRooms, async (req) => ({
+      left_rooms: await writer.leaveAllRooms(req.user_id, req.reason),
+    }));
+    await handle<CreateRoomRequest, CreateRoomResponse>(ROOM_SERVER_SUBJECTS.createRoom, (req) => writer.createRoom(req));
+    await handle<SendEventRequest, SendEventResponse>(ROOM_SERVER_SUBJECTS.sendEvent, (req) => writer.sendEvent(req));
+    await handle<SetVisibilityRequest, Record<string, never>>(ROOM_SERVER_SUBJECTS.setVisibility, async (req) => {
+      await rooms.setVisibility(req.room_id, req.visibility);
+      return {};
+    });
   }
 
   async onModuleDestroy(): Promise<void> {

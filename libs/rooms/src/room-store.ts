@@ -395,6 +395,12 @@ export class RoomStore {
     return this.memberships.find({ user_id: userId, stream: { $gt: from, $lte: to } }, { sort: { stream: 1 } });
   }
 
+  /** Whether `userId` has a join event in the room after stream position `position` (history visibility "shared"). */
+  async userJoinedAfter(roomId: string, userId: string, position: number): Promise<boolean> {
+    const joins = await this.events.find({ room_id: roomId, stream: { $gt: position }, state_key: userId, membership: 'join' }, { limit: 1 });
+    return joins.length > 0;
+  }
+
   /** Members of a room (optionally only some memberships), by user ID. */
   membersOfRoom(roomId: string, memberships?: readonly string[]): Promise<MembershipRecord[]> {
     const filter: Filter<MembershipRecord> = memberships ? { room_id: roomId, membership: { $in: [...memberships] } } : { room_id: roomId };

@@ -1,0 +1,216 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import { AccessTokenGuard, CurrentRequester, Errors, MatrixError, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
+import { domainOfId, type JsonObject } from '@atrium/matrix';
+import { eventOf, type RoomRecord } from '@atrium/rooms';
+import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { RoomServerClient } from './room-server.client';
+import { RoomsService } from './rooms.service';
+
+interface PublicRoomsChunk {
+  room_id: string;
+  num_joined_members: number;
+  world_readable: boolean;
+  guest_can_join: boolean;
+  name?: string;
+  topic?: string;
+  canonical_alias?: string;
+  avatar_url?: string;
+  join_rule?: string;
+  room_type?: string;
+}
+
+interface PublicRoomsResponse {
+  chunk: PublicRoomsChunk[];
+  next_batch?: string;
+  prev_batch?: string;
+  total_room_count_estimate: number;
+}
+
+const DEFAULT_PUBLIC_ROOMS_LIMIT = 100;
+
+/**
+ * Room aliases and the published room directory. Spec:
+ * data/api/client-server/directory.yaml (aliases) and list_public_rooms.yaml,
+ * content/client-server-api/_index.md "Room aliases" and "Published room directory".
+ * Endpoints whose spec has no `security` block (alias lookup, directory
+ * visibility lookup, GET publicRooms) answer without an access token.
+ */
+@Controller(CLIENT_PREFIXES)
+export class DirectoryController {
+  constructor(
+    private readonly rooms: RoomsService,
+    private readonly roomServer: RoomServerClient,
+  ) {}
+
+  // ---- aliases ----
+
+  /** directory.yaml PUT: 409 M_UNKNOWN if the alias exists; 400 M_INVALID_PARAM for a bad or foreign alias. */
+  @Put('directory/room/:roomAlias')
+  @UseGuards(AccessTokenGuard)
+  async putAlias(@CurrentRequester() requester: Requester, @Param('roomAlias') alias: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = requireJsonObject(rawBody);
+    const roomId = requireString(body, 'room_id');
+    this.rooms.checkAlias(alias);
+    if (domainOfId(alias) !== this.rooms.serverName) throw Errors.invalidParam(`Aliases must be on this server (${this.rooms.serverName})`);
+    await this.rooms.requireRoom(roomId, () => Errors.notFound(`Room ${roomId} not found`));
+    if (!(await this.rooms.store.createAlias(alias, roomId, requester.userId))) {
+      throw new MatrixError(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
+    }
+    return {};
+  }
+
+  @Get('directory/room/:roomAlias')
+  async getAlias(@Param('roomAlias') alias: string): Promise<{ room_id: string; servers: string[] }> {
+    const roomId = await this.rooms.resolveAlias(alias);
+    return { room_id: roomId, servers: [this.rooms.serverName] };
+  }
+
+  /**
+   * directory.yaml DELETE: "Servers may choose to implement additional access
+   * control checks here". Allowed: the alias's creator, or a member whose
+   * power level may send m.room.canonical_alias.
+   */
+  @Delete('directory/room/:roomAlias')
+  @UseGuards(AccessTokenGuard)
+  async deleteAlias(@CurrentRequester() requester: Requester, @Param('roomAlias') alias: string): Promise<Record<string, never>> {
+    this.rooms.checkAlias(alias);
+    const record = await this.rooms.store.getAlias(alias);
+    if (!record) throw Errors.notFound(`Room alias ${alias} not found`);
+    if (record.creator !== requester.userId) {
+      const room = await this.rooms.store.getRoom(record.room_id);
+      const member = await this.rooms.store.getMembership(record.room_id, requester.userId);
+      const allowed = room && member?.membership === 'join' && (await this.rooms.powerLevel(room, requester.userId)) >= (await this.rooms.stateLevel(room, 'm.room.canonical_alias'));
+      if (!allowed) throw Errors.forbidden('You may not delete this alias');
+    }
+    await this.rooms.store.deleteAlias(alias);
+    return {};
+  }
+
+  /** directory.yaml GET /rooms/{roomId}/aliases: for members, or anyone when the room is world_readable. */
+  @Get('rooms/:roomId/aliases')
+  @UseGuards(AccessTokenGuard)
+  async roomAliases(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string): Promise<{ aliases: string[] }> {
+    const forbidden = (): MatrixError => Errors.forbidden(`You are not joined to room ${roomId}`);
+    await this.rooms.requireRoom(roomId, forbidden);
+    const membership = await this.rooms.store.getMembership(roomId, requester.userId);
+    if (membership?.membership !== 'join' && (await this.rooms.historyVisibility(roomId)) !== 'world_readable') throw forbidden();
+    return { aliases: await this.rooms.store.aliasesOfRoom(roomId) };
+  }
+
+  // ---- published room directory ----
+
+  @Get('directory/list/room/:roomId')
+  async getVisibility(@Param('roomId') roomId: string): Promise<{ visibility: 'public' | 'private' }> {
+    const room = await this.rooms.requireRoom(roomId, () => Errors.notFound('Room not found'));
+    return { visibility: room.visibility };
+  }
+
+  /**
+   * PUT directory/list/room: "Servers MAY implement additional access control
+   * checks": a joined member whose power level may send m.room.canonical_alias.
+   */
+  @Put('directory/list/room/:roomId')
+  @UseGuards(AccessTokenGuard)
+  async setVisibility(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = requireJsonObject(rawBody);
+    const visibility = body['visibility'] ?? 'public';
+    if (visibility !== 'public' && visibility !== 'private') throw Errors.badJson('"visibility" must be "public" or "private"');
+    const room = await this.rooms.requireRoom(roomId, () => Errors.notFound('Room not found'));
+    const member = await this.rooms.store.getMembership(roomId, requester.userId);
+    if (member?.membership !== 'join' || (await this.rooms.powerLevel(room, requester.userId)) < (await this.rooms.stateLevel(room, 'm.room.canonical_alias'))) {
+      throw Errors.forbidden('You may not change the directory visibility of this room');
+    }
+    await this.roomServer.setVisibility({ room_id: roomId, visibility });
+    return {};
+  }
+
+  @Get('publicRooms')
+  async publicRoomsGet(@Query('limit') limit?: string, @Query('since') since?: string, @Query('server') server?: string): Promise<PublicRoomsResponse> {
+    return this.publicRooms({ limit: parseLimit(limit), since, server, filter: undefined });
+  }
+
+  @Post('publicRooms')
+  @HttpCode(200)
+  @UseGuards(AccessTokenGuard)
+  async publicRoomsPost(@Query('server') server: string | undefined, @Body() rawBody: unknown): Promise<PublicRoomsResponse> {
+    const body = optionalJsonObject(rawBody);
+    const limitRaw = body['limit'];
+    if (limitRaw !== undefined && (typeof limitRaw !== 'number' || !Number.isInteger(limitRaw) || limitRaw < 0)) throw Errors.badJson('"limit" must be a non-negative integer');
+    const since = body['since'];
+    if (since !== undefined && typeof since !== 'string') throw Errors.badJson('"since" must be a string');
+    const filterRaw = body['filter'];
+    if (filterRaw !== undefined && filterRaw !== null && (typeof filterRaw !== 'object' || Array.isArray(filterRaw))) throw Errors.badJson('"filter" must be an object');
+    const filter = (filterRaw ?? undefined) as JsonObject | undefined;
+    const term = filter?.['generic_search_term'];
+    if (term !== undefined && term !== null && typeof term !== 'string') throw Errors.badJson('"generic_search_term" must be a string');
+    const roomTypes = filter?.['room_types'];
+    if (roomTypes !== undefined && roomTypes !== null && !Array.isArray(roomTypes)) throw Errors.badJson('"room_types" must be a list');
+    return this.publicRooms({ limit: limitRaw as number | undefined, since, server, filter: { term: term ?? undefined, roomTypes: roomTypes ?? undefined } });
+  }
+
+  private async publicRooms(options: {
+    limit: number | undefined;
+    since: string | undefined;
+    server: string | undefined;
+    filter: { term?: string; roomTypes?: Array<string | null | JsonObject | unknown> } | undefined;
+  }): Promise<PublicRoomsResponse> {
+    // Another server's directory needs federation (not built yet): it is an unknown server here.
+    if (options.server !== undefined && options.server !== this.rooms.serverName) throw Errors.notFound(`Cannot query the directory of ${options.server} yet`);
+    let offset = 0;
+    if (options.since !== undefined) {
+      if (!/^\d+$/.test(options.since)) throw Errors.invalidParam('Invalid "since" token');
+      offset = Number(options.since);
+    }
+    const all: PublicRoomsChunk[] = [];
+    for (const room of await this.rooms.store.publicRooms()) all.push(await this.chunkOf(room));
+    const term = options.filter?.term?.toLowerCase();
+    const types = options.filter?.roomTypes;
+    const matching = all
+      .filter((c) => !term || [c.name, c.topic, c.canonical_alias, c.room_id].some((v) => v?.toLowerCase().includes(term)))
+      // room_types: null stands for rooms without a type.
+      .filter((c) => !types || types.some((t) => (t === null ? c.room_type === undefined : t === c.room_type)))
+      .sort((a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? -1 : 1));
+    const limit = options.limit ?? DEFAULT_PUBLIC_ROOMS_LIMIT;
+    const chunk = matching.slice(offset, offset + limit);
+    const response: PublicRoomsResponse = { chunk, total_room_count_estimate: matching.length };
+    if (offset + limit < matching.length) response.next_batch = String(offset + limit);
+    if (offset > 0) response.prev_batch = String(Math.max(0, offset - limit));
+    return response;
+  }
+
+  private async chunkOf(room: RoomRecord): Promise<PublicRoomsChunk> {
+    const state = new Map<string, JsonObject>();
+    for (const record of await this.rooms.store.currentState(room._id)) {
+      if (record.state_key === '') state.set(record.type, eventOf(record).content);
+    }
+    const str = (type: string, key: string): string | undefined => {
+      const v = state.get(type)?.[key];
+      return typeof v === 'string' ? v : undefined;
+    };
+    const chunk: PublicRoomsChunk = {
+      room_id: room._id,
+      num_joined_members: (await this.rooms.store.joinedUsers(room._id)).length,
+      world_readable: str('m.room.history_visibility', 'history_visibility') === 'world_readable',
+      guest_can_join: str('m.room.guest_access', 'guest_access') === 'can_join',
+    };
+    const name = str('m.room.name', 'name');
+    if (name !== undefined) chunk.name = name;
+    const topic = str('m.room.topic', 'topic');
+    if (topic !== undefined) chunk.topic = topic;
+    const alias = str('m.room.canonical_alias', 'alias');
+    if (alias !== undefined) chunk.canonical_alias = alias;
+    const avatar = str('m.room.avatar', 'url');
+    if (avatar !== undefined) chunk.avatar_url = avatar;
+    const joinRule = str('m.room.join_rules', 'join_rule');
+    if (joinRule !== undefined) chunk.join_rule = joinRule;
+    const roomType = str('m.room.create', 'type');
+    if (roomType !== undefined) chunk.room_type = roomType;
+    return chunk;
+  }
+}
+
+function parseLimit(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw)) throw Errors.invalidParam('"limit" must be a non-negative integer');
+  return Number(raw);
+}

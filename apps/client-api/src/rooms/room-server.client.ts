@@ -1,0 +1,46 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Bus } from '@atrium/bus';
+import { BUS } from '@atrium/platform';
+import {
+  ROOM_SERVER_SUBJECTS,
+  toMatrixError,
+  type CreateRoomRequest,
+  type CreateRoomResponse,
+  type SendEventRequest,
+  type SendEventResponse,
+  type SetVisibilityRequest,
+} from '@atrium/app-room-server';
+
+/** createRoom sends a dozen events; give it more than the bus default. */
+const CREATE_TIMEOUT_MS = 30_000;
+const SEND_TIMEOUT_MS = 15_000;
+
+/**
+ * client-api's way to the room server: every write to a room is a bus request
+ * (ARCHITECTURE.md "Data flow"); failures come back as the MatrixError the
+ * room server raised.
+ */
+@Injectable()
+export class RoomServerClient {
+  constructor(@Inject(BUS) private readonly bus: Bus) {}
+
+  private async request<Req, Res>(subject: string, data: Req, timeoutMs: number): Promise<Res> {
+    try {
+      return await this.bus.request<Req, Res>(subject, data, { timeoutMs });
+    } catch (err) {
+      throw toMatrixError(err);
+    }
+  }
+
+  createRoom(request: CreateRoomRequest): Promise<CreateRoomResponse> {
+    return this.request(ROOM_SERVER_SUBJECTS.createRoom, request, CREATE_TIMEOUT_MS);
+  }
+
+  sendEvent(request: SendEventRequest): Promise<SendEventResponse> {
+    return this.request(ROOM_SERVER_SUBJECTS.sendEvent, request, SEND_TIMEOUT_MS);
+  }
+
+  async setVisibility(request: SetVisibilityRequest): Promise<void> {
+    await this.request(ROOM_SERVER_SUBJECTS.setVisibility, request, SEND_TIMEOUT_MS);
+  }
+}

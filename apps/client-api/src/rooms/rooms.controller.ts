@@ -1,0 +1,414 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import type { AccountStore } from '@atrium/accounts';
+import { AccessTokenGuard, CurrentRequester, Errors, MatrixError, optionalString, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
+import { domainOfId, isValidUserId, type JsonObject } from '@atrium/matrix';
+import { ACCOUNT_STORE } from '@atrium/platform';
+import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord } from '@atrium/rooms';
+import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { planCreateRoom } from './create-room';
+import { RoomServerClient } from './room-server.client';
+import { RoomsService } from './rooms.service';
+
+type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
+const MEMBERSHIPS: readonly string[] = ['join', 'invite', 'leave', 'ban', 'knock'];
+
+/**
+ * Room endpoints of the Client-Server API: creation, membership, sending,
+ * state, single events, members. Spec files under
+ * data/api/client-server/: create_room.yaml, joining.yaml, inviting.yaml,
+ * leaving.yaml, kicking.yaml, banning.yaml, knocking.yaml,
+ * list_joined_rooms.yaml, rooms.yaml, room_send.yaml, room_state.yaml,
+ * redaction.yaml. Writes go to the room server over the bus.
+ */
+@Controller(CLIENT_PREFIXES)
+@UseGuards(AccessTokenGuard)
+export class RoomsController {
+  constructor(
+    private readonly rooms: RoomsService,
+    private readonly roomServer: RoomServerClient,
+    @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
+  ) {}
+
+  private client(record: EventRecord, requester: Requester): ClientEvent {
+    return toClientEvent(record, { requester });
+  }
+
+  // ---- creation ----
+
+  @Post('createRoom')
+  @HttpCode(200)
+  async createRoom(@CurrentRequester() requester: Requester, @Body() rawBody: unknown): Promise<{ room_id: string }> {
+    const plan = planCreateRoom({ sender: requester.userId, serverName: this.rooms.serverName, body: requireJsonObject(rawBody) });
+    for (const draft of plan.events) {
+      if (draft.type === 'm.room.member' && draft.content['membership'] === 'invite') await this.checkInvitee(draft.state_key);
+    }
+    return this.roomServer.createRoom(plan);
+  }
+
+  /**
+   * Invites only reach users of this server until federation exists; a local
+   * invitee must exist (Synapse and others answer 404 for an unknown user).
+   */
+  private async checkInvitee(userId: string): Promise<void> {
+    if (!isValidUserId(userId, 'historical')) throw Errors.invalidParam(`Invalid user ID ${JSON.stringify(userId)}`);
+    if (domainOfId(userId) !== this.rooms.serverName) {
+      throw Errors.forbidden(`Cannot invite ${userId}: this server does not federate yet`);
+    }
+    const user = await this.accounts.getUser(userId);
+    if (!user || user.deactivated) throw Errors.notFound(`Unknown user ${userId}`);
+  }
+
+  // ---- membership ----
+
+  private async sendMembership(roomId: string, sender: string, target: string, membership: Membership, body: Record<string, unknown>, extra: JsonObject = {}): Promise<string> {
+    const reason = optionalString(body, 'reason');
+    const content: JsonObject = { ...extra, membership };
+    if (reason !== undefined) content['reason'] = reason;
+    const result = await this.roomServer.sendEvent({ room_id: roomId, sender, type: 'm.room.member', state_key: target, content });
+    return result.event_id;
+  }
+
+  /** The user ID in a body (`user_id`), required and valid. */
+  private targetUser(body: Record<string, unknown>): string {
+    const userId = requireString(body, 'user_id');
+    if (!isValidUserId(userId, 'historical')) throw Errors.invalidParam(`Invalid user ID ${JSON.stringify(userId)}`);
+    return userId;
+  }
+
+  /** joining.yaml: POST /join/{roomIdOrAlias}. Only local rooms for now: a remote room needs make_join/send_join. */
+  @Post('join/:roomIdOrAlias')
+  @HttpCode(200)
+  async joinByIdOrAlias(@CurrentRequester() requester: Requester, @Param('roomIdOrAlias') target: string, @Body() rawBody: unknown): Promise<{ room_id: string }> {
+    const roomId = target.startsWith('#') ? await this.rooms.resolveAlias(target) : target;
+    return this.join(requester, roomId, optionalJsonObject(rawBody));
+  }
+
+  @Post('rooms/:roomId/join')
+  @HttpCode(200)
+  async joinById(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<{ room_id: string }> {
+    return this.join(requester, roomId, optionalJsonObject(rawBody));
+  }
+
+  private async join(requester: Requester, roomId: string, body: Record<string, unknown>): Promise<{ room_id: string }> {
+    this.rooms.checkRoomId(roomId);
+    const room = await this.rooms.store.getRoom(roomId);
+    if (!room) {
+      // A room this server has never seen: joining it needs federation (make_join), not built yet.
+      throw Errors.notFound(`Room ${roomId} is not known to this server`);
+    }
+    await this.sendMembership(roomId, requester.userId, requester.userId, 'join', body);
+    return { room_id: roomId };
+  }
+
+  /** knocking.yaml (room versions 7+; older versions refuse `knock` in the auth rules). */
+  @Post('knock/:roomIdOrAlias')
+  @HttpCode(200)
+  async knock(@CurrentRequester() requester: Requester, @Param('roomIdOrAlias') target: string, @Body() rawBody: unknown): Promise<{ room_id: string }> {
+    const body = optionalJsonObject(rawBody);
+    const roomId = target.startsWith('#') ? await this.rooms.resolveAlias(target) : this.rooms.checkRoomId(target);
+    const room = await this.rooms.store.getRoom(roomId);
+    if (!room) throw Errors.notFound(`Room ${roomId} is not known to this server`);
+    if (!this.rooms.versionOf(room).knock) throw Errors.forbidden(`Room version ${room.version} does not support knocking`);
+    await this.sendMembership(roomId, requester.userId, requester.userId, 'knock', body);
+    return { room_id: roomId };
+  }
+
+  @Post('rooms/:roomId/invite')
+  @HttpCode(200)
+  async invite(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = requireJsonObject(rawBody);
+    if (body['user_id'] === undefined && body['medium'] !== undefined) {
+      throw new MatrixError(400, 'M_UNRECOGNIZED', 'Third-party invites are not supported by this server');
+    }
+    const target = this.targetUser(body);
+    this.rooms.checkRoomId(roomId);
+    await this.checkInvitee(target);
+    await this.sendMembership(roomId, requester.userId, target, 'invite', body);
+    return {};
+  }
+
+  /** leaving.yaml: POST /rooms/{roomId}/leave (also rejects an invite or withdraws a knock). */
+  @Post('rooms/:roomId/leave')
+  @HttpCode(200)
+  async leave(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = optionalJsonObject(rawBody);
+    await this.rooms.requireRoom(roomId, () => Errors.notFound(`Room ${roomId} is not known to this server`));
+    await this.sendMembership(roomId, requester.userId, requester.userId, 'leave', body);
+    return {};
+  }
+
+  /** leaving.yaml: POST /rooms/{roomId}/forget: "400: The user has not left the room" (M_UNKNOWN). */
+  @Post('rooms/:roomId/forget')
+  @HttpCode(200)
+  async forget(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    optionalJsonObject(rawBody);
+    this.rooms.checkRoomId(roomId);
+    const membership = await this.rooms.store.getMembership(roomId, requester.userId);
+    if (membership && (membership.membership === 'join' || membership.membership === 'invite' || membership.membership === 'knock')) {
+      throw new MatrixError(400, 'M_UNKNOWN', 'The user has not left the room');
+    }
+    if (membership) await this.rooms.store.forget(roomId, requester.userId);
+    return {};
+  }
+
+  @Post('rooms/:roomId/kick')
+  @HttpCode(200)
+  async kick(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = requireJsonObject(rawBody);
+    const target = this.targetUser(body);
+    this.rooms.checkRoomId(roomId);
+    // A kick removes a member: "The user must be joined to the room" (or invited/knocking).
+    const membership = await this.rooms.store.getMembership(roomId, target);
+    if (membership && !['join', 'invite', 'knock'].includes(membership.membership) && (await this.rooms.store.getRoom(roomId))) {
+      throw Errors.forbidden(`${target} is not in the room`);
+    }
+    await this.sendMembership(roomId, requester.userId, target, 'leave', body);
+    return {};
+  }
+
+  @Post('rooms/:roomId/ban')
+  @HttpCode(200)
+  async ban(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = requireJsonObject(rawBody);
+    const target = this.targetUser(body);
+    this.rooms.checkRoomId(roomId);
+    await this.sendMembership(roomId, requester.userId, target, 'ban', body);
+    return {};
+  }
+
+  @Post('rooms/:roomId/unban')
+  @HttpCode(200)
+  async unban(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
+    const body = requireJsonObject(rawBody);
+    const target = this.targetUser(body);
+    this.rooms.checkRoomId(roomId);
+    // banning.yaml unban: "The user must be banned" — otherwise this would be a kick.
+    const membership = await this.rooms.store.getMembership(roomId, target);
+    if (membership?.membership !== 'ban' && (await this.rooms.store.getRoom(roomId))) throw Errors.forbidden(`${target} is not banned`);
+    await this.sendMembership(roomId, requester.userId, target, 'leave', body);
+    return {};
+  }
+
+  @Get('joined_rooms')
+  async joinedRooms(@CurrentRequester() requester: Requester): Promise<{ joined_rooms: string[] }> {
+    return { joined_rooms: (await this.rooms.store.roomsOfUser(requester.userId, ['join'])).map((m) => m.room_id) };
+  }
+
+  // ---- members ----
+
+  /** rooms.yaml GET /rooms/{roomId}/members: `at`, `membership`, `not_membership`. */
+  @Get('rooms/:roomId/members')
+  async members(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Query('at') at?: string,
+    @Query('membership') membership?: string,
+    @Query('not_membership') notMembership?: string,
+  ): Promise<{ chunk: ClientEvent[] }> {
+    for (const [name, value] of [['membership', membership], ['not_membership', notMembership]] as const) {
+      if (value !== undefined && !MEMBERSHIPS.includes(value)) throw Errors.invalidParam(`Invalid ${name} ${JSON.stringify(value)}`);
+    }
+    const access = await this.rooms.stateAccess(roomId, requester.userId);
+    let position: number | undefined = access.kind === 'at' ? access.position : undefined;
+    if (at !== undefined) {
+      // Sync tokens are `s<events>_…` (docs/client-server-design.md); a bare stream position is accepted too.
+      const match = /^[st]?(\d+)/.exec(at);
+      if (!match) throw Errors.invalidParam(`Invalid "at" token ${JSON.stringify(at)}`);
+      const asked = Number(match[1]);
+      position = position === undefined ? asked : Math.min(position, asked);
+    }
+    const state = position === undefined ? await this.rooms.store.currentState(roomId, 'm.room.member') : (await this.rooms.store.stateAtPosition(roomId, position)).filter((e) => e.type === 'm.room.member');
+    const chunk = state
+      .filter((e) => (membership === undefined || e.membership === membership) && (notMembership === undefined || e.membership !== notMembership))
+      .map((e) => this.client(e, requester));
+    return { chunk };
+  }
+
+  /** rooms.yaml GET /rooms/{roomId}/joined_members: only for members of the room. */
+  @Get('rooms/:roomId/joined_members')
+  async joinedMembers(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string): Promise<{ joined: Record<string, { display_name?: string; avatar_url?: string }> }> {
+    const access = await this.rooms.stateAccess(roomId, requester.userId);
+    const state = access.kind === 'current' ? await this.rooms.store.currentState(roomId, 'm.room.member') : (await this.rooms.stateEvents(roomId, access)).filter((e) => e.type === 'm.room.member');
+    const joined: Record<string, { display_name?: string; avatar_url?: string }> = {};
+    for (const record of state) {
+      if (record.membership !== 'join' || record.state_key === null) continue;
+      const content = eventOf(record).content;
+      const member: { display_name?: string; avatar_url?: string } = {};
+      if (typeof content['displayname'] === 'string') member.display_name = content['displayname'];
+      if (typeof content['avatar_url'] === 'string') member.avatar_url = content['avatar_url'];
+      joined[record.state_key] = member;
+    }
+    return { joined };
+  }
+
+  // ---- sending ----
+
+  /** room_send.yaml: PUT /rooms/{roomId}/send/{eventType}/{txnId}; the same txnId from the same device gives the same event. */
+  @Put('rooms/:roomId/send/:eventType/:txnId')
+  async send(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Param('eventType') eventType: string,
+    @Param('txnId') txnId: string,
+    @Body() rawBody: unknown,
+  ): Promise<{ event_id: string }> {
+    const content = requireJsonObject(rawBody) as JsonObject;
+    this.rooms.checkRoomId(roomId);
+    let redacts: string | undefined;
+    let sentContent = content;
+    if (eventType === 'm.room.redaction') {
+      // "Homeservers MUST allow clients to send m.room.redaction events with this endpoint for
+      // all room versions. In rooms with a version older than 11 they MUST move the redacts
+      // property inside the content to the top level of the event."
+      const value = content['redacts'];
+      if (typeof value !== 'string') throw Errors.badJson('m.room.redaction needs "redacts" in its content');
+      redacts = value;
+      const room = await this.rooms.store.getRoom(roomId);
+      if (room && !this.rooms.versionOf(room).redactsInContent) {
+        sentContent = { ...content };
+        delete sentContent['redacts'];
+      }
+    }
+    const result = await this.roomServer.sendEvent({
+      room_id: roomId,
+      sender: requester.userId,
+      type: eventType,
+      content: sentContent,
+      redacts,
+      txn: { device_id: requester.deviceId, scope: `send\n${roomId}\n${eventType}`, txn_id: txnId },
+    });
+    return { event_id: result.event_id };
+  }
+
+  /** redaction.yaml: PUT /rooms/{roomId}/redact/{eventId}/{txnId} with an optional reason. */
+  @Put('rooms/:roomId/redact/:eventId/:txnId')
+  async redact(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Param('eventId') eventId: string,
+    @Param('txnId') txnId: string,
+    @Body() rawBody: unknown,
+  ): Promise<{ event_id: string }> {
+    const body = optionalJsonObject(rawBody);
+    const reason = optionalString(body, 'reason');
+    this.rooms.checkRoomId(roomId);
+    if (!eventId.startsWith('$')) throw Errors.invalidParam(`Invalid event ID ${JSON.stringify(eventId)}`);
+    const content: JsonObject = {};
+    if (reason !== undefined) content['reason'] = reason;
+    const result = await this.roomServer.sendEvent({
+      room_id: roomId,
+      sender: requester.userId,
+      type: 'm.room.redaction',
+      content,
+      redacts: eventId,
+      txn: { device_id: requester.deviceId, scope: `redact\n${roomId}\n${eventId}`, txn_id: txnId },
+    });
+    return { event_id: result.event_id };
+  }
+
+  // ---- state ----
+
+  @Put('rooms/:roomId/state/:eventType')
+  async putStateNoKey(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventType') eventType: string, @Body() rawBody: unknown): Promise<{ event_id: string }> {
+    return this.putState(requester, roomId, eventType, '', rawBody);
+  }
+
+  @Put('rooms/:roomId/state/:eventType/*')
+  async putStateWithKey(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Param('eventType') eventType: string,
+    @Param('*') stateKey: string,
+    @Body() rawBody: unknown,
+  ): Promise<{ event_id: string }> {
+    return this.putState(requester, roomId, eventType, stateKey, rawBody);
+  }
+
+  /** room_state.yaml: PUT /rooms/{roomId}/state/{eventType}/{stateKey}. */
+  private async putState(requester: Requester, roomId: string, eventType: string, stateKey: string, rawBody: unknown): Promise<{ event_id: string }> {
+    const content = requireJsonObject(rawBody) as JsonObject;
+    this.rooms.checkRoomId(roomId);
+    if (eventType === 'm.room.member' && content['membership'] !== undefined && typeof content['membership'] !== 'string') {
+      throw Errors.badJson('"membership" must be a string');
+    }
+    if (eventType === 'm.room.canonical_alias') await this.checkCanonicalAlias(roomId, content);
+    const result = await this.roomServer.sendEvent({ room_id: roomId, sender: requester.userId, type: eventType, state_key: stateKey, content });
+    return { event_id: result.event_id };
+  }
+
+  /**
+   * room_state.yaml 400 M_BAD_ALIAS: "The sender's request is malformed (the
+   * room alias or alt_aliases) … or one of the aliases does not point to the room."
+   * Local aliases are checked; remote ones cannot be yet and are refused.
+   */
+  private async checkCanonicalAlias(roomId: string, content: JsonObject): Promise<void> {
+    const aliases: unknown[] = [];
+    if (content['alias'] !== undefined && content['alias'] !== null) aliases.push(content['alias']);
+    const alt = content['alt_aliases'];
+    if (alt !== undefined) {
+      if (!Array.isArray(alt)) throw Errors.badJson('"alt_aliases" must be a list');
+      aliases.push(...alt);
+    }
+    for (const alias of aliases) {
+      if (typeof alias !== 'string') throw new MatrixError(400, 'M_INVALID_PARAM', 'Aliases must be strings');
+      let target: string;
+      try {
+        target = await this.rooms.resolveAlias(alias);
+      } catch {
+        throw new MatrixError(400, 'M_BAD_ALIAS', `Alias ${alias} does not point to this room`);
+      }
+      if (target !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `Alias ${alias} does not point to this room`);
+    }
+  }
+
+  @Get('rooms/:roomId/state/:eventType')
+  async getStateNoKey(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventType') eventType: string, @Query('format') format?: string): Promise<JsonObject | ClientEvent> {
+    return this.getStateEvent(requester, roomId, eventType, '', format);
+  }
+
+  @Get('rooms/:roomId/state/:eventType/*')
+  async getStateWithKey(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Param('eventType') eventType: string,
+    @Param('*') stateKey: string,
+    @Query('format') format?: string,
+  ): Promise<JsonObject | ClientEvent> {
+    return this.getStateEvent(requester, roomId, eventType, stateKey, format);
+  }
+
+  /** rooms.yaml GET state/{eventType}/{stateKey}: content by default, the whole event with format=event. */
+  private async getStateEvent(requester: Requester, roomId: string, eventType: string, stateKey: string, format: string | undefined): Promise<JsonObject | ClientEvent> {
+    if (format !== undefined && format !== 'content' && format !== 'event') throw Errors.invalidParam('"format" must be "content" or "event"');
+    const access = await this.rooms.stateAccess(roomId, requester.userId);
+    const record =
+      access.kind === 'current'
+        ? await this.rooms.store.currentStateEvent(roomId, eventType, stateKey)
+        : ((await this.rooms.stateEvents(roomId, access)).find((e) => e.type === eventType && e.state_key === stateKey) ?? null);
+    if (!record) throw Errors.notFound(`No ${eventType} state with key ${JSON.stringify(stateKey)} in this room`);
+    return format === 'event' ? this.client(record, requester) : eventOf(record).content;
+  }
+
+  @Get('rooms/:roomId/state')
+  async getState(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string): Promise<ClientEvent[]> {
+    const access = await this.rooms.stateAccess(roomId, requester.userId);
+    return (await this.rooms.stateEvents(roomId, access)).map((e) => this.client(e, requester));
+  }
+
+  // ---- single event ----
+
+  /**
+   * rooms.yaml GET /rooms/{roomId}/event/{eventId}: "You must have permission
+   * to retrieve this event"; an event the user may not see is reported as
+   * not found (404 M_NOT_FOUND), so its existence is not revealed.
+   */
+  @Get('rooms/:roomId/event/:eventId')
+  async getEvent(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string): Promise<ClientEvent> {
+    this.rooms.checkRoomId(roomId);
+    const notFound = (): MatrixError => Errors.notFound('Event not found');
+    const record = await this.rooms.store.getEvent(eventId);
+    if (!record || record.room_id !== roomId) throw notFound();
+    if (!(await canSeeEvent(this.rooms.store, requester.userId, record))) throw notFound();
+    return this.client(record, requester);
+  }
+}

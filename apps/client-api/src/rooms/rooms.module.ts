@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { DOCUMENT_STORE } from '@atrium/platform';
+import { ROOM_STORE, RoomStore } from '@atrium/rooms';
+import type { DocumentStore } from '@atrium/storage';
+import { DirectoryController } from './directory.controller';
+import { RoomServerClient } from './room-server.client';
+import { RoomsController } from './rooms.controller';
+import { RoomsService } from './rooms.service';
+
+/**
+ * The room endpoints of the Client-Server API (docs/client-server-design.md:
+ * apps/client-api/src/rooms/). Exports ROOM_STORE, RoomsService and
+ * RoomServerClient for the sync and history endpoints.
+ */
+@Module({
+  controllers: [RoomsController, DirectoryController],
+  providers: [
+    { provide: ROOM_STORE, useFactory: (store: DocumentStore) => RoomStore.open(store), inject: [DOCUMENT_STORE] },
+    RoomsService,
+    RoomServerClient,
+  ],
+  exports: [ROOM_STORE, RoomsService, RoomServerClient],
+})
+export class RoomsModule {}

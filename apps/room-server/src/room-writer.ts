@@ -1,0 +1,325 @@
+/**
+ * The writer of local events: build, hash, sign, authorise, persist, wake.
+ * ARCHITECTURE.md "Data flow" (client sends a message) and rule 1 (one writer
+ * per room, inputs in arrival order).
+ *
+ * Serialisation: every input to a room runs in this process's queue for that
+ * room, so prev_events, depth and current state are read and written without
+ * interleaving. Limitation (documented, not solved here): with several
+ * room-server replicas the bus must route all inputs of one room to one
+ * replica. A NATS queue group spreads requests by load, not by room, so two
+ * replicas could write one room at once; until requests are routed by room
+ * (e.g. subjects partitioned by a hash of the room ID, one consumer per
+ * partition), run a single room-server replica.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Bus } from '@atrium/bus';
+import { Errors, MatrixError } from '@atrium/http';
+import {
+  authEventKeys,
+  authorizeEvent,
+  buildPdu,
+  CanonicalJsonError,
+  eventReference,
+  getRoomVersion,
+  redactEvent,
+  readPowerLevels,
+  redactionApplies,
+  userPowerLevel,
+  signPdu,
+  toRoomEvent,
+  toWirePdu,
+  type AuthStateLookup,
+  type EventRefInput,
+  type JsonObject,
+  type JsonSigner,
+  type RoomEvent,
+  type RoomVersion,
+} from '@atrium/matrix';
+import { EVENTS_STREAM, eventOf, toClientEvent, type EventRecord, type RoomRecord, type RoomStore } from '@atrium/rooms';
+import type { CreateRoomRequest, SendEventRequest, SendEventResponse } from './room-server.api';
+
+/** server-server-api "Size limits": a PDU is at most 65536 bytes in canonical JSON. */
+const MAX_PDU_BYTES = 65_536;
+/** At most this many forward extremities become prev_events (the spec suggests a bound; Synapse uses 10). */
+const MAX_PREV_EVENTS = 10;
+
+/** What sync.wake carries (docs/client-server-design.md "Waking sync"). */
+export interface SyncWake {
+  stream: string;
+  position: number;
+  room_id?: string;
+  user_ids?: string[];
+}
+export const SYNC_WAKE_SUBJECT = 'sync.wake';
+
+export interface RoomWriterOptions {
+  serverName: string;
+  signingKey: JsonSigner;
+  now?: () => number;
+}
+
+const roomCode = (status: number, errcode: string, message: string): MatrixError => new MatrixError(status, errcode, message);
+
+export class RoomWriter {
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly rooms: RoomStore,
+    private readonly bus: Bus,
+    private readonly options: RoomWriterOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Runs `task` after every earlier task of the same room (per-room FIFO, rule 1). */
+  serialise<T>(roomId: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(roomId) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(roomId, tail);
+    void tail.then(() => {
+      if (this.queues.get(roomId) === tail) this.queues.delete(roomId);
+    });
+    return run;
+  }
+
+  // ---- sending ----
+
+  /** Sends one local event into an existing room (POST/PUT endpoints, membership changes, redactions). */
+  sendEvent(request: SendEventRequest): Promise<SendEventResponse> {
+    return this.serialise(request.room_id, async () => {
+      if (request.txn) {
+        const previous = await this.rooms.lookupTxn({ userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id });
+        if (previous) return { event_id: previous.event_id, stream: 0 };
+      }
+      const room = await this.rooms.getRoom(request.room_id);
+      // client-server-api: a user who is not in a room gets 403 for sending to it; an
+      // unknown room looks the same, so its existence is not revealed.
+      if (!room) throw Errors.forbidden(`You are not in room ${request.room_id}`);
+      const version = this.versionOf(room);
+      const result = await this.writeLocal(room, version, request);
+      if (request.txn) {
+        await this.rooms.recordTxn(
+          { userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id },
+          result.event_id,
+          request.room_id,
+        );
+      }
+      return result;
+    });
+  }
+
+  private versionOf(room: RoomRecord): RoomVersion {
+    const version = getRoomVersion(room.version);
+    if (!version) throw Errors.unknown(`room ${room._id} has unknown version ${room.version}`);
+    return version;
+  }
+
+  /** The state entries authorisation of `draft` needs (auth events selection, plus the create event). */
+  private async loadAuthState(roomId: string, draft: Pick<RoomEvent, 'type' | 'state_key' | 'sender' | 'content'>, version: RoomVersion): Promise<{ lookup: AuthStateLookup; authEvents: RoomEvent[] }> {
+    const keys = authEventKeys(draft, version);
+    const wanted = [...keys];
+    // v12: the create event is not an auth event, but the rules read it through the lookup.
+    if (draft.type !== 'm.room.create' && !wanted.some(([t]) => t === 'm.room.create')) wanted.push(['m.room.create', '']);
+    const state = new Map<string, RoomEvent>();
+    for (const [type, key] of wanted) {
+      const record = await this.rooms.currentStateEvent(roomId, type, key);
+      if (record) state.set(`${type}\u0000${key}`, eventOf(record));
+    }
+    const authEvents = keys.map(([t, k]) => state.get(`${t}\u0000${k}`)).filter((e): e is RoomEvent => e !== undefined);
+    return { lookup: (type, key) => state.get(`${type}\u0000${key}`), authEvents };
+  }
+
+  /**
+   * Builds, signs, authorises and persists one local event. Must run inside
+   * the room's queue.
+   */
+  private async writeLocal(room: RoomRecord, version: RoomVersion, request: SendEventRequest): Promise<SendEventResponse> {
+    const draft = { type: request.type, state_key: request.state_key, sender: request.sender, content: request.content };
+    const { lookup, authEvents } = await this.loadAuthState(room._id, draft, version);
+
+    // prev_events: the forward extremities; depth: one more than the deepest
+    // (server-server-api "PDUs": depth is "the maximum depth of the prev_events, plus one").
+    const extremities = (await this.rooms.forwardExtremities(room._id)).slice(0, MAX_PREV_EVENTS);
+    const prevRecords = await this.rooms.getEvents(extremities.map((x) => x.event_id));
+    const depth = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, ...prevRecords.map((r) => r.depth)) + 1);
+    const ref = (e: RoomEvent): EventRefInput => (version.eventIdFormat === 'explicit' ? eventReference(e, version) : e.event_id);
+
+    let event: RoomEvent;
+    try {
+      const pdu = buildPdu(
+        {
+          room_id: room._id,
+          sender: request.sender,
+          type: request.type,
+          state_key: request.state_key,
+          content: request.content,
+          origin_server_ts: this.now(),
+          depth,
+          prev_events: prevRecords.map((r) => ref(eventOf(r))),
+          auth_events: authEvents.map(ref),
+          redacts: request.redacts,
+        },
+        version,
+      );
+      event = toRoomEvent(signPdu(pdu, version, this.options.serverName, this.options.signingKey), version);
+    } catch (err) {
+      // v6+: "numbers that are not integers in [-(2^53)+1, 2^53-1]" cannot be canonical JSON.
+      if (err instanceof CanonicalJsonError) throw Errors.badJson(`Event content is not valid canonical JSON for room version ${version.id}: ${err.message}`);
+      throw err;
+    }
+    if (Buffer.byteLength(JSON.stringify(toWirePdu(event, version))) > MAX_PDU_BYTES) {
+      throw Errors.tooLarge(`Event is larger than ${MAX_PDU_BYTES} bytes`);
+    }
+
+    // The authorization rules against the current state (this server is the only writer,
+    // so the state before the event is the current state).
+    const verdict = authorizeEvent(event, lookup, version);
+    if (!verdict.allowed) {
+      throw Errors.forbidden(`${verdict.reason} (room version ${version.id} auth rule ${verdict.rule}: ${verdict.check})`);
+    }
+
+    // Redactions: room version 3+ accepts any redaction event in the auth rules and decides
+    // at display time (v3-handling-redactions.md); a local user who may not redact the
+    // target is refused up front instead of storing a redaction that never applies.
+    let redactionTarget: EventRecord | null = null;
+    if (event.type === 'm.room.redaction') {
+      const targetId = request.redacts;
+      redactionTarget = targetId ? await this.rooms.getEvent(targetId) : null;
+      if (redactionTarget && redactionTarget.room_id !== room._id) redactionTarget = null;
+      // Local senders: their own events, or any event once their power reaches the redact
+      // level (client-server-api "Redactions"; the same-domain allowance of the v3+ display
+      // check exists for other servers' moderators and would let every local user redact
+      // every other local user's events).
+      if (redactionTarget && redactionTarget.sender !== event.sender) {
+        const redactLevel = readPowerLevels(lookup('m.room.power_levels', ''), version).levels.redact;
+        const applies = version.redactionCheckedAtDisplay ? redactionApplies(event, eventOf(redactionTarget), lookup, version) : true;
+        if (!applies || userPowerLevel(event.sender, lookup, version) < redactLevel) {
+          throw Errors.forbidden('You may only redact your own events unless your power level reaches the redact level');
+        }
+      }
+    }
+
+    return this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
+  }
+
+  /** Persists an authorised event: row, current state, membership, extremities, redaction; then wakes sync. */
+  private async persist(event: RoomEvent, version: RoomVersion, txn: { txnId: string | null; deviceId: string | null }, redactionTarget: EventRecord | null): Promise<SendEventResponse> {
+    const unsigned: JsonObject = {};
+    if (event.state_key !== undefined) {
+      const previous = await this.rooms.currentStateEvent(event.room_id, event.type, event.state_key);
+      if (previous) {
+        // client-server-api UnsignedData: prev_content, and replaces_state (v1.19).
+        const prev = eventOf(previous);
+        unsigned['prev_content'] = prev.content;
+        unsigned['prev_sender'] = prev.sender;
+        unsigned['replaces_state'] = prev.event_id;
+      }
+    }
+    const position = await this.rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
+      await this.rooms.insertEvent({ event, stream, unsigned, txnId: txn.txnId, deviceId: txn.deviceId });
+      if (event.state_key !== undefined) await this.rooms.setCurrentState(event, stream);
+      if (event.type === 'm.room.member') await this.rooms.setMembership(event, stream);
+      await this.rooms.updateExtremities(event, event.prev_events.map((p) => (typeof p === 'string' ? p : p[0])));
+      return stream;
+    });
+    if (redactionTarget && !redactionTarget.redacted) {
+      const record = await this.rooms.getEvent(event.event_id);
+      const because = record ? toClientEvent(record, { now: event.origin_server_ts }) : null;
+      if (because) delete because.unsigned['age'];
+      await this.rooms.applyRedaction(redactionTarget._id, redactEvent(eventOf(redactionTarget), version), event.event_id, (because ?? {}) as unknown as JsonObject);
+    }
+    const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: event.room_id };
+    // An invitee (or a kicked/banned user) is not a joined member: name them so their sync wakes too.
+    if (event.type === 'm.room.member' && event.state_key !== undefined) wake.user_ids = [event.state_key];
+    await this.bus.notify(SYNC_WAKE_SUBJECT, wake);
+    return { event_id: event.event_id, stream: position };
+  }
+
+  // ---- room creation ----
+
+  /**
+   * POST /createRoom: the m.room.create event, then the given events in order
+   * (client-server-api createRoom: "It MUST apply the events implied by the
+   * request in the following order"), each authorised like any event.
+   */
+  async createRoom(request: CreateRoomRequest): Promise<{ room_id: string }> {
+    const version = getRoomVersion(request.room_version);
+    if (!version) throw roomCode(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${request.room_version} is not supported`);
+    const content: JsonObject = { ...request.creation_content, room_version: version.id };
+    // "The server will overwrite the following keys: creator, room_version." From v11 the
+    // creator is the sender and `creator` is not part of the content (content/rooms/v11.md).
+    if (version.implicitRoomCreator) delete content['creator'];
+    else content['creator'] = request.sender;
+
+    const roomId = version.roomIdFromCreateEvent ? undefined : `!${randomId(18)}:${this.options.serverName}`;
+    let create: RoomEvent;
+    try {
+      const pdu = buildPdu(
+        { room_id: roomId, sender: request.sender, type: 'm.room.create', state_key: '', content, origin_server_ts: this.now(), depth: 1, prev_events: [], auth_events: [] },
+        version,
+      );
+      create = toRoomEvent(signPdu(pdu, version, this.options.serverName, this.options.signingKey), version);
+    } catch (err) {
+      if (err instanceof CanonicalJsonError) throw Errors.badJson(`creation_content is not valid canonical JSON: ${err.message}`);
+      throw err;
+    }
+    const verdict = authorizeEvent(create, () => undefined, version);
+    if (!verdict.allowed) throw roomCode(400, 'M_INVALID_ROOM_STATE', `m.room.create refused: ${verdict.reason} (rule ${verdict.rule})`);
+
+    // The alias first: a taken alias fails the request before anything is stored.
+    if (request.alias !== undefined && !(await this.rooms.createAlias(request.alias, create.room_id, request.sender))) {
+      throw roomCode(400, 'M_ROOM_IN_USE', `Room alias ${request.alias} already exists`);
+    }
+    await this.rooms.createRoom({ roomId: create.room_id, version: version.id, creator: request.sender, visibility: request.visibility });
+    const room = (await this.rooms.getRoom(create.room_id)) as RoomRecord;
+
+    await this.serialise(room._id, async () => {
+      await this.persist(create, version, { txnId: null, deviceId: null }, null);
+      for (const draft of request.events) {
+        try {
+          await this.writeLocal(room, version, { room_id: room._id, sender: request.sender, type: draft.type, state_key: draft.state_key, content: draft.content });
+        } catch (err) {
+          // "The initial state implied by the parameters to the request is invalid" → M_INVALID_ROOM_STATE.
+          if (err instanceof MatrixError && err.errcode === 'M_FORBIDDEN') {
+            throw roomCode(400, 'M_INVALID_ROOM_STATE', `Initial ${draft.type} event refused: ${err.message}`);
+          }
+          throw err;
+        }
+      }
+    });
+    return { room_id: room._id };
+  }
+
+  // ---- deactivation ----
+
+  /** Makes `userId` leave every room they are joined to, invited to or knocking on. */
+  async leaveAllRooms(userId: string, reason?: string): Promise<string[]> {
+    const left: string[] = [];
+    for (const membership of await this.rooms.roomsOfUser(userId, ['join', 'invite', 'knock'])) {
+      const content: JsonObject = { membership: 'leave' };
+      if (reason) content['reason'] = reason;
+      try {
+        await this.sendEvent({ room_id: membership.room_id, sender: userId, type: 'm.room.member', state_key: userId, content });
+        left.push(membership.room_id);
+      } catch (err) {
+        // A room that refuses the leave (should not happen for these memberships) must not stop
+        // deactivation of the others; the caller sees which rooms were left.
+        if (!(err instanceof MatrixError)) throw err;
+      }
+    }
+    return left;
+  }
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+function randomId(length: number): string {
+  let out = '';
+  for (const byte of randomBytes(length)) out += ALPHABET[byte % ALPHABET.length];
+  return out;
+}
