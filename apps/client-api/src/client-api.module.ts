@@ -5,10 +5,11 @@ import { AuthService } from './auth/auth.service';
 import { DevicesController } from './devices/devices.controller';
 import { DiscoveryController } from './discovery/discovery.controller';
 import { RoomsModule } from './rooms/rooms.module';
+import { UserDataModule } from './user/user-data.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule],
+  imports: [RoomsModule, UserDataModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

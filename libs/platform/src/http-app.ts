@@ -1,3 +1,4 @@
+import { appendFile } from 'node:fs';
 import type { DynamicModule, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -46,6 +47,21 @@ function installCors(fastify: FastifyInstance): void {
   });
 }
 
+/**
+ * `ATRIUM_RECORD_ROUTES=<file>`: each answered request appends
+ * `METHOD <route pattern> <status>` to the file, so a test run can tell which
+ * endpoints it exercised (scripts/coverage-endpoints.mjs). Off unless set;
+ * appends are small single writes, so the processes of a cluster can share
+ * one file.
+ */
+function installRouteRecorder(fastify: FastifyInstance, file: string): void {
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url;
+    if (route) appendFile(file, `${request.method} ${route} ${reply.statusCode}\n`, () => undefined);
+    done();
+  });
+}
+
 export interface HttpAppOptions {
   platform: Platform;
   /** The service modules this app serves (one in cluster mode, all in embedded mode). */
@@ -64,6 +80,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
   const fastify = app.getHttpAdapter().getInstance();
   installJsonParser(fastify);
   installCors(fastify);
+  if (process.env.ATRIUM_RECORD_ROUTES) installRouteRecorder(fastify, process.env.ATRIUM_RECORD_ROUTES);
   registerHttpTelemetry(fastify, platform.telemetry, { serviceName: platform.serviceName });
   app.useGlobalFilters(new MatrixExceptionFilter());
   await app.init();

@@ -1,0 +1,5 @@
+export * from './streams';
+export * from './account-data-store';
+export * from './profile-store';
+export * from './presence-store';
+export * from './to-device-store';

@@ -1,0 +1,112 @@
+import type { Collection, Doc, DocumentStore } from '@atrium/storage';
+import { USER_DATA_STREAMS, type StreamPositionSource, type WakeSync } from './streams';
+
+/**
+ * Presence (client-server-api "Presence" module): one document per user with
+ * the state the user set, the status message and the last time the user was
+ * active, and the position of its last change on the `presence` stream.
+ */
+export type PresenceState = 'online' | 'unavailable' | 'offline';
+export const PRESENCE_STATES: readonly PresenceState[] = ['online', 'unavailable', 'offline'];
+
+export interface PresenceRecord extends Doc {
+  _id: string; // user ID
+  presence: string;
+  status_msg: string | null;
+  last_active_ts: number;
+  stream: number;
+}
+
+/** The content of an `m.presence` event (event schema m.presence) and of GET /presence/{userId}/status. */
+export interface PresenceContent {
+  presence: PresenceState;
+  last_active_ago?: number;
+  status_msg?: string | null;
+  currently_active?: boolean;
+  displayname?: string;
+  avatar_url?: string;
+}
+
+/**
+ * "Idle timeout": "The server will automatically set a user's presence to
+ * `unavailable` if their last active time was over a threshold value (e.g. 5
+ * minutes)". Applied when presence is read, so no timer has to run.
+ */
+export const IDLE_TIMEOUT_MS = 5 * 60 * 1000;
+/** "Last active ago": an online user active this recently is `currently_active`. */
+export const CURRENTLY_ACTIVE_MS = 60 * 1000;
+
+export class PresenceStore {
+  private constructor(
+    private readonly records: Collection<PresenceRecord>,
+    private readonly positions: StreamPositionSource,
+    private readonly wake: WakeSync,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(store: DocumentStore, positions: StreamPositionSource, wake: WakeSync, now: () => number = Date.now): Promise<PresenceStore> {
+    const records = await store.collection<PresenceRecord>({ name: 'presence', indexes: [{ fields: ['stream'] }] });
+    return new PresenceStore(records, positions, wake, now);
+  }
+
+  /**
+   * Sets the user's presence. "When setting the status, the activity time is
+   * updated to reflect that activity". `audience` are the users whose /sync
+   * should wake (the user and those sharing a room, per "Presence").
+   * `statusMsg` undefined keeps the current message.
+   */
+  async set(userId: string, presence: PresenceState, statusMsg: string | null | undefined, audience: string[]): Promise<number> {
+    const current = await this.records.get(userId);
+    const status = statusMsg === undefined ? (current?.status_msg ?? null) : statusMsg;
+    return this.write(userId, { presence, status_msg: status, last_active_ts: this.now() }, audience);
+  }
+
+  /**
+   * Puts a new position on the user's presence without changing it: "Events on
+   * Change of Profile Information" asks for an `m.presence` update carrying
+   * the new display name and avatar.
+   */
+  async touch(userId: string, audience: string[]): Promise<number> {
+    const current = await this.records.get(userId);
+    return this.write(userId, { presence: current?.presence ?? 'offline', status_msg: current?.status_msg ?? null, last_active_ts: current?.last_active_ts ?? 0 }, audience);
+  }
+
+  private async write(userId: string, fields: { presence: string; status_msg: string | null; last_active_ts: number }, audience: string[]): Promise<number> {
+    const position = await this.positions.withPosition(USER_DATA_STREAMS.presence, async (position) => {
+      if (!(await this.records.insert({ _id: userId, ...fields, stream: position }))) {
+        await this.records.update(userId, { ...fields, stream: position }, { stream: { $lt: position } });
+      }
+      return position;
+    });
+    await this.wake({ stream: USER_DATA_STREAMS.presence, position, user_ids: [...new Set([userId, ...audience])] });
+    return position;
+  }
+
+  /** The user's presence as clients see it, or null if the user never set any. */
+  async get(userId: string): Promise<PresenceContent | null> {
+    const record = await this.records.get(userId);
+    return record ? this.view(record) : null;
+  }
+
+  /** Presence records of `userIds` changed in `(from, to]`, as event contents by user. */
+  async changes(userIds: string[], from: number, to: number): Promise<Array<{ userId: string; content: PresenceContent }>> {
+    if (userIds.length === 0) return [];
+    const records = await this.records.find({ _id: { $in: userIds }, stream: { $gt: from, $lte: to } }, { sort: { stream: 1 } });
+    return records.map((record) => ({ userId: record._id, content: this.view(record) }));
+  }
+
+  safePosition(): Promise<number> {
+    return this.positions.safePosition(USER_DATA_STREAMS.presence);
+  }
+
+  private view(record: PresenceRecord): PresenceContent {
+    const ago = record.last_active_ts > 0 ? Math.max(0, this.now() - record.last_active_ts) : undefined;
+    let presence = (PRESENCE_STATES as readonly string[]).includes(record.presence) ? (record.presence as PresenceState) : 'offline';
+    if (presence === 'online' && ago !== undefined && ago > IDLE_TIMEOUT_MS) presence = 'unavailable';
+    const content: PresenceContent = { presence };
+    if (ago !== undefined) content.last_active_ago = ago;
+    if (record.status_msg !== null) content.status_msg = record.status_msg;
+    content.currently_active = presence === 'online' && ago !== undefined && ago <= CURRENTLY_ACTIVE_MS;
+    return content;
+  }
+}

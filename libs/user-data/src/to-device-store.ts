@@ -1,0 +1,127 @@
+import type { Collection, Doc, DocumentStore } from '@atrium/storage';
+import { USER_DATA_STREAMS, type StreamPositionSource, type WakeSync } from './streams';
+
+/**
+ * Send-to-device messages (client-server-api "Send-to-Device messaging").
+ *
+ * "Servers should store pending messages for local users until they are
+ * successfully delivered to the destination device": one document per
+ * (target device, sending transaction), with the message content as a string
+ * and the position of its request on the `to_device` stream. A sync whose
+ * `since` token is past a message's position acknowledges it, and the message
+ * is then deleted ("the server should infer that any send-to-device messages
+ * in that response have been delivered successfully, and delete them").
+ */
+export interface ToDeviceRecord extends Doc {
+  _id: string; // user_id \n device_id \n sender \n sender_device \n txn_id
+  user_id: string;
+  device_id: string;
+  sender: string;
+  type: string;
+  content: string;
+  stream: number;
+}
+
+/**
+ * A sending transaction, kept after its messages are delivered and deleted:
+ * "Clients should generate an ID unique across requests with the same access
+ * token; it will be used by the server to ensure idempotency of requests".
+ */
+interface ToDeviceTxnRecord extends Doc {
+  _id: string; // sender \n sender_device \n txn_id
+  stream: number;
+  ts: number;
+}
+
+export interface ToDeviceEvent {
+  sender: string;
+  type: string;
+  content: Record<string, unknown>;
+}
+
+/** One message to one device of a local user. */
+export interface ToDeviceDelivery {
+  userId: string;
+  deviceId: string;
+  content: Record<string, unknown>;
+}
+
+/** "100 messages is recommended as a reasonable limit" per /sync response. */
+export const TO_DEVICE_SYNC_LIMIT = 100;
+
+export class ToDeviceStore {
+  private constructor(
+    private readonly messages: Collection<ToDeviceRecord>,
+    private readonly txns: Collection<ToDeviceTxnRecord>,
+    private readonly positions: StreamPositionSource,
+    private readonly wake: WakeSync,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(store: DocumentStore, positions: StreamPositionSource, wake: WakeSync, now: () => number = Date.now): Promise<ToDeviceStore> {
+    const messages = await store.collection<ToDeviceRecord>({
+      name: 'to_device_messages',
+      indexes: [{ fields: ['user_id', 'device_id', 'stream'] }],
+    });
+    const txns = await store.collection<ToDeviceTxnRecord>({ name: 'to_device_txns' });
+    return new ToDeviceStore(messages, txns, positions, wake, now);
+  }
+
+  /**
+   * Stores the messages of one sendToDevice request under one position.
+   * Returns false (and stores nothing) for a transaction already sent. The
+   * message IDs derive from the transaction, so a retry after a crash between
+   * the messages and the transaction record duplicates nothing.
+   */
+  async send(sender: string, senderDevice: string, txnId: string, type: string, deliveries: ToDeviceDelivery[]): Promise<boolean> {
+    const txnKey = `${sender}\n${senderDevice}\n${txnId}`;
+    if (await this.txns.get(txnKey)) return false;
+    const position = await this.positions.withPosition(USER_DATA_STREAMS.toDevice, async (position) => {
+      for (const d of deliveries) {
+        await this.messages.insert({
+          _id: `${d.userId}\n${d.deviceId}\n${txnKey}`,
+          user_id: d.userId,
+          device_id: d.deviceId,
+          sender,
+          type,
+          content: JSON.stringify(d.content),
+          stream: position,
+        });
+      }
+      return position;
+    });
+    await this.txns.insert({ _id: txnKey, stream: position, ts: this.now() });
+    if (deliveries.length > 0) {
+      await this.wake({ stream: USER_DATA_STREAMS.toDevice, position, user_ids: [...new Set(deliveries.map((d) => d.userId))] });
+    }
+    return true;
+  }
+
+  /**
+   * Pending messages of one device in `(from, to]`, oldest first, at most
+   * `limit` (all when undefined). `position` is how far the result reaches:
+   * `to` when everything fitted, else the position of the last message
+   * returned (the rest come in the next sync).
+   */
+  async pending(userId: string, deviceId: string, from: number, to: number, limit?: number): Promise<{ events: ToDeviceEvent[]; position: number }> {
+    const records = await this.messages.find(
+      { user_id: userId, device_id: deviceId, stream: { $gt: from, $lte: to } },
+      limit === undefined ? { sort: { stream: 1 } } : { sort: { stream: 1 }, limit: limit + 1 },
+    );
+    const limited = limit !== undefined && records.length > limit;
+    const shown = limited ? records.slice(0, limit) : records;
+    return {
+      events: shown.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as Record<string, unknown> })),
+      position: limited ? shown[shown.length - 1].stream : to,
+    };
+  }
+
+  /** The client came back with a token at `upTo`: everything up to it was delivered and goes. */
+  acknowledge(userId: string, deviceId: string, upTo: number): Promise<number> {
+    return this.messages.deleteMany({ user_id: userId, device_id: deviceId, stream: { $lte: upTo } });
+  }
+
+  safePosition(): Promise<number> {
+    return this.positions.safePosition(USER_DATA_STREAMS.toDevice);
+  }
+}

@@ -1,0 +1,159 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StreamAllocator } from '@atrium/rooms';
+import { openDocumentStore, type DocumentStore } from '@atrium/storage';
+import { AccountDataStore } from './account-data-store';
+import { IDLE_TIMEOUT_MS, PresenceStore } from './presence-store';
+import { ProfileStore } from './profile-store';
+import type { SyncWake } from './streams';
+import { ToDeviceStore } from './to-device-store';
+
+describe('user-data stores (on the SQLite adapter)', () => {
+  let dir: string;
+  let store: DocumentStore;
+  let positions: StreamAllocator;
+  let wakes: SyncWake[];
+  let now = 1_000_000;
+  const wake = async (message: SyncWake): Promise<void> => {
+    wakes.push(message);
+  };
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'atrium-user-data-'));
+    store = await openDocumentStore(`sqlite:${join(dir, 'db.sqlite')}`);
+    positions = await StreamAllocator.open(store, () => now);
+    wakes = [];
+  });
+
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('AccountDataStore', () => {
+    it('keeps client JSON byte-exact in meaning, global apart from per room, and wakes sync', async () => {
+      const data = await AccountDataStore.open(store, positions, wake);
+      const p1 = await data.set('@a:x', null, 'org.example', { 'm.dotted.key': [1, [2, { z: null }]] });
+      const p2 = await data.set('@a:x', '!r:x', 'org.example', { room: true });
+      expect(p2).toBeGreaterThan(p1);
+      expect(await data.get('@a:x', null, 'org.example')).toEqual({ 'm.dotted.key': [1, [2, { z: null }]] });
+      expect(await data.get('@a:x', '!r:x', 'org.example')).toEqual({ room: true });
+      expect(await data.get('@a:x', '!other:x', 'org.example')).toBeNull();
+      expect(wakes).toEqual([
+        { stream: 'account_data', position: p1, user_ids: ['@a:x'] },
+        { stream: 'account_data', position: p2, user_ids: ['@a:x'] },
+      ]);
+      expect(await data.safePosition()).toBe(p2);
+    });
+
+    it('reports what changed in (from, to], latest content once per type', async () => {
+      const data = await AccountDataStore.open(store, positions, wake);
+      const p1 = await data.set('@a:x', null, 't.one', { v: 1 });
+      await data.set('@a:x', null, 't.two', { v: 2 });
+      await data.set('@b:x', null, 't.one', { other: true });
+      const p4 = await data.set('@a:x', null, 't.one', { v: 3 });
+      await data.setTag('@a:x', '!r:x', 'u.work', {});
+      expect(await data.changes('@a:x', 0, p4)).toEqual({ global: [{ type: 't.two', content: { v: 2 } }, { type: 't.one', content: { v: 3 } }], rooms: {} });
+      expect(await data.changes('@a:x', p1, p1)).toEqual({ global: [], rooms: {} });
+      const all = await data.changes('@a:x', p4, await data.safePosition());
+      expect(all.rooms).toEqual({ '!r:x': [{ type: 'm.tag', content: { tags: { 'u.work': {} } } }] });
+    });
+
+    it('never loses a tag to a concurrent tag write (compare-and-set on m.tag)', async () => {
+      const data = await AccountDataStore.open(store, positions, wake);
+      const names = Array.from({ length: 10 }, (_, i) => `u.t${i}`);
+      await Promise.all(names.map((name) => data.setTag('@a:x', '!r:x', name, { order: 0.5 })));
+      expect(Object.keys(await data.getTags('@a:x', '!r:x')).sort()).toEqual(names);
+      const before = wakes.length;
+      await data.deleteTag('@a:x', '!r:x', 'u.absent');
+      expect(wakes.length).toBe(before);
+      await data.deleteTag('@a:x', '!r:x', 'u.t0');
+      expect(Object.keys(await data.getTags('@a:x', '!r:x'))).not.toContain('u.t0');
+    });
+  });
+
+  describe('ProfileStore', () => {
+    it('returns {} for no profile, applies changes, and extracts displayname/avatar_url', async () => {
+      const profiles = await ProfileStore.open(store, () => now);
+      expect(await profiles.get('@a:x')).toEqual({});
+      const first = await profiles.update('@a:x', (f) => ({ ...f, displayname: 'A' }));
+      expect(first).toEqual({ before: {}, after: { displayname: 'A' } });
+      await Promise.all(['k.one', 'k.two', 'k.three'].map((key) => profiles.update('@a:x', (f) => ({ ...f, [key]: true }))));
+      expect(await profiles.get('@a:x')).toEqual({ displayname: 'A', 'k.one': true, 'k.two': true, 'k.three': true });
+    });
+
+    it('stores nothing when the change throws', async () => {
+      const profiles = await ProfileStore.open(store, () => now);
+      await expect(
+        profiles.update('@a:x', () => {
+          throw new Error('too large');
+        }),
+      ).rejects.toThrow('too large');
+      expect(await profiles.get('@a:x')).toEqual({});
+    });
+  });
+
+  describe('PresenceStore', () => {
+    it('sets presence, keeps the status message, and turns idle online users unavailable', async () => {
+      const presence = await PresenceStore.open(store, positions, wake, () => now);
+      expect(await presence.get('@a:x')).toBeNull();
+      const p1 = await presence.set('@a:x', 'online', 'busy', ['@b:x']);
+      expect(await presence.get('@a:x')).toEqual({ presence: 'online', last_active_ago: 0, status_msg: 'busy', currently_active: true });
+      expect(wakes.at(-1)).toEqual({ stream: 'presence', position: p1, user_ids: ['@a:x', '@b:x'] });
+      now += IDLE_TIMEOUT_MS + 1;
+      expect(await presence.get('@a:x')).toMatchObject({ presence: 'unavailable', currently_active: false, status_msg: 'busy' });
+      await presence.set('@a:x', 'offline', undefined, []);
+      expect(await presence.get('@a:x')).toMatchObject({ presence: 'offline', status_msg: 'busy' });
+    });
+
+    it('lists changes of the given users in (from, to]', async () => {
+      const presence = await PresenceStore.open(store, positions, wake, () => now);
+      const p1 = await presence.set('@a:x', 'online', null, []);
+      const p2 = await presence.set('@b:x', 'online', null, []);
+      await presence.set('@c:x', 'online', null, []);
+      const p4 = await presence.touch('@a:x', []);
+      expect((await presence.changes(['@a:x', '@b:x'], 0, p4)).map((c) => c.userId)).toEqual(['@b:x', '@a:x']);
+      expect((await presence.changes(['@a:x', '@b:x'], p1, p2)).map((c) => c.userId)).toEqual(['@b:x']);
+      expect(await presence.changes([], 0, p4)).toEqual([]);
+    });
+  });
+
+  describe('ToDeviceStore', () => {
+    it('delivers in order, once per transaction, and deletes what a later token acknowledges', async () => {
+      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
+      expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(true);
+      expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(false);
+      await toDevice.send('@a:x', 'ADEV', 't2', 'm.test', [
+        { userId: '@b:x', deviceId: 'BDEV', content: { n: 2 } },
+        { userId: '@b:x', deviceId: 'OTHER', content: { n: 2 } },
+      ]);
+      const to = await toDevice.safePosition();
+      const first = await toDevice.pending('@b:x', 'BDEV', 0, to);
+      expect(first.events).toEqual([
+        { sender: '@a:x', type: 'm.test', content: { n: 1 } },
+        { sender: '@a:x', type: 'm.test', content: { n: 2 } },
+      ]);
+      expect(first.position).toBe(to);
+      // The same since token again: nothing acknowledged yet, the same messages.
+      expect((await toDevice.pending('@b:x', 'BDEV', 0, to)).events).toHaveLength(2);
+      expect(await toDevice.acknowledge('@b:x', 'BDEV', to)).toBe(2);
+      expect((await toDevice.pending('@b:x', 'BDEV', 0, to)).events).toEqual([]);
+      expect((await toDevice.pending('@b:x', 'OTHER', 0, to)).events).toHaveLength(1);
+      // A retry after delivery and deletion is still recognised.
+      expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(false);
+      expect(wakes.filter((w) => w.stream === 'to_device')).toHaveLength(2);
+    });
+
+    it('stops at the limit and says how far it reached', async () => {
+      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
+      for (let i = 0; i < 5; i++) await toDevice.send('@a:x', 'ADEV', `t${i}`, 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { i } }]);
+      const to = await toDevice.safePosition();
+      const page = await toDevice.pending('@b:x', 'BDEV', 0, to, 3);
+      expect(page.events.map((e) => e.content.i)).toEqual([0, 1, 2]);
+      const rest = await toDevice.pending('@b:x', 'BDEV', page.position, to, 3);
+      expect(rest.events.map((e) => e.content.i)).toEqual([3, 4]);
+      expect(rest.position).toBe(to);
+    });
+  });
+});
