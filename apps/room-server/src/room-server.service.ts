@@ -2,7 +2,8 @@ import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/commo
 import type { Bus, BusMessage, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import { MatrixError } from '@atrium/http';
-import { BUS, CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import { BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import type { Cache } from '@atrium/cache';
 import { RoomStore } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import {
@@ -32,11 +33,12 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(CONFIG) private readonly config: AtriumConfig,
     @Inject(SIGNING_KEY) private readonly signingKey: SigningKey,
+    @Inject(CACHE) private readonly cache: Cache,
   ) {}
 
   async onModuleInit(): Promise<void> {
     const rooms = await RoomStore.open(this.store);
-    const writer = new RoomWriter(rooms, this.bus, { serverName: this.config.server_name, signingKey: this.signingKey });
+    const writer = new RoomWriter(rooms, this.bus, { serverName: this.config.server_name, signingKey: this.signingKey, cache: this.cache });
     const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {
       this.subscriptions.push(
         await this.bus.handle<Req, Res>(subject, async (message: BusMessage<Req>) => {

@@ -5,15 +5,22 @@
  *
  * Serialisation: every input to a room runs in this process's queue for that
  * room, so prev_events, depth and current state are read and written without
- * interleaving. Limitation (documented, not solved here): with several
- * room-server replicas the bus must route all inputs of one room to one
- * replica. A NATS queue group spreads requests by load, not by room, so two
- * replicas could write one room at once; until requests are routed by room
- * (e.g. subjects partitioned by a hash of the room ID, one consumer per
- * partition), run a single room-server replica.
+ * interleaving. Across room-server replicas a NATS queue group spreads
+ * requests by load, not by room, so two replicas could receive inputs of one
+ * room at once. Each write therefore also holds a per-room lease in the
+ * shared cache (Redis in the cluster: SET NX PX), and a replica that finds the
+ * lease taken waits for it. That keeps one writer per room at a time (rule 1)
+ * on any number of replicas; what it does not give is strict arrival order
+ * between inputs that reached different replicas at the same moment, which
+ * routing by room (subjects partitioned by a hash of the room ID, each
+ * partition owned by one replica) would add. Known limits: a lease outlives a
+ * crashed holder by ROOM_LEASE_TTL_MS, and its release is check-then-delete
+ * (the cache port has no compare-and-delete), safe as long as a write takes
+ * less than the TTL, which a single event write does by orders of magnitude.
  */
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '@atrium/bus';
+import type { Cache } from '@atrium/cache';
 import { Errors, MatrixError } from '@atrium/http';
 import {
   authEventKeys,
@@ -56,8 +63,15 @@ export const SYNC_WAKE_SUBJECT = 'sync.wake';
 export interface RoomWriterOptions {
   serverName: string;
   signingKey: JsonSigner;
+  /** Shared cache for the cross-replica room lease; without it only the in-process queue serialises. */
+  cache?: Cache;
   now?: () => number;
 }
+
+/** How long a room lease lasts if its holder never releases it (crash). */
+export const ROOM_LEASE_TTL_MS = 30_000;
+/** How long a writer waits for another replica's lease before giving up (503 to the client). */
+const ROOM_LEASE_WAIT_MS = 20_000;
 
 const roomCode = (status: number, errcode: string, message: string): MatrixError => new MatrixError(status, errcode, message);
 
@@ -76,7 +90,8 @@ export class RoomWriter {
   /** Runs `task` after every earlier task of the same room (per-room FIFO, rule 1). */
   serialise<T>(roomId: string, task: () => Promise<T>): Promise<T> {
     const previous = this.queues.get(roomId) ?? Promise.resolve();
-    const run = previous.then(task, task);
+    const leased = (): Promise<T> => this.withRoomLease(roomId, task);
+    const run = previous.then(leased, leased);
     const tail = run.then(
       () => undefined,
       () => undefined,
@@ -86,6 +101,26 @@ export class RoomWriter {
       if (this.queues.get(roomId) === tail) this.queues.delete(roomId);
     });
     return run;
+  }
+
+  /** Holds the room's lease in the shared cache while `task` runs (see the file comment). */
+  private async withRoomLease<T>(roomId: string, task: () => Promise<T>): Promise<T> {
+    const cache = this.options.cache;
+    if (!cache) return task();
+    const key = `roomserver:lease:${roomId}`;
+    const token = randomBytes(12).toString('hex');
+    const deadline = Date.now() + ROOM_LEASE_WAIT_MS;
+    let delay = 2;
+    while (!(await cache.setIfAbsent(key, token, ROOM_LEASE_TTL_MS))) {
+      if (Date.now() > deadline) throw new MatrixError(503, 'M_UNKNOWN', `Room ${roomId} is busy; try again`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+    try {
+      return await task();
+    } finally {
+      if ((await cache.get(key)) === token) await cache.delete(key);
+    }
   }
 
   // ---- sending ----
