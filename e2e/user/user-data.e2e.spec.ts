@@ -225,6 +225,32 @@ describe.each(modes)('user data (%s mode)', (mode) => {
       expect(notJson.json.errcode).toBe('M_NOT_JSON');
     });
 
+    it('updates the member event in every joined room when the display name or avatar changes', async () => {
+      const carol = await newUser('carol');
+      const { room_id: first } = await carol.sdk.createRoom({});
+      const { room_id: second } = await carol.sdk.createRoom({});
+      await carol.sdk.setDisplayName('Carol C');
+      await carol.sdk.setAvatarUrl('mxc://example.org/carolAvatar');
+      for (const roomId of [first, second]) {
+        const member = await carol.sdk.getStateEvent(roomId, 'm.room.member', carol.userId);
+        expect(member).toMatchObject({ membership: 'join', displayname: 'Carol C', avatar_url: 'mxc://example.org/carolAvatar' });
+      }
+      // Clearing the avatar removes it from the member event.
+      await carol.sdk.setAvatarUrl('');
+      const member = await carol.sdk.getStateEvent(first, 'm.room.member', carol.userId);
+      expect(member.displayname).toBe('Carol C');
+      expect(member.avatar_url).toBeUndefined();
+      // A change of another field sends no member event.
+      const memberEventId = async (): Promise<unknown> => {
+        const members = await call(carol, 'GET', `/v3/rooms/${enc(first)}/members`);
+        return (members.json.chunk as Array<{ state_key: string; event_id: string }>).find((e) => e.state_key === carol.userId)?.event_id;
+      };
+      const before = await memberEventId();
+      expect(before).toEqual(expect.any(String));
+      expect((await call(carol, 'PUT', `/v3/profile/${enc(carol.userId)}/m.tz`, { 'm.tz': 'UTC' })).status).toBe(200);
+      expect(await memberEventId()).toBe(before);
+    });
+
     it('stores custom fields and m.tz, and deletes fields', async () => {
       const path = `/v3/profile/${enc(bob.userId)}`;
       expect((await call(bob, 'PUT', `${path}/m.tz`, { 'm.tz': 'Europe/London' })).status).toBe(200);
