@@ -239,6 +239,30 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
       expect(await api(bob, 'POST', `/rooms/${enc('not-a-room')}/join`, {})).toMatchObject({ status: 400, json: { errcode: 'M_INVALID_PARAM' } });
     });
 
+    it('lets guests join only rooms with guest_access can_join, and removes them when that changes', async () => {
+      const registered = await client(base).registerGuest();
+      const guest: User = {
+        userId: registered.user_id,
+        token: registered.access_token!,
+        deviceId: registered.device_id!,
+        password: '',
+        sdk: client(base, { userId: registered.user_id, accessToken: registered.access_token!, deviceId: registered.device_id }),
+      };
+      expect((await matrixError(guest.sdk.createRoom({}))).errcode).toBe('M_GUEST_ACCESS_FORBIDDEN');
+      const { room_id: closed } = await alice.sdk.createRoom({ preset: 'public_chat' as never });
+      expect(await api(guest, 'POST', `/rooms/${enc(closed)}/join`, {})).toMatchObject({ status: 403, json: { errcode: 'M_GUEST_ACCESS_FORBIDDEN' } });
+
+      const { room_id: open } = await alice.sdk.createRoom({ preset: 'public_chat' as never, initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }] });
+      expect(await api(guest, 'POST', `/rooms/${enc(open)}/join`, {})).toMatchObject({ status: 200, json: { room_id: open } });
+      const sent = await api(guest, 'PUT', `/rooms/${enc(open)}/send/m.room.message/g1`, { msgtype: 'm.text', body: 'guest here' });
+      expect(sent.status).toBe(200);
+      expect((await alice.sdk.fetchRoomEvent(open, sent.json.event_id as string)).sender).toBe(guest.userId);
+      expect((await api(guest, 'GET', `/rooms/${enc(open)}/state`)).status).toBe(200);
+
+      await alice.sdk.sendStateEvent(open, 'm.room.guest_access' as never, { guest_access: 'forbidden' } as never, '');
+      expect((await alice.sdk.getStateEvent(open, 'm.room.member', guest.userId)).membership).toBe('leave');
+    });
+
     it('makes a deactivated user leave every room', async () => {
       const erin = await newUser('erin');
       const { room_id: roomId } = await alice.sdk.createRoom({ preset: 'public_chat' as never });

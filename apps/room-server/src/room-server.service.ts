@@ -2,7 +2,8 @@ import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/commo
 import type { Bus, BusMessage, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import { MatrixError } from '@atrium/http';
-import { BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import { ACCOUNT_STORE, BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import type { AccountStore } from '@atrium/accounts';
 import type { Cache } from '@atrium/cache';
 import { RoomStore } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
@@ -34,11 +35,16 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Inject(CONFIG) private readonly config: AtriumConfig,
     @Inject(SIGNING_KEY) private readonly signingKey: SigningKey,
     @Inject(CACHE) private readonly cache: Cache,
+    @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
   ) {}
 
   async onModuleInit(): Promise<void> {
     const rooms = await RoomStore.open(this.store);
-    const writer = new RoomWriter(rooms, this.bus, { serverName: this.config.server_name, signingKey: this.signingKey, cache: this.cache });
+    const writer = new RoomWriter(rooms, this.bus, {
+      serverName: this.config.server_name, signingKey: this.signingKey,
+      cache: this.cache,
+      isGuest: async (userId) => (await this.accounts.getUser(userId))?.is_guest ?? false,
+    });
     const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {
       this.subscriptions.push(
         await this.bus.handle<Req, Res>(subject, async (message: BusMessage<Req>) => {

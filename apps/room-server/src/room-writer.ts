@@ -63,6 +63,8 @@ export const SYNC_WAKE_SUBJECT = 'sync.wake';
 export interface RoomWriterOptions {
   serverName: string;
   signingKey: JsonSigner;
+  /** Whether a local user is a guest (to apply the guest access rules); without it guests are not tracked. */
+  isGuest?: (userId: string) => Promise<boolean>;
   /** Shared cache for the cross-replica room lease; without it only the in-process queue serialises. */
   cache?: Cache;
   now?: () => number;
@@ -240,7 +242,26 @@ export class RoomWriter {
       }
     }
 
-    return this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
+    const result = await this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
+    if (event.type === 'm.room.guest_access' && event.state_key === '' && event.content['guest_access'] !== 'can_join') {
+      await this.removeGuests(room, version);
+    }
+    return result;
+  }
+
+  /**
+   * client-server-api "Guest access", server behaviour: "If the
+   * m.room.guest_access event is changed to stop this from being the case, the
+   * server MUST set those users' m.room.member state to leave." Each guest
+   * leaves by their own event (a leave needs no power). Runs inside the queue.
+   */
+  private async removeGuests(room: RoomRecord, version: RoomVersion): Promise<void> {
+    const isGuest = this.options.isGuest;
+    if (!isGuest) return;
+    for (const userId of await this.rooms.joinedUsers(room._id)) {
+      if (!(await isGuest(userId))) continue;
+      await this.writeLocal(room, version, { room_id: room._id, sender: userId, type: 'm.room.member', state_key: userId, content: { membership: 'leave' } });
+    }
   }
 
   /** Persists an authorised event: row, current state, membership, extremities, redaction; then wakes sync. */

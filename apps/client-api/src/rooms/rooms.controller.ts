@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import type { AccountStore } from '@atrium/accounts';
-import { AccessTokenGuard, CurrentRequester, Errors, MatrixError, optionalString, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
+import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, optionalString, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
 import { domainOfId, isValidUserId, type JsonObject } from '@atrium/matrix';
 import { ACCOUNT_STORE } from '@atrium/platform';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord } from '@atrium/rooms';
@@ -84,6 +84,7 @@ export class RoomsController {
   }
 
   @Post('rooms/:roomId/join')
+  @AllowGuests()
   @HttpCode(200)
   async joinById(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<{ room_id: string }> {
     return this.join(requester, roomId, optionalJsonObject(rawBody));
@@ -95,6 +96,15 @@ export class RoomsController {
     if (!room) {
       // A room this server has never seen: joining it needs federation (make_join), not built yet.
       throw Errors.notFound(`Room ${roomId} is not known to this server`);
+    }
+    const current = await this.rooms.store.getMembership(roomId, requester.userId);
+    // Already joined: nothing changes, so no new event (a repeated join is not a profile change here).
+    if (current?.membership === 'join') return { room_id: roomId };
+    if (requester.isGuest) {
+      // "Servers MUST only allow guest users to join rooms if the m.room.guest_access state
+      // event is present on the room, and has the guest_access value can_join."
+      const guestAccess = await this.rooms.store.currentStateEvent(roomId, 'm.room.guest_access', '');
+      if (!guestAccess || eventOf(guestAccess).content['guest_access'] !== 'can_join') throw Errors.guestAccessForbidden();
     }
     await this.sendMembership(roomId, requester.userId, requester.userId, 'join', body);
     return { room_id: roomId };
@@ -129,6 +139,7 @@ export class RoomsController {
 
   /** leaving.yaml: POST /rooms/{roomId}/leave (also rejects an invite or withdraws a knock). */
   @Post('rooms/:roomId/leave')
+  @AllowGuests()
   @HttpCode(200)
   async leave(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
     const body = optionalJsonObject(rawBody);
@@ -198,6 +209,7 @@ export class RoomsController {
 
   /** rooms.yaml GET /rooms/{roomId}/members: `at`, `membership`, `not_membership`. */
   @Get('rooms/:roomId/members')
+  @AllowGuests()
   async members(
     @CurrentRequester() requester: Requester,
     @Param('roomId') roomId: string,
@@ -245,6 +257,7 @@ export class RoomsController {
 
   /** room_send.yaml: PUT /rooms/{roomId}/send/{eventType}/{txnId}; the same txnId from the same device gives the same event. */
   @Put('rooms/:roomId/send/:eventType/:txnId')
+  @AllowGuests()
   async send(
     @CurrentRequester() requester: Requester,
     @Param('roomId') roomId: string,
@@ -309,11 +322,13 @@ export class RoomsController {
   // ---- state ----
 
   @Put('rooms/:roomId/state/:eventType')
+  @AllowGuests()
   async putStateNoKey(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventType') eventType: string, @Body() rawBody: unknown): Promise<{ event_id: string }> {
     return this.putState(requester, roomId, eventType, '', rawBody);
   }
 
   @Put('rooms/:roomId/state/:eventType/*')
+  @AllowGuests()
   async putStateWithKey(
     @CurrentRequester() requester: Requester,
     @Param('roomId') roomId: string,
@@ -362,11 +377,13 @@ export class RoomsController {
   }
 
   @Get('rooms/:roomId/state/:eventType')
+  @AllowGuests()
   async getStateNoKey(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventType') eventType: string, @Query('format') format?: string): Promise<JsonObject | ClientEvent> {
     return this.getStateEvent(requester, roomId, eventType, '', format);
   }
 
   @Get('rooms/:roomId/state/:eventType/*')
+  @AllowGuests()
   async getStateWithKey(
     @CurrentRequester() requester: Requester,
     @Param('roomId') roomId: string,
@@ -390,6 +407,7 @@ export class RoomsController {
   }
 
   @Get('rooms/:roomId/state')
+  @AllowGuests()
   async getState(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string): Promise<ClientEvent[]> {
     const access = await this.rooms.stateAccess(roomId, requester.userId);
     return (await this.rooms.stateEvents(roomId, access)).map((e) => this.client(e, requester));
@@ -403,6 +421,7 @@ export class RoomsController {
    * not found (404 M_NOT_FOUND), so its existence is not revealed.
    */
   @Get('rooms/:roomId/event/:eventId')
+  @AllowGuests()
   async getEvent(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string): Promise<ClientEvent> {
     this.rooms.checkRoomId(roomId);
     const notFound = (): MatrixError => Errors.notFound('Event not found');
