@@ -232,6 +232,19 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
       expect((await matrixError(carol.sdk.knockRoom(old))).errcode).toBe('M_FORBIDDEN');
     });
 
+    it.each(['8', '10', '12'])('joins a restricted room (v%s) through membership of an allowed room', async (version) => {
+      const { room_id: space } = await alice.sdk.createRoom({ preset: 'public_chat' as never });
+      const { room_id: restricted } = await alice.sdk.createRoom({
+        room_version: version,
+        initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'restricted', allow: [{ type: 'm.room_membership', room_id: space }] } }],
+      });
+      const dave = await newUser('dave');
+      expect((await matrixError(dave.sdk.joinRoom(restricted))).errcode).toBe('M_FORBIDDEN');
+      await dave.sdk.joinRoom(space);
+      await dave.sdk.joinRoom(restricted);
+      expect(await alice.sdk.getStateEvent(restricted, 'm.room.member', dave.userId)).toEqual({ membership: 'join', join_authorised_via_users_server: alice.userId });
+    });
+
     it('answers joins of unknown rooms and aliases with 404 and bad IDs with 400', async () => {
       expect(await api(bob, 'POST', `/join/${enc(`!nope${Date.now()}:${server.serverName}`)}`, {})).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
       expect(await api(bob, 'POST', `/join/${enc(`#nope${Date.now()}:${server.serverName}`)}`, {})).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });

@@ -3,7 +3,7 @@ import type { AccountStore } from '@atrium/accounts';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, optionalString, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
 import { domainOfId, isValidUserId, type JsonObject } from '@atrium/matrix';
 import { ACCOUNT_STORE } from '@atrium/platform';
-import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord } from '@atrium/rooms';
+import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { planCreateRoom } from './create-room';
 import { RoomServerClient } from './room-server.client';
@@ -106,8 +106,45 @@ export class RoomsController {
       const guestAccess = await this.rooms.store.currentStateEvent(roomId, 'm.room.guest_access', '');
       if (!guestAccess || eventOf(guestAccess).content['guest_access'] !== 'can_join') throw Errors.guestAccessForbidden();
     }
-    await this.sendMembership(roomId, requester.userId, requester.userId, 'join', body);
+    const extra = await this.restrictedJoinAuthoriser(room, requester.userId, current?.membership);
+    await this.sendMembership(roomId, requester.userId, requester.userId, 'join', body, extra);
     return { room_id: roomId };
+  }
+
+  /**
+   * Restricted rooms (room versions 8+, client-server-api "Restricted rooms";
+   * auth rules "If the join_rule is restricted or knock_restricted"): a user
+   * who is not invited may join when they are joined to one of the rooms the
+   * `allow` list names. The join must then carry
+   * `join_authorised_via_users_server`: a user of this server, joined to the
+   * room, who could have invited them. Returns the extra content ({} when the
+   * join needs none; the auth rules refuse a join that needed one and lacks it).
+   */
+  private async restrictedJoinAuthoriser(room: RoomRecord, userId: string, membership: string | undefined): Promise<JsonObject> {
+    const version = this.rooms.versionOf(room);
+    if (!version.restrictedJoin || membership === 'invite') return {};
+    const joinRules = await this.rooms.store.currentStateEvent(room._id, 'm.room.join_rules', '');
+    const content = joinRules ? eventOf(joinRules).content : {};
+    const rule = content['join_rule'];
+    if (rule !== 'restricted' && !(rule === 'knock_restricted' && version.knockRestricted)) return {};
+    const allow = Array.isArray(content['allow']) ? content['allow'] : [];
+    let allowed = false;
+    for (const entry of allow) {
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) continue;
+      const condition = entry as JsonObject;
+      if (condition['type'] !== 'm.room_membership' || typeof condition['room_id'] !== 'string') continue;
+      if ((await this.rooms.store.getMembership(condition['room_id'], userId))?.membership === 'join') {
+        allowed = true;
+        break;
+      }
+    }
+    if (!allowed) return {};
+    const inviteLevel = await this.rooms.inviteLevel(room);
+    for (const member of await this.rooms.store.joinedUsers(room._id)) {
+      if (domainOfId(member) !== this.rooms.serverName) continue;
+      if ((await this.rooms.powerLevel(room, member)) >= inviteLevel) return { join_authorised_via_users_server: member };
+    }
+    throw Errors.forbidden('No user of this server in the room may authorise your join');
   }
 
   /** knocking.yaml (room versions 7+; older versions refuse `knock` in the auth rules). */

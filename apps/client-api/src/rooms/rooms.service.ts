@@ -99,6 +99,12 @@ export class RoomsService {
     return requiredPowerLevel(type, true, readPowerLevels(record ? eventOf(record) : undefined, this.versionOf(room)));
   }
 
+  /** The power level needed to invite (m.room.power_levels `invite`, default 0). */
+  async inviteLevel(room: RoomRecord): Promise<number> {
+    const record = await this.store.currentStateEvent(room._id, 'm.room.power_levels', '');
+    return readPowerLevels(record ? eventOf(record) : undefined, this.versionOf(room)).levels.invite;
+  }
+
   /** A `{roomAlias}` path parameter. */
   checkAlias(alias: string): string {
     if (!isValidRoomAlias(alias)) throw Errors.invalidParam(`Invalid room alias ${JSON.stringify(alias)}`);
