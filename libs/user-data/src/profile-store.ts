@@ -48,6 +48,21 @@ export class ProfileStore {
   }
 
   /**
+   * The `displayname` and `avatar_url` to put in a local user's
+   * `m.room.member` join events: "when homeservers emit room membership
+   * events for their own users, they should include the display name and
+   * avatar URL fields in these events" ("Events on Change of Profile
+   * Information"). Empty values are left out.
+   */
+  async memberFields(userId: string): Promise<{ displayname?: string; avatar_url?: string }> {
+    const record = await this.profiles.get(userId);
+    const out: { displayname?: string; avatar_url?: string } = {};
+    if (record?.displayname) out.displayname = record.displayname;
+    if (record?.avatar_url) out.avatar_url = record.avatar_url;
+    return out;
+  }
+
+  /**
    * Applies `change` to the fields and stores the result. `change` may throw
    * (a size limit) and sees the current fields, so the limit is checked
    * against what is really stored. Returns the fields before and after.

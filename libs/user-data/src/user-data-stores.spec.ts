@@ -32,7 +32,7 @@ describe('user-data stores (on the SQLite adapter)', () => {
   });
 
   describe('AccountDataStore', () => {
-    it('keeps client JSON byte-exact in meaning, global apart from per room, and wakes sync', async () => {
+    it('keeps client JSON (dotted keys, nested arrays), global apart from per room, and wakes sync', async () => {
       const data = await AccountDataStore.open(store, positions, wake);
       const p1 = await data.set('@a:x', null, 'org.example', { 'm.dotted.key': [1, [2, { z: null }]] });
       const p2 = await data.set('@a:x', '!r:x', 'org.example', { room: true });
@@ -81,6 +81,10 @@ describe('user-data stores (on the SQLite adapter)', () => {
       expect(first).toEqual({ before: {}, after: { displayname: 'A' } });
       await Promise.all(['k.one', 'k.two', 'k.three'].map((key) => profiles.update('@a:x', (f) => ({ ...f, [key]: true }))));
       expect(await profiles.get('@a:x')).toEqual({ displayname: 'A', 'k.one': true, 'k.two': true, 'k.three': true });
+      expect(await profiles.memberFields('@a:x')).toEqual({ displayname: 'A' });
+      await profiles.update('@a:x', (f) => ({ ...f, avatar_url: 'mxc://x/y', displayname: '' }));
+      expect(await profiles.memberFields('@a:x')).toEqual({ avatar_url: 'mxc://x/y' });
+      expect(await profiles.memberFields('@nobody:x')).toEqual({});
     });
 
     it('stores nothing when the change throws', async () => {
