@@ -190,6 +190,16 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
       expect(await api(alice, 'POST', `/rooms/${enc(roomId)}/unban`, { user_id: bob.userId })).toMatchObject({ status: 403, json: { errcode: 'M_FORBIDDEN' } });
     });
 
+    it('puts the profile of local users in their membership events', async () => {
+      const frank = await newUser('frank');
+      await frank.sdk.setDisplayName('Frank F');
+      const { room_id: roomId } = await frank.sdk.createRoom({ preset: 'public_chat' as never });
+      expect(await frank.sdk.getStateEvent(roomId, 'm.room.member', frank.userId)).toEqual({ membership: 'join', displayname: 'Frank F' });
+      await carol.sdk.joinRoom(roomId);
+      const members = await frank.sdk.getJoinedRoomMembers(roomId);
+      expect(members.joined[frank.userId]).toEqual({ display_name: 'Frank F' });
+    });
+
     it('lets only users with enough power kick, ban and invite, and checks the body', async () => {
       const { room_id: roomId } = await alice.sdk.createRoom({ preset: 'public_chat' as never, power_level_content_override: { invite: 50 } });
       await bob.sdk.joinRoom(roomId);

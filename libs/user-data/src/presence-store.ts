@@ -71,6 +71,24 @@ export class PresenceStore {
     return this.write(userId, { presence: current?.presence ?? 'offline', status_msg: current?.status_msg ?? null, last_active_ts: current?.last_active_ts ?? 0 }, audience);
   }
 
+  /**
+   * /sync's `set_presence` ("Controls whether the client is automatically
+   * marked as online by polling this API"): `online` marks the user online and
+   * active now, `unavailable` marks them unavailable. To keep a polling client
+   * from writing (and waking everyone sharing a room) on every request, a
+   * write happens only when the state changes, or for `online` when the last
+   * activity is older than CURRENTLY_ACTIVE_MS. Returns the new position, or
+   * null when nothing was written.
+   */
+  async syncActivity(userId: string, state: 'online' | 'unavailable', audience: () => Promise<string[]>): Promise<number | null> {
+    const current = await this.records.get(userId);
+    const now = this.now();
+    const fresh = current !== null && now - current.last_active_ts <= CURRENTLY_ACTIVE_MS;
+    if (current && current.presence === state && (state !== 'online' || fresh)) return null;
+    const lastActive = state === 'online' ? now : (current?.last_active_ts ?? now);
+    return this.write(userId, { presence: state, status_msg: current?.status_msg ?? null, last_active_ts: lastActive }, await audience());
+  }
+
   private async write(userId: string, fields: { presence: string; status_msg: string | null; last_active_ts: number }, audience: string[]): Promise<number> {
     const position = await this.positions.withPosition(USER_DATA_STREAMS.presence, async (position) => {
       if (!(await this.records.insert({ _id: userId, ...fields, stream: position }))) {

@@ -111,6 +111,19 @@ describe('user-data stores (on the SQLite adapter)', () => {
       expect(await presence.get('@a:x')).toMatchObject({ presence: 'offline', status_msg: 'busy' });
     });
 
+    it('marks a syncing user online only when something changes', async () => {
+      const presence = await PresenceStore.open(store, positions, wake, () => now);
+      const audience = async (): Promise<string[]> => ['@b:x'];
+      expect(await presence.syncActivity('@a:x', 'online', audience)).toEqual(expect.any(Number));
+      expect(await presence.syncActivity('@a:x', 'online', audience)).toBeNull();
+      now += 61_000;
+      expect(await presence.syncActivity('@a:x', 'online', audience)).toEqual(expect.any(Number));
+      expect(await presence.get('@a:x')).toMatchObject({ presence: 'online', last_active_ago: 0, currently_active: true });
+      expect(await presence.syncActivity('@a:x', 'unavailable', audience)).toEqual(expect.any(Number));
+      expect(await presence.syncActivity('@a:x', 'unavailable', audience)).toBeNull();
+      expect(wakes.at(-1)?.user_ids).toEqual(['@a:x', '@b:x']);
+    });
+
     it('lists changes of the given users in (from, to]', async () => {
       const presence = await PresenceStore.open(store, positions, wake, () => now);
       const p1 = await presence.set('@a:x', 'online', null, []);

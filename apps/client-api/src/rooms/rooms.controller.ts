@@ -3,6 +3,7 @@ import type { AccountStore } from '@atrium/accounts';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, optionalString, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
 import { domainOfId, isValidUserId, type JsonObject } from '@atrium/matrix';
 import { ACCOUNT_STORE } from '@atrium/platform';
+import { ProfileStore } from '@atrium/user-data';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { planCreateRoom } from './create-room';
@@ -27,6 +28,7 @@ export class RoomsController {
     private readonly rooms: RoomsService,
     private readonly roomServer: RoomServerClient,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
+    private readonly profiles: ProfileStore,
   ) {}
 
   private client(record: EventRecord, requester: Requester): ClientEvent {
@@ -40,7 +42,10 @@ export class RoomsController {
   async createRoom(@CurrentRequester() requester: Requester, @Body() rawBody: unknown): Promise<{ room_id: string }> {
     const plan = planCreateRoom({ sender: requester.userId, serverName: this.rooms.serverName, body: requireJsonObject(rawBody) });
     for (const draft of plan.events) {
-      if (draft.type === 'm.room.member' && draft.content['membership'] === 'invite') await this.checkInvitee(draft.state_key);
+      if (draft.type !== 'm.room.member') continue;
+      if (draft.content['membership'] === 'invite') await this.checkInvitee(draft.state_key);
+      // The creator's join and the invites carry the users' profiles, as every other membership event does.
+      draft.content = { ...(await this.memberProfile(draft.state_key)), ...draft.content };
     }
     return this.roomServer.createRoom(plan);
   }
@@ -60,9 +65,24 @@ export class RoomsController {
 
   // ---- membership ----
 
+  /** `displayname` and `avatar_url` of a local user's profile, as membership events carry them (empty values left out). */
+  private async memberProfile(userId: string): Promise<JsonObject> {
+    if (domainOfId(userId) !== this.rooms.serverName) return {};
+    const fields = await this.profiles.get(userId);
+    const out: JsonObject = {};
+    for (const key of ['displayname', 'avatar_url'] as const) {
+      const value = fields[key];
+      if (typeof value === 'string' && value !== '') out[key] = value;
+    }
+    return out;
+  }
+
   private async sendMembership(roomId: string, sender: string, target: string, membership: Membership, body: Record<string, unknown>, extra: JsonObject = {}): Promise<string> {
     const reason = optionalString(body, 'reason');
-    const content: JsonObject = { ...extra, membership };
+    // "When homeservers emit room membership events for their own users, they should include
+    // the display name and avatar URL fields in these events" (profile module).
+    const profile = membership === 'join' || membership === 'knock' || membership === 'invite' ? await this.memberProfile(target) : {};
+    const content: JsonObject = { ...profile, ...extra, membership };
     if (reason !== undefined) content['reason'] = reason;
     const result = await this.roomServer.sendEvent({ room_id: roomId, sender, type: 'm.room.member', state_key: target, content });
     return result.event_id;

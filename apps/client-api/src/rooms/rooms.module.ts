@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { DOCUMENT_STORE } from '@atrium/platform';
 import { ROOM_STORE, RoomStore } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
+import { ProfileStore } from '@atrium/user-data';
 import { DirectoryController } from './directory.controller';
 import { RoomServerClient } from './room-server.client';
 import { RoomsController } from './rooms.controller';
@@ -16,6 +17,7 @@ import { RoomsService } from './rooms.service';
   controllers: [RoomsController, DirectoryController],
   providers: [
     { provide: ROOM_STORE, useFactory: (store: DocumentStore) => RoomStore.open(store), inject: [DOCUMENT_STORE] },
+    { provide: ProfileStore, useFactory: (store: DocumentStore) => ProfileStore.open(store), inject: [DOCUMENT_STORE] },
     RoomsService,
     RoomServerClient,
   ],
