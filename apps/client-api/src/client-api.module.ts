@@ -4,12 +4,13 @@ import { AuthController, AuthV3OnlyController } from './auth/auth.controller';
 import { AuthService } from './auth/auth.service';
 import { DevicesController } from './devices/devices.controller';
 import { DiscoveryController } from './discovery/discovery.controller';
+import { EphemeralModule } from './ephemeral/ephemeral.module';
 import { RoomsModule } from './rooms/rooms.module';
 import { UserDataModule } from './user/user-data.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule],
+  imports: [RoomsModule, UserDataModule, EphemeralModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

@@ -4,6 +4,7 @@
  * client-api module provides each class and collects them under SYNC_SECTIONS.
  */
 import type { SyncSection } from './sync-sections';
+import { EphemeralSyncSection, ReceiptsStreamSection } from '../ephemeral/ephemeral-sync-sections';
 import { AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection } from '../user/user-sync-sections';
 
-export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection];
+export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection];

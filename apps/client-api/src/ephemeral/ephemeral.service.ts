@@ -1,0 +1,120 @@
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import type { Bus } from '@atrium/bus';
+import { MAIN_THREAD, threadOf, type ReceiptType } from '@atrium/ephemeral';
+import { Errors } from '@atrium/http';
+import { BUS, DOCUMENT_STORE } from '@atrium/platform';
+import { eventOf, type EventRecord } from '@atrium/rooms';
+import type { DocumentStore } from '@atrium/storage';
+import { RoomsService } from '../rooms/rooms.service';
+import { EphemeralStores } from './ephemeral.stores';
+
+/** How often each client-api process writes the stops of timed-out typing states. */
+export const TYPING_EXPIRY_INTERVAL_MS = 1_000;
+
+/** The account data type of the fully read marker (client-server-api "Fully read markers"). */
+export const FULLY_READ = 'm.fully_read';
+
+/**
+ * Typing, receipts and read markers for the endpoints (client-server-api
+ * "Typing Notifications", "Receipts", "Read and unread markers"), and the
+ * periodic expiry of typing states.
+ */
+@Injectable()
+export class EphemeralService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('EphemeralService');
+  private timer?: NodeJS.Timeout;
+  private sweeping = false;
+
+  constructor(
+    @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
+    @Inject(BUS) private readonly bus: Bus,
+    private readonly rooms: RoomsService,
+  ) {}
+
+  stores(): Promise<EphemeralStores> {
+    return EphemeralStores.shared(this.store, this.bus);
+  }
+
+  onModuleInit(): void {
+    this.timer = setInterval(() => void this.sweep(), TYPING_EXPIRY_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One expiry pass; a pass still running (slow storage) is not overlapped. */
+  private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await (await this.stores()).typing.expire();
+    } catch (err) {
+      this.logger.warn(`typing expiry failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /** PUT /rooms/{roomId}/typing/{userId}, after the caller checked the body and that userId is the requester. */
+  async setTyping(userId: string, roomId: string, typing: boolean, timeoutMs: number): Promise<void> {
+    await this.rooms.requireJoined(roomId, userId);
+    await (await this.stores()).typing.setTyping(roomId, userId, typing, timeoutMs);
+  }
+
+  /**
+   * The event a receipt or marker points at: it "MUST belong to the room"
+   * (read_markers.yaml). Unknown, or in another room: 404 M_NOT_FOUND, as for
+   * other endpoints naming an event the user cannot reach.
+   */
+  async requireEvent(roomId: string, eventId: string): Promise<EventRecord> {
+    const event = await (await this.stores()).rooms.getEvent(eventId);
+    if (!event || event.room_id !== roomId) throw Errors.notFound(`Event ${eventId} not found in room ${roomId}`);
+    return event;
+  }
+
+  /** The joined-member check of every endpoint here: only members send receipts and markers (403 otherwise). */
+  async requireJoined(roomId: string, userId: string): Promise<void> {
+    await this.rooms.requireJoined(roomId, userId);
+  }
+
+  /**
+   * A receipt (receipts.yaml): the threaded receipt's event must be related
+   * to its `thread_id` ("The `event_id` is not related to the `thread_id`" is
+   * a 400): `main` takes events of the main timeline, a thread root's ID takes
+   * the root and the events of its thread.
+   */
+  async putReceipt(userId: string, roomId: string, type: ReceiptType, event: EventRecord, threadId: string | null): Promise<void> {
+    const stores = await this.stores();
+    if (threadId !== null && threadId !== event._id) {
+      const load = async (id: string): Promise<{ content: unknown } | null> => {
+        const parent = await stores.rooms.getEvent(id);
+        return parent && parent.room_id === roomId ? eventOf(parent) : null;
+      };
+      const thread = await threadOf(eventOf(event), load);
+      if (thread !== threadId) {
+        throw Errors.invalidParam(threadId === MAIN_THREAD ? `${event._id} is in a thread, not the main timeline` : `${event._id} is not in thread ${threadId}`);
+      }
+    }
+    await stores.receipts.put({ roomId, userId, type, threadId, eventId: event._id, eventStream: event.stream });
+  }
+
+  /**
+   * Moves the m.fully_read room account data to `event` ("Fully read
+   * markers"; the server sends the updated account data event through /sync,
+   * which the account data store's write does). Like receipts it only moves
+   * forward: a marker for an older event than the stored one is ignored.
+   */
+  async setFullyRead(userId: string, roomId: string, event: EventRecord): Promise<void> {
+    const stores = await this.stores();
+    const current = await stores.accountData.get(userId, roomId, FULLY_READ);
+    const currentId = current?.event_id;
+    if (typeof currentId === 'string') {
+      if (currentId === event._id) return;
+      const previous = await stores.rooms.getEvent(currentId);
+      if (previous && previous.room_id === roomId && previous.stream > event.stream) return;
+    }
+    await stores.accountData.set(userId, roomId, FULLY_READ, { event_id: event._id });
+  }
+}
