@@ -63,6 +63,15 @@ export interface CurrentStateRecord extends Doc {
   stream: number;
 }
 
+/** One entry per state event: the log stateAtPosition reads instead of scanning the whole timeline. */
+export interface StateLogRecord extends Doc {
+  _id: string; // the event ID
+  room_id: string;
+  type: string;
+  state_key: string;
+  stream: number;
+}
+
 export interface MembershipRecord extends Doc {
   _id: string; // room_id \n user_id
   room_id: string;
@@ -146,6 +155,7 @@ export class RoomStore {
     readonly streams: StreamAllocator,
     private readonly events: Collection<EventRecord>,
     private readonly state: Collection<CurrentStateRecord>,
+    private readonly stateLog: Collection<StateLogRecord>,
     private readonly memberships: Collection<MembershipRecord>,
     private readonly extremities: Collection<ExtremityRecord>,
     private readonly rooms: Collection<RoomRecord>,
@@ -162,6 +172,7 @@ export class RoomStore {
         indexes: [{ fields: ['room_id', 'stream'] }, { fields: ['stream'] }, { fields: ['redacts'] }],
       }),
       await store.collection<CurrentStateRecord>({ name: 'room_current_state', indexes: [{ fields: ['room_id', 'type'] }] }),
+      await store.collection<StateLogRecord>({ name: 'room_state_log', indexes: [{ fields: ['room_id', 'stream'] }] }),
       await store.collection<MembershipRecord>({
         name: 'room_memberships',
         indexes: [{ fields: ['user_id', 'membership'] }, { fields: ['room_id', 'membership'] }, { fields: ['user_id', 'stream'] }],
@@ -219,6 +230,11 @@ export class RoomStore {
     const content = e.content ?? {};
     const membership = e.type === 'm.room.member' && typeof content['membership'] === 'string' ? content['membership'] : null;
     const redacts = e.type === 'm.room.redaction' ? (typeof content['redacts'] === 'string' ? content['redacts'] : (e.redacts ?? null)) : null;
+    // The state log first: a crash after it and before the event leaves a log entry whose
+    // event is missing, which stateAtPosition skips (getEvents drops unknown IDs).
+    if (e.state_key !== undefined) {
+      await this.stateLog.insert({ _id: e.event_id, room_id: e.room_id, type: e.type, state_key: e.state_key, stream: input.stream });
+    }
     return this.events.insert({
       _id: e.event_id,
       room_id: e.room_id,
@@ -353,10 +369,12 @@ export class RoomStore {
    * until then it is exact. Rejected events are never stored, so none count.
    */
   async stateAtPosition(roomId: string, position: number): Promise<EventRecord[]> {
-    const events = await this.events.find({ room_id: roomId, stream: { $lte: position }, state_key: { $ne: null } }, { sort: { stream: 1 } });
-    const latest = new Map<string, EventRecord>();
-    for (const e of events) latest.set(`${e.type}${SEP}${e.state_key}`, e);
-    return [...latest.values()];
+    // Reads the state log (state events only), not the timeline: cost grows with the
+    // room's state changes, not with its messages.
+    const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: position } }, { sort: { stream: 1 } });
+    const latest = new Map<string, string>();
+    for (const e of entries) latest.set(`${e.type}${SEP}${e.state_key}`, e._id);
+    return this.getEvents([...latest.values()]);
   }
 
   // ---- memberships ----
