@@ -6,7 +6,7 @@
 import { StreamAllocator } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import { ReceiptStore, receiptContent } from './receipt-store';
-import type { EphemeralWake } from './streams';
+import type { SyncWake } from './streams';
 import { MAX_TYPING_TIMEOUT_MS, TypingStore } from './typing-store';
 
 export function describeEphemeralStoresContract(adapter: string, open: () => Promise<DocumentStore>): void {
@@ -15,14 +15,14 @@ export function describeEphemeralStoresContract(adapter: string, open: () => Pro
     let typing: TypingStore;
     let receipts: ReceiptStore;
     let now = 1_000_000;
-    const wakes: EphemeralWake[] = [];
+    const wakes: SyncWake[] = [];
     let n = 0;
     const room = (): string => `!e${++n}_${Date.now().toString(36)}:test`;
 
     beforeAll(async () => {
       store = await open();
       const positions = await StreamAllocator.open(store, () => now);
-      const wake = async (w: EphemeralWake): Promise<void> => {
+      const wake = async (w: SyncWake): Promise<void> => {
         wakes.push(w);
       };
       typing = await TypingStore.open(store, positions, wake, () => now);
