@@ -49,6 +49,7 @@ describe('planCreateRoom (create_room.yaml)', () => {
     expect(result.room_version).toBe('12');
     expect(result.events.find((e) => e.type === 'm.room.join_rules')!.content).toEqual({ join_rule: 'public' });
     expect(plan({}).events.find((e) => e.type === 'm.room.join_rules')!.content).toEqual({ join_rule: 'invite' });
+    expect(planCreateRoom({ sender, serverName: 'hs.test', body: {}, defaultVersion: '10' }).room_version).toBe('10');
   });
 
   it('builds power levels per room version, with the override on top', () => {

@@ -76,10 +76,12 @@ export interface CreateRoomInput {
   sender: string;
   serverName: string;
   body: Record<string, unknown>;
+  /** The server's configured default (config `rooms.default_version`); the spec's recommendation otherwise. */
+  defaultVersion?: string;
 }
 
 /** Validates a createRoom body and returns the room-server request (events in the spec's order). */
-export function planCreateRoom({ sender, serverName, body }: CreateRoomInput): CreateRoomRequest {
+export function planCreateRoom({ sender, serverName, body, defaultVersion }: CreateRoomInput): CreateRoomRequest {
   // visibility: "Defaults to private".
   const visibilityRaw = body['visibility'];
   if (visibilityRaw !== undefined && visibilityRaw !== 'public' && visibilityRaw !== 'private') {
@@ -96,7 +98,8 @@ export function planCreateRoom({ sender, serverName, body }: CreateRoomInput): C
 
   const versionRaw = body['room_version'];
   if (versionRaw !== undefined && typeof versionRaw !== 'string') throw Errors.badJson('"room_version" must be a string');
-  const versionId = versionRaw ?? DEFAULT_ROOM_VERSION;
+  // "If not provided, the homeserver is to use its configured default."
+  const versionId = versionRaw ?? defaultVersion ?? DEFAULT_ROOM_VERSION;
   const version = getRoomVersion(versionId);
   if (!version) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${JSON.stringify(versionId)} is not supported`);
 

@@ -40,7 +40,7 @@ export class RoomsController {
   @Post('createRoom')
   @HttpCode(200)
   async createRoom(@CurrentRequester() requester: Requester, @Body() rawBody: unknown): Promise<{ room_id: string }> {
-    const plan = planCreateRoom({ sender: requester.userId, serverName: this.rooms.serverName, body: requireJsonObject(rawBody) });
+    const plan = planCreateRoom({ sender: requester.userId, serverName: this.rooms.serverName, body: requireJsonObject(rawBody), defaultVersion: this.rooms.defaultRoomVersion });
     for (const draft of plan.events) {
       if (draft.type !== 'm.room.member') continue;
       if (draft.content['membership'] === 'invite') await this.checkInvitee(draft.state_key);

@@ -23,6 +23,11 @@ export class RoomsService {
     return this.config.server_name;
   }
 
+  /** The configured room version for new rooms. */
+  get defaultRoomVersion(): string {
+    return this.config.rooms.default_version;
+  }
+
   /** A `{roomId}` path parameter: "format: mx-room-id, pattern: ^!". */
   checkRoomId(roomId: string): string {
     if (!roomId.startsWith('!') || roomId.length > 255) throw Errors.invalidParam(`Invalid room ID ${JSON.stringify(roomId)}`);
