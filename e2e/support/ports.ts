@@ -1,17 +1,5 @@
-import { createServer } from 'node:net';
-
-/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+// The same free-port probe the test-server launchers use.
+export { freePort } from '@atrium/test-servers';
 
 /** Polls `url` until it answers 200, or fails after `timeoutMs`. */
 export async function waitForHttp(url: string, timeoutMs = 30_000, isAlive?: () => boolean): Promise<void> {

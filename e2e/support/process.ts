@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { stopChild } from '@atrium/test-servers';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
 
@@ -35,13 +36,6 @@ export function startNodeProcess(name: string, script: string, args: string[], e
     child,
     output: () => output,
     alive: () => !exited,
-    async stop() {
-      if (exited) return;
-      const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await done;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child),
   };
 }

@@ -5,11 +5,10 @@
  * The binary is `.tools/bin/ferretdb` (built by scripts/install-ferretdb.sh)
  * or `$ATRIUM_FERRETDB_BIN`. A missing binary is an error, never a skip.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { spawnUntilReady, tempDir } from './process';
 
 export interface FerretDbServer {
   /** `mongodb://127.0.0.1:PORT/` */
@@ -18,7 +17,6 @@ export interface FerretDbServer {
 }
 
 const START_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 5_000;
 
 export function ferretDbBinary(): string {
   return process.env.ATRIUM_FERRETDB_BIN ?? resolve(__dirname, '../../.tools/bin/ferretdb');
@@ -37,60 +35,23 @@ function canConnect(port: number): Promise<boolean> {
 
 export async function startFerretDb(): Promise<FerretDbServer> {
   const bin = ferretDbBinary();
+  // The wrapper has no --version to probe with, so this checks the file is there.
   if (!existsSync(bin)) {
     throw new Error(`FerretDB binary not found at ${bin}: run scripts/install-ferretdb.sh (or set ATRIUM_FERRETDB_BIN)`);
   }
-  const dir = mkdtempSync(join(tmpdir(), 'atrium-ferretdb-'));
-  // Port 0: FerretDB binds a free port itself and the wrapper prints the URI, so no probe-then-bind race.
-  const child = spawn(bin, ['-listen-addr', '127.0.0.1:0', '-sqlite-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr = (stderr + chunk).slice(-4000);
+  const dir = tempDir('atrium-ferretdb-');
+  const server = await spawnUntilReady({
+    name: 'FerretDB',
+    bin,
+    // Port 0: FerretDB binds a free port itself and the wrapper prints the URI, so no probe-then-bind race.
+    args: ['-listen-addr', '127.0.0.1:0', '-sqlite-dir', join(dir.path, 'data')],
+    ready: (log) => /listening (mongodb:\/\/\S+)/.exec(log)?.[1],
+    startTimeoutMs: START_TIMEOUT_MS,
+    cleanup: dir.remove,
   });
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-
-  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
-  let url: string;
-  try {
-    url = await new Promise<string>((done, fail) => {
-      let stdout = '';
-      const timer = setTimeout(() => fail(new Error(`FerretDB did not start within ${START_TIMEOUT_MS} ms: ${stderr}`)), START_TIMEOUT_MS);
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        stdout += chunk;
-        const match = /listening (mongodb:\/\/\S+)/.exec(stdout);
-        if (match) {
-          clearTimeout(timer);
-          done(match[1]);
-        }
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        fail(new Error(`FerretDB exited at start (code ${code}, signal ${signal}): ${stderr}`));
-      });
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        fail(err);
-      });
-    });
-    const port = Number(new URL(url).port);
-    if (!(await canConnect(port))) throw new Error(`FerretDB said it listens on ${url} but refuses connections`);
-  } catch (err) {
-    child.kill('SIGKILL');
-    await exited;
-    cleanup();
-    throw err;
+  if (!(await canConnect(Number(new URL(server.url).port)))) {
+    await server.stop();
+    throw new Error(`FerretDB said it listens on ${server.url} but refuses connections`);
   }
-
-  return {
-    url,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      cleanup();
-    },
-  };
+  return { url: server.url, stop: () => server.stop() };
 }

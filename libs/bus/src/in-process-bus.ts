@@ -30,6 +30,7 @@ import {
   encodePayload,
   remoteError,
 } from './wire';
+import { StreamWorkers, type StreamWorker } from './workers';
 
 export interface InProcessBusOptions {
   /** Messages kept per stream before the oldest are dropped (default 100,000). */
@@ -81,19 +82,13 @@ interface MemoryStream {
   durables: Map<string, DurableState>;
 }
 
-interface Worker {
-  stopped: boolean;
-  done: Promise<void>;
-  wake?: () => void;
-}
-
 export class InProcessBus implements Bus {
   readonly messagingSystem = 'inprocess';
   private readonly maxStreamMessages: number;
   private readonly handlerGroups = new Map<string, HandlerGroup>();
   private readonly subscribers = new Set<{ pattern: string; handler: NotifyHandler }>();
   private readonly streams = new Map<string, MemoryStream>();
-  private readonly workers = new Set<Worker>();
+  private readonly workers = new StreamWorkers();
   private closed = false;
 
   constructor(options: InProcessBusOptions = {}) {
@@ -210,24 +205,17 @@ export class InProcessBus implements Bus {
       durable.maxDeliver = options.maxDeliver ?? DEFAULT_MAX_DELIVER;
     }
     const ackWaitMs = options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
-    const worker: Worker = { stopped: false, done: Promise.resolve() };
-    worker.done = this.runWorker(stream, durable, worker, ackWaitMs, handler as (message: StreamMessage<unknown>) => Promise<void>);
-    this.workers.add(worker);
+    const worker = this.workers.start((w) => this.runWorker(stream, durable, w, ackWaitMs, handler as (message: StreamMessage<unknown>) => Promise<void>));
     return {
-      unsubscribe: async () => {
-        worker.stopped = true;
-        worker.wake?.();
-        // After unsubscribe resolves the handler is not running and will not run again.
-        await worker.done;
-        this.workers.delete(worker);
-      },
+      // After unsubscribe resolves the handler is not running and will not run again.
+      unsubscribe: () => this.workers.stop(worker),
     };
   }
 
   private async runWorker(
     stream: MemoryStream,
     durable: DurableState,
-    worker: Worker,
+    worker: StreamWorker,
     ackWaitMs: number,
     handler: (message: StreamMessage<unknown>) => Promise<void>,
   ): Promise<void> {
@@ -368,13 +356,7 @@ export class InProcessBus implements Bus {
     this.closed = true;
     this.subscribers.clear();
     this.handlerGroups.clear();
-    const workers = [...this.workers];
-    for (const worker of workers) {
-      worker.stopped = true;
-      worker.wake?.();
-    }
-    await Promise.all(workers.map((w) => w.done));
-    this.workers.clear();
+    await this.workers.stopAll();
   }
 }
 

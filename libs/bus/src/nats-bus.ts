@@ -50,6 +50,7 @@ import {
   remoteError,
   type RemoteErrorBody,
 } from './wire';
+import { StreamWorkers, type StreamWorker } from './workers';
 
 /** Reply header marking a handler's error (the body is then a RemoteErrorBody). */
 export const BUS_ERROR_HEADER = 'Atrium-Bus-Error';
@@ -108,18 +109,12 @@ function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
 }
 
-interface StreamWorker {
-  stopped: boolean;
-  done: Promise<void>;
-  sleeper?: () => void;
-}
-
 export class NatsBus implements Bus {
   readonly messagingSystem = 'nats';
   private readonly js: JetStreamClient;
   private readonly handlerSubscriptions = new Set<NatsSubscription>();
   private readonly inFlightHandlers = new Set<Promise<void>>();
-  private readonly workers = new Set<StreamWorker>();
+  private readonly workers = new StreamWorkers();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -232,10 +227,9 @@ export class NatsBus implements Bus {
   async consume<T>(stream: string, options: ConsumeOptions, handler: (message: StreamMessage<T>) => Promise<void>): Promise<Subscription> {
     await this.ensureConsumer(stream, options);
     const consumer = await this.js.consumers.get(stream, options.durable);
-    const worker: StreamWorker = { stopped: false, done: Promise.resolve() };
     const retryDelayMs = options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
 
-    const run = async (): Promise<void> => {
+    const run = async (worker: StreamWorker): Promise<void> => {
       while (!worker.stopped) {
         let batch: ConsumerMessages;
         try {
@@ -243,7 +237,7 @@ export class NatsBus implements Bus {
         } catch {
           if (worker.stopped || this.nc.isClosed()) return;
           await new Promise<void>((wake) => {
-            worker.sleeper = wake;
+            worker.wake = wake;
             setTimeout(wake, PULL_RETRY_MS);
           });
           continue;
@@ -263,14 +257,10 @@ export class NatsBus implements Bus {
         }
       }
     };
-    worker.done = run();
-    this.workers.add(worker);
+    const worker = this.workers.start(run);
     return {
       unsubscribe: async () => {
-        worker.stopped = true;
-        worker.sleeper?.();
-        await worker.done;
-        this.workers.delete(worker);
+        await this.workers.stop(worker);
         // Acks and naks are fire-and-forget: make sure the server has them before the caller goes on.
         if (!this.nc.isClosed()) await this.nc.flush();
       },
@@ -370,12 +360,7 @@ export class NatsBus implements Bus {
     // Stream workers first (their in-flight handlers finish and ack), then
     // request handlers (stop taking requests, answer the ones taken), then the
     // connection, which drains whatever is left.
-    const workers = [...this.workers];
-    for (const worker of workers) {
-      worker.stopped = true;
-      worker.sleeper?.();
-    }
-    await Promise.all(workers.map((w) => w.done));
+    await this.workers.stopAll();
     await Promise.all([...this.handlerSubscriptions].map((s) => (s.isClosed() ? undefined : s.drain())));
     await Promise.all([...this.inFlightHandlers]);
     if (!this.nc.isClosed()) await this.nc.drain();
