@@ -2,7 +2,8 @@ import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/commo
 import type { Bus, BusMessage, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import { MatrixError } from '@atrium/http';
-import { ACCOUNT_STORE, BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import { ACCOUNT_STORE, BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, TELEMETRY, type SigningKey } from '@atrium/platform';
+import type { Telemetry } from '@atrium/telemetry';
 import type { AccountStore } from '@atrium/accounts';
 import type { Cache } from '@atrium/cache';
 import { RoomStore } from '@atrium/rooms';
@@ -36,6 +37,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Inject(SIGNING_KEY) private readonly signingKey: SigningKey,
     @Inject(CACHE) private readonly cache: Cache,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
+    @Inject(TELEMETRY) private readonly telemetry: Telemetry,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -43,6 +45,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     const writer = new RoomWriter(rooms, this.bus, {
       serverName: this.config.server_name, signingKey: this.signingKey,
       cache: this.cache,
+      metrics: this.telemetry.metrics,
       isGuest: async (userId) => (await this.accounts.getUser(userId))?.is_guest ?? false,
     });
     const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {

@@ -22,6 +22,7 @@ import {
   type RoomEvent,
 } from '@atrium/matrix';
 import { eventOf, RoomStore, unsignedOf } from '@atrium/rooms';
+import { Metrics } from '@atrium/telemetry';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import type { CreateRoomRequest } from './room-server.api';
 import { RoomWriter, SYNC_WAKE_SUBJECT, type SyncWake } from './room-writer';
@@ -205,6 +206,17 @@ describe('RoomWriter', () => {
     const alias = `#taken:${SERVER}`;
     await writer.createRoom(createRequest('12', { alias }));
     await expect(writer.createRoom(createRequest('12', { alias }))).rejects.toMatchObject({ errcode: 'M_ROOM_IN_USE', status: 400 });
+  });
+
+  it('counts outcomes and input lag in its metrics', async () => {
+    const metrics = new Metrics();
+    const measured = new RoomWriter(rooms, bus, { serverName: SERVER, signingKey: key, metrics });
+    const { room_id: roomId } = await measured.createRoom(createRequest('12'));
+    await measured.sendEvent({ room_id: roomId, sender: bob, type: 'm.room.message', content: {} }).catch(() => undefined);
+    const text = (await metrics.text()).body;
+    expect(text).toMatch(/atrium_roomserver_events_total\{outcome="accepted"\} 4/);
+    expect(text).toMatch(/atrium_roomserver_events_total\{outcome="M_FORBIDDEN"\} 1/);
+    expect(text).toMatch(/atrium_roomserver_input_lag_seconds_count\{kind="room"\} 2/);
   });
 
   it('refuses content that is not canonical JSON in v6+ rooms and oversized events', async () => {

@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '@atrium/bus';
 import type { Cache } from '@atrium/cache';
+import type { Metrics } from '@atrium/telemetry';
 import { Errors, MatrixError } from '@atrium/http';
 import {
   authEventKeys,
@@ -65,6 +66,8 @@ export interface RoomWriterOptions {
   signingKey: JsonSigner;
   /** Whether a local user is a guest (to apply the guest access rules); without it guests are not tracked. */
   isGuest?: (userId: string) => Promise<boolean>;
+  /** Prometheus metrics of the process (ARCHITECTURE.md "Observability": room-server input lag). */
+  metrics?: Metrics;
   /** Shared cache for the cross-replica room lease; without it only the in-process queue serialises. */
   cache?: Cache;
   now?: () => number;
@@ -81,18 +84,30 @@ export class RoomWriter {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
 
+  /** Time an input waited for its room (queue and lease) before its write began. */
+  private readonly inputLag?: ReturnType<Metrics['histogram']>;
+  /** Local events by outcome: accepted, or refused by the auth rules or checks. */
+  private readonly outcomes?: ReturnType<Metrics['counter']>;
+
   constructor(
     private readonly rooms: RoomStore,
     private readonly bus: Bus,
     private readonly options: RoomWriterOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.inputLag = options.metrics?.histogram('roomserver_input_lag_seconds', 'Time a room-server input waited for its room (per-room queue and lease)', ['kind']);
+    this.outcomes = options.metrics?.counter('roomserver_events_total', 'Local events the room server wrote or refused, by outcome', ['outcome']);
   }
 
   /** Runs `task` after every earlier task of the same room (per-room FIFO, rule 1). */
   serialise<T>(roomId: string, task: () => Promise<T>): Promise<T> {
     const previous = this.queues.get(roomId) ?? Promise.resolve();
-    const leased = (): Promise<T> => this.withRoomLease(roomId, task);
+    const arrived = process.hrtime.bigint();
+    const leased = (): Promise<T> =>
+      this.withRoomLease(roomId, () => {
+        this.inputLag?.observe({ kind: 'room' }, Number(process.hrtime.bigint() - arrived) / 1e9);
+        return task();
+      });
     const run = previous.then(leased, leased);
     const tail = run.then(
       () => undefined,
@@ -177,6 +192,17 @@ export class RoomWriter {
    * the room's queue.
    */
   private async writeLocal(room: RoomRecord, version: RoomVersion, request: SendEventRequest): Promise<SendEventResponse> {
+    try {
+      const result = await this.buildAndPersist(room, version, request);
+      this.outcomes?.inc({ outcome: 'accepted' });
+      return result;
+    } catch (err) {
+      this.outcomes?.inc({ outcome: err instanceof MatrixError ? err.errcode : 'error' });
+      throw err;
+    }
+  }
+
+  private async buildAndPersist(room: RoomRecord, version: RoomVersion, request: SendEventRequest): Promise<SendEventResponse> {
     const draft = { type: request.type, state_key: request.state_key, sender: request.sender, content: request.content };
     const { lookup, authEvents } = await this.loadAuthState(room._id, draft, version);
 
