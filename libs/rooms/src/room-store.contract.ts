@@ -100,6 +100,10 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.roomHasEventsBetween(id, positions[4], to)).toBe(false);
       expect(await rooms.roomHasEventsBetween(id, positions[3], to)).toBe(true);
       expect(eventOf((await rooms.latestEvent(id))!).content['body']).toBe('m4');
+      // The output log: both rooms, in stream order, from a cursor.
+      const log = await rooms.allEventsBetween(positions[3], to, 10);
+      expect(log.map((r) => eventOf(r).content['body'])).toEqual(['o3', 'm4', 'o4']);
+      expect(await rooms.allEventsBetween(positions[3], to, 1)).toHaveLength(1);
     });
 
     it('keeps current state, state at a position and memberships per user', async () => {

@@ -304,6 +304,17 @@ export class RoomStore {
     );
   }
 
+  /**
+   * Events of every room with `from < stream <= to`, oldest first: the room
+   * output log. Consumers that must see every event (push rules, federation
+   * out) keep their own cursor, read up to `safeStreamPosition()`, and wake on
+   * `sync.wake`; storage is durable and ordered, so nothing published on the
+   * bus can be lost or reordered between the write and the consumer.
+   */
+  allEventsBetween(from: number, to: number, limit = 100): Promise<EventRecord[]> {
+    return this.events.find({ stream: { $gt: from, $lte: to } }, { sort: { stream: 1 }, limit });
+  }
+
   /** roomEvents for several rooms: one entry per room that has events in the range. */
   async eventsOfRooms(roomIds: readonly string[], range: StreamRange): Promise<Map<string, EventRecord[]>> {
     const out = new Map<string, EventRecord[]>();
