@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { stopChild } from '@atrium/test-servers';
+import { repoRoot, stopChild } from '@atrium/test-servers';
 
-export const REPO_ROOT = join(__dirname, '..', '..');
+export const REPO_ROOT = repoRoot();
 
 export interface ManagedProcess {
   name: string;

@@ -7,8 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
-import { spawnUntilReady, tempDir } from './process';
+import { join } from 'node:path';
+import { repoRoot, spawnUntilReady, tempDir } from './process';
 
 export interface FerretDbServer {
   /** `mongodb://127.0.0.1:PORT/` */
@@ -19,7 +19,7 @@ export interface FerretDbServer {
 const START_TIMEOUT_MS = 20_000;
 
 export function ferretDbBinary(): string {
-  return process.env.ATRIUM_FERRETDB_BIN ?? resolve(__dirname, '../../.tools/bin/ferretdb');
+  return process.env.ATRIUM_FERRETDB_BIN ?? join(repoRoot(), '.tools/bin/ferretdb');
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -5,15 +5,27 @@
  * line saying the server is ready, and a SIGTERM-then-SIGKILL stop.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** How long stop() waits after SIGTERM before it sends SIGKILL. */
 export const STOP_TIMEOUT_MS = 5_000;
 /** Characters of a server's output kept for the error of a failed start. */
 const LOG_TAIL = 8_000;
+
+/**
+ * The repository's root: the nearest folder above this file holding nx.json.
+ * Found rather than fixed, because this code also runs compiled from dist/
+ * (the client benchmark starts servers the way the e2e suite does).
+ */
+export function repoRoot(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'nx.json'))) return dir;
+  }
+  throw new Error(`no nx.json above ${__dirname}`);
+}
 
 /** A TCP port free on 127.0.0.1 right now (the OS picks it). */
 export function freePort(): Promise<number> {

@@ -1,0 +1,192 @@
+/**
+ * `npm run bench:client [-- --mode embedded|cluster]`: the Client-Server API
+ * under load, in each mode, against a server started exactly as the
+ * end-to-end suite starts it (e2e/support/servers.ts):
+ * - message sends by one sender alone (the latency of a send with no queue),
+ *   by 50 concurrent senders into one room, and spread over 50 rooms
+ *   (events/s, p50, p99 of each PUT /send);
+ * - incremental /sync wake-up: a long-poll is waiting, another user sends,
+ *   and the time from the send to the sync returning with the event;
+ * - initial /sync of a user in 200 rooms of 50 events each, with lazy-loaded
+ *   members and full state.
+ * Every loop is bounded in count. Results go to BENCHMARKS.md.
+ */
+import { startTestServer, type Mode, type TestServer } from '../e2e/support/servers';
+import { createRoom, join, register, sendMessage, sync, type Session } from './client/http';
+import { writeBenchmarkSection, type BenchResult } from './report';
+
+const SENDERS = 50;
+const SOLO_SENDS = 200;
+const SENDS_PER_SENDER = 20;
+const WAKEUPS = 50;
+const BIG_ROOMS = 200;
+const EVENTS_PER_BIG_ROOM = 50;
+const INITIAL_SYNC_RUNS = 5;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Runs `count` tasks with at most `width` in flight. */
+async function pool(count: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        await task(i);
+      }
+    }),
+  );
+}
+
+async function registerMany(base: string, prefix: string, n: number): Promise<Session[]> {
+  const users: Session[] = new Array<Session>(n);
+  await pool(n, 10, async (i) => {
+    users[i] = await register(base, `${prefix}${i}`);
+  });
+  return users;
+}
+
+/** Each sender sends SENDS_PER_SENDER messages one after another into `roomFor(i)`; all senders at once. */
+async function sendLoad(base: string, users: Session[], roomFor: (i: number) => string): Promise<{ rate: number; p50: number; p99: number }> {
+  const latencies: number[] = [];
+  const started = performance.now();
+  await Promise.all(
+    users.map(async (user, i) => {
+      for (let k = 0; k < SENDS_PER_SENDER; k++) {
+        const t0 = performance.now();
+        await sendMessage(base, user, roomFor(i), `message ${k} from ${i}`);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { rate: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function benchSends(server: TestServer, label: string): Promise<BenchResult[]> {
+  const base = server.baseUrl;
+  const users = await registerMany(base, `send${Date.now().toString(36)}u`, SENDERS);
+  const solo = await createRoom(base, users[0], { preset: 'private_chat' });
+  const soloLatencies: number[] = [];
+  for (let k = 0; k < SOLO_SENDS; k++) {
+    const t0 = performance.now();
+    await sendMessage(base, users[0], solo, `solo ${k}`);
+    soloLatencies.push(performance.now() - t0);
+  }
+  soloLatencies.sort((a, b) => a - b);
+
+  const shared = await createRoom(base, users[0]);
+  await pool(SENDERS - 1, 10, (i) => join(base, users[i + 1], shared));
+  const oneRoom = await sendLoad(base, users, () => shared);
+
+  const own: string[] = new Array<string>(SENDERS);
+  await pool(SENDERS, 10, async (i) => {
+    own[i] = await createRoom(base, users[i], { preset: 'private_chat' });
+  });
+  const manyRooms = await sendLoad(base, users, (i) => own[i]);
+
+  const note = `${SENDERS} senders × ${SENDS_PER_SENDER} sequential PUT /send each`;
+  return [
+    { name: `${label}: send, one sender — p50`, value: percentile(soloLatencies, 50), unit: 'ms', note: `${SOLO_SENDS} sequential PUT /send, nothing else running` },
+    { name: `${label}: send, one sender — p99`, value: percentile(soloLatencies, 99), unit: 'ms' },
+    { name: `${label}: send, one room — throughput`, value: oneRoom.rate, unit: 'events/s', note },
+    { name: `${label}: send, one room — p50`, value: oneRoom.p50, unit: 'ms' },
+    { name: `${label}: send, one room — p99`, value: oneRoom.p99, unit: 'ms' },
+    { name: `${label}: send, 50 rooms — throughput`, value: manyRooms.rate, unit: 'events/s', note },
+    { name: `${label}: send, 50 rooms — p50`, value: manyRooms.p50, unit: 'ms' },
+    { name: `${label}: send, 50 rooms — p99`, value: manyRooms.p99, unit: 'ms' },
+  ];
+}
+
+async function benchWakeups(server: TestServer, label: string): Promise<BenchResult[]> {
+  const base = server.baseUrl;
+  const [reader, writer] = await registerMany(base, `wake${Date.now().toString(36)}u`, 2);
+  const roomId = await createRoom(base, writer);
+  await join(base, reader, roomId);
+  let since = (await sync(base, reader, { timeout: '0' })).body.next_batch;
+  const latencies: number[] = [];
+  for (let i = 0; i < WAKEUPS; i++) {
+    const waiting = sync(base, reader, { since, timeout: '10000' });
+    // Let the long-poll park on the server before the send starts the clock.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const t0 = performance.now();
+    const eventId = await sendMessage(base, writer, roomId, `wake ${i}`);
+    let result = await waiting;
+    // A sync can return early with something else (e.g. the send's own echo ordering); follow it until the event shows.
+    for (let hops = 0; hops < 5 && !result.body.rooms?.join?.[roomId]?.timeline?.events?.some((e) => e.event_id === eventId); hops++) {
+      result = await sync(base, reader, { since: result.body.next_batch, timeout: '10000' });
+    }
+    latencies.push(performance.now() - t0);
+    since = result.body.next_batch;
+  }
+  latencies.sort((a, b) => a - b);
+  const note = `${WAKEUPS} sends, each to a waiting long-poll; from the start of PUT /send to the sync returning the event`;
+  return [
+    { name: `${label}: /sync wake-up — p50`, value: percentile(latencies, 50), unit: 'ms', note },
+    { name: `${label}: /sync wake-up — p99`, value: percentile(latencies, 99), unit: 'ms' },
+  ];
+}
+
+async function benchInitialSync(server: TestServer, label: string): Promise<BenchResult[]> {
+  const base = server.baseUrl;
+  const [user, other] = await registerMany(base, `init${Date.now().toString(36)}u`, 2);
+  const rooms: string[] = new Array<string>(BIG_ROOMS);
+  await pool(BIG_ROOMS, 10, async (i) => {
+    rooms[i] = await createRoom(base, other, { name: `room ${i}` });
+    await join(base, user, rooms[i]);
+  });
+  await pool(BIG_ROOMS * EVENTS_PER_BIG_ROOM, 20, async (i) => {
+    await sendMessage(base, i % 2 === 0 ? user : other, rooms[i % BIG_ROOMS], `history ${i}`);
+  });
+  const filter = JSON.stringify({ room: { state: { lazy_load_members: true } } });
+  const times: number[] = [];
+  let bytes = 0;
+  for (let run = 0; run < INITIAL_SYNC_RUNS; run++) {
+    const t0 = performance.now();
+    const result = await sync(base, user, { filter, full_state: 'true', timeout: '0' });
+    times.push(performance.now() - t0);
+    bytes = result.bytes;
+    const joined = Object.keys(result.body.rooms?.join ?? {}).length;
+    if (joined < BIG_ROOMS) throw new Error(`initial sync listed ${joined} joined rooms, expected ${BIG_ROOMS}`);
+  }
+  times.sort((a, b) => a - b);
+  return [
+    {
+      name: `${label}: initial /sync, ${BIG_ROOMS} rooms × ${EVENTS_PER_BIG_ROOM} events`,
+      value: percentile(times, 50),
+      unit: 'ms',
+      note: `median of ${INITIAL_SYNC_RUNS}; lazy_load_members, full_state; ${(bytes / 1024).toFixed(0)} KiB response`,
+    },
+  ];
+}
+
+function modesFromArgs(): Mode[] {
+  const i = process.argv.indexOf('--mode');
+  const value = i >= 0 ? process.argv[i + 1] : 'both';
+  if (value === 'embedded' || value === 'cluster') return [value];
+  return ['embedded', 'cluster'];
+}
+
+async function main(): Promise<void> {
+  const results: BenchResult[] = [];
+  for (const mode of modesFromArgs()) {
+    const server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false', ATRIUM_TELEMETRY__LOG_LEVEL: 'error' } });
+    try {
+      results.push(...(await benchSends(server, mode)));
+      results.push(...(await benchWakeups(server, mode)));
+      results.push(...(await benchInitialSync(server, mode)));
+    } finally {
+      await server.stop();
+    }
+  }
+  console.log(writeBenchmarkSection('Client-Server API', 'npm run bench:client', results));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
