@@ -48,6 +48,7 @@ export class EphemeralController {
       if (body.timeout < 0) throw Errors.invalidParam('"timeout" must not be negative');
       timeout = body.timeout;
     }
+    await this.rooms.requireJoined(roomId, requester.userId);
     await this.ephemeral.setTyping(requester.userId, roomId, typing, timeout);
     return {};
   }
@@ -83,7 +84,8 @@ export class EphemeralController {
       if (body.thread_id !== MAIN_THREAD) checkEventId('thread_id', body.thread_id);
       threadId = body.thread_id;
     }
-    await this.ephemeral.requireJoined(roomId, requester.userId);
+    // Only joined members send receipts and markers (403 otherwise, as for the room's other endpoints).
+    await this.rooms.requireJoined(roomId, requester.userId);
     const event = await this.ephemeral.requireEvent(roomId, eventId);
     if (receiptType === FULLY_READ) await this.ephemeral.setFullyRead(requester.userId, roomId, event);
     else await this.ephemeral.putReceipt(requester.userId, roomId, receiptType, event, threadId);
@@ -108,7 +110,8 @@ export class EphemeralController {
       if (typeof value !== 'string') throw Errors.badJson(`"${key}" must be a string`);
       wanted.push([key, checkEventId(key, value)]);
     }
-    await this.ephemeral.requireJoined(roomId, requester.userId);
+    // Only joined members send receipts and markers (403 otherwise, as for the room's other endpoints).
+    await this.rooms.requireJoined(roomId, requester.userId);
     const events: Array<[ReceiptType | typeof FULLY_READ, EventRecord]> = [];
     for (const [key, eventId] of wanted) events.push([key, await this.ephemeral.requireEvent(roomId, eventId)]);
     for (const [key, event] of events) {

@@ -5,7 +5,6 @@ import { Errors } from '@atrium/http';
 import { BUS, DOCUMENT_STORE } from '@atrium/platform';
 import { eventOf, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
-import { RoomsService } from '../rooms/rooms.service';
 import { EphemeralStores } from './ephemeral.stores';
 
 /** How often each client-api process writes the stops of timed-out typing states. */
@@ -28,7 +27,6 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(BUS) private readonly bus: Bus,
-    private readonly rooms: RoomsService,
   ) {}
 
   stores(): Promise<EphemeralStores> {
@@ -57,9 +55,8 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** PUT /rooms/{roomId}/typing/{userId}, after the caller checked the body and that userId is the requester. */
+  /** PUT /rooms/{roomId}/typing/{userId}, after the caller checked the body and the user's membership. */
   async setTyping(userId: string, roomId: string, typing: boolean, timeoutMs: number): Promise<void> {
-    await this.rooms.requireJoined(roomId, userId);
     await (await this.stores()).typing.setTyping(roomId, userId, typing, timeoutMs);
   }
 
@@ -72,11 +69,6 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
     const event = await (await this.stores()).rooms.getEvent(eventId);
     if (!event || event.room_id !== roomId) throw Errors.notFound(`Event ${eventId} not found in room ${roomId}`);
     return event;
-  }
-
-  /** The joined-member check of every endpoint here: only members send receipts and markers (403 otherwise). */
-  async requireJoined(roomId: string, userId: string): Promise<void> {
-    await this.rooms.requireJoined(roomId, userId);
   }
 
   /**
