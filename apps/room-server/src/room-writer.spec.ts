@@ -24,7 +24,7 @@ import {
 import { eventOf, RoomStore, unsignedOf } from '@atrium/rooms';
 import { Metrics } from '@atrium/telemetry';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
-import type { CreateRoomRequest } from './room-server.api';
+import type { CreateRoomRequest, SendEventRequest } from './room-server.api';
 import { RoomWriter, SYNC_WAKE_SUBJECT, type SyncWake } from './room-writer';
 
 const SERVER = 'writer.test';
@@ -206,6 +206,17 @@ describe('RoomWriter', () => {
     const alias = `#taken:${SERVER}`;
     await writer.createRoom(createRequest('12', { alias }));
     await expect(writer.createRoom(createRequest('12', { alias }))).rejects.toMatchObject({ errcode: 'M_ROOM_IN_USE', status: 400 });
+  });
+
+  it.each(['1', '12'])('refuses drafts no room version accepts (v%s): a second create, bad member keys, long fields, redactions of nothing', async (versionId) => {
+    const { room_id: roomId } = await writer.createRoom(createRequest(versionId));
+    const send = (draft: Partial<SendEventRequest>) => writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.message', content: {}, ...draft }).catch((e: MatrixError) => [e.status, e.errcode]);
+    expect(await send({ type: 'm.room.create', state_key: '' })).toEqual([403, 'M_FORBIDDEN']);
+    expect(await send({ type: 'm.room.member', state_key: 'bob', content: { membership: 'invite' } })).toEqual([400, 'M_INVALID_PARAM']);
+    expect(await send({ type: 'x'.repeat(256) })).toEqual([413, 'M_TOO_LARGE']);
+    expect(await send({ type: 'm.room.topic', state_key: 'é'.repeat(128) })).toEqual([413, 'M_TOO_LARGE']);
+    expect(await send({ type: 'm.room.redaction' })).toEqual([400, 'M_BAD_JSON']);
+    expect(await send({ type: '' })).toEqual([400, 'M_INVALID_PARAM']);
   });
 
   it('counts outcomes and input lag in its metrics', async () => {

@@ -30,6 +30,7 @@ import {
   CanonicalJsonError,
   eventReference,
   getRoomVersion,
+  isValidUserId,
   redactEvent,
   readPowerLevels,
   redactionApplies,
@@ -49,6 +50,8 @@ import type { CreateRoomRequest, SendEventRequest, SendEventResponse } from './r
 
 /** server-server-api "Size limits": a PDU is at most 65536 bytes in canonical JSON. */
 const MAX_PDU_BYTES = 65_536;
+/** server-server-api "Size limits": sender, room_id, event_id, type and state_key. */
+const MAX_FIELD_BYTES = 255;
 /** At most this many forward extremities become prev_events (the spec suggests a bound; Synapse uses 10). */
 const MAX_PREV_EVENTS = 10;
 
@@ -202,7 +205,24 @@ export class RoomWriter {
     }
   }
 
+  /** Checks on a local event the auth rules leave to the sending server. */
+  private checkDraft(request: SendEventRequest): void {
+    // server-server-api "Size limits": type and state_key are at most 255 bytes.
+    for (const [field, value] of [['type', request.type], ['state_key', request.state_key]] as const) {
+      if (value !== undefined && Buffer.byteLength(value) > MAX_FIELD_BYTES) throw Errors.tooLarge(`Event ${field} is longer than ${MAX_FIELD_BYTES} bytes`);
+    }
+    if (request.type === '') throw Errors.invalidParam('Event type must not be empty');
+    // The create event is made once, by createRoom (auth rule 1: it has no prev_events).
+    if (request.type === 'm.room.create') throw Errors.forbidden('m.room.create can only be the first event of a room');
+    // m.room.member: "state_key: The user ID this membership event relates to".
+    if (request.type === 'm.room.member' && (request.state_key === undefined || !isValidUserId(request.state_key, 'historical'))) {
+      throw Errors.invalidParam(`The state key of m.room.member must be a user ID, not ${JSON.stringify(request.state_key)}`);
+    }
+    if (request.type === 'm.room.redaction' && typeof request.redacts !== 'string') throw Errors.badJson('A redaction needs the ID of the event it redacts');
+  }
+
   private async buildAndPersist(room: RoomRecord, version: RoomVersion, request: SendEventRequest): Promise<SendEventResponse> {
+    this.checkDraft(request);
     const draft = { type: request.type, state_key: request.state_key, sender: request.sender, content: request.content };
     const { lookup, authEvents } = await this.loadAuthState(room._id, draft, version);
 
