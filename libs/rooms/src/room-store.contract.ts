@@ -196,6 +196,30 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.applyRedaction('$missing', redactedForm, redaction.event_id, because)).toBe(false);
     });
 
+    it('indexes m.relates_to: children of a parent by rel_type and position, thread events of a room, redacted children left out', async () => {
+      const id = room();
+      const root = ev(id, 'm.room.message', '@a:test', { body: 'root', msgtype: 'm.text' });
+      await write(root);
+      const rel = (relType: string, body: string, sender = '@b:test'): RoomEvent =>
+        ev(id, 'm.room.message', sender, { body, msgtype: 'm.text', 'm.relates_to': { rel_type: relType, event_id: root.event_id } });
+      const t1 = rel('m.thread', 't1');
+      const t2 = rel('m.thread', 't2', '@c:test');
+      const reaction = ev(id, 'm.reaction', '@b:test', { 'm.relates_to': { rel_type: 'm.annotation', event_id: root.event_id, key: '👍' } });
+      const reply = ev(id, 'm.room.message', '@b:test', { body: 'r', 'm.relates_to': { 'm.in_reply_to': { event_id: root.event_id } } });
+      const p1 = await write(t1);
+      await write(t2);
+      await write(reaction);
+      await write(reply);
+      expect((await rooms.relationsOf(root.event_id)).map((r) => r._id)).toEqual([reaction.event_id, t2.event_id, t1.event_id]);
+      expect((await rooms.relationsOf(root.event_id, { relType: 'm.thread', direction: 'forward' })).map((r) => r._id)).toEqual([t1.event_id, t2.event_id]);
+      expect((await rooms.relationsOf(root.event_id, { from: p1, limit: 1, direction: 'forward' })).map((r) => r._id)).toEqual([t2.event_id]);
+      expect(await rooms.countRelations(root.event_id, 'm.thread')).toBe(2);
+      expect((await rooms.roomRelations(id, 'm.thread', { sender: '@c:test' })).map((r) => r._id)).toEqual([t2.event_id]);
+      expect((await rooms.getEvent(reply.event_id))!.relates_to).toBeNull();
+      await rooms.applyRedaction(t2.event_id, { ...t2, content: {} }, '$redaction', {});
+      expect(await rooms.countRelations(root.event_id, 'm.thread')).toBe(1);
+    });
+
     it('gives unsigned.transaction_id only to the device that sent the event', async () => {
       const id = room();
       const msg = ev(id, 'm.room.message', '@a:test', { body: 'x' });

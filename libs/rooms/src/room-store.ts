@@ -40,6 +40,15 @@ export interface EventRecord extends Doc {
   redacted_by: string | null;
   /** For m.room.redaction events: the event it redacts. */
   redacts: string | null;
+  /**
+   * `content["m.relates_to"].rel_type` and `.event_id` (client-server-api
+   * "Forming relationships between events"), extracted so relations can be
+   * queried by parent; null when the event has no relation with a rel_type
+   * (a rich reply alone is not a relation). Missing on events stored before
+   * the field existed.
+   */
+  rel_type?: string | null;
+  relates_to?: string | null;
   /** The event (RoomEvent: the PDU plus event_id and room_id) as JSON text. */
   json: string;
   /**
@@ -150,6 +159,21 @@ export function unsignedOf(record: EventRecord): JsonObject {
   return JSON.parse(record.unsigned) as JsonObject;
 }
 
+/**
+ * The relation an event's content declares: `m.relates_to` with a string
+ * `rel_type` and `event_id` (definitions/m.relates_to.yaml; both required).
+ * Anything else (no m.relates_to, a reply's m.in_reply_to only, wrong types)
+ * is no relation: "Relationships which don't match the schema … are simply ignored".
+ */
+export function relationOf(content: JsonObject | undefined): { relType: string; eventId: string } | null {
+  const rel = content?.['m.relates_to'];
+  if (!rel || typeof rel !== 'object' || Array.isArray(rel)) return null;
+  const relType = rel['rel_type'];
+  const eventId = rel['event_id'];
+  if (typeof relType !== 'string' || typeof eventId !== 'string' || relType === '' || eventId === '') return null;
+  return { relType, eventId };
+}
+
 export class RoomStore {
   private constructor(
     readonly streams: StreamAllocator,
@@ -169,7 +193,14 @@ export class RoomStore {
       await StreamAllocator.open(store, now),
       await store.collection<EventRecord>({
         name: 'room_events',
-        indexes: [{ fields: ['room_id', 'stream'] }, { fields: ['stream'] }, { fields: ['redacts'] }],
+        indexes: [
+          { fields: ['room_id', 'stream'] },
+          { fields: ['stream'] },
+          { fields: ['redacts'] },
+          // Relations (libs/relations): children of one parent, and the thread events of a room.
+          { fields: ['relates_to', 'stream'] },
+          { fields: ['room_id', 'rel_type', 'stream'] },
+        ],
       }),
       await store.collection<CurrentStateRecord>({ name: 'room_current_state', indexes: [{ fields: ['room_id', 'type'] }] }),
       await store.collection<StateLogRecord>({ name: 'room_state_log', indexes: [{ fields: ['room_id', 'stream'] }] }),
@@ -230,6 +261,7 @@ export class RoomStore {
     const content = e.content ?? {};
     const membership = e.type === 'm.room.member' && typeof content['membership'] === 'string' ? content['membership'] : null;
     const redacts = e.type === 'm.room.redaction' ? (typeof content['redacts'] === 'string' ? content['redacts'] : (e.redacts ?? null)) : null;
+    const relation = relationOf(content);
     // The state log first: a crash after it and before the event leaves a log entry whose
     // event is missing, which stateAtPosition skips (getEvents drops unknown IDs).
     if (e.state_key !== undefined) {
@@ -248,6 +280,8 @@ export class RoomStore {
       redacted: false,
       redacted_by: null,
       redacts,
+      rel_type: relation?.relType ?? null,
+      relates_to: relation?.eventId ?? null,
       json: JSON.stringify(e),
       unsigned: JSON.stringify(input.unsigned ?? {}),
       txn_id: input.txnId ?? null,
@@ -285,6 +319,37 @@ export class RoomStore {
       redacted_by: redactionEventId,
       unsigned: JSON.stringify(unsigned),
     });
+  }
+
+  /**
+   * Unredacted events whose `m.relates_to.event_id` is `parentId` (optionally of
+   * one rel_type) with `from < stream <= to`, newest first by default. A redacted
+   * child is left out: "when a child event is redacted then the relationship is
+   * broken" (client-server-api "Aggregations of child events").
+   */
+  relationsOf(parentId: string, options: { relType?: string; from?: number; to?: number; direction?: 'forward' | 'backward'; limit?: number } = {}): Promise<EventRecord[]> {
+    const filter: Filter<EventRecord> = {
+      relates_to: parentId,
+      redacted: false,
+      stream: { $gt: options.from ?? 0, $lte: options.to ?? Number.MAX_SAFE_INTEGER },
+    };
+    if (options.relType !== undefined) filter.rel_type = options.relType;
+    return this.events.find(filter, { sort: { stream: options.direction === 'forward' ? 1 : -1 }, limit: options.limit });
+  }
+
+  /** How many unredacted events relate to `parentId` with `relType` (and `stream <= to`). */
+  countRelations(parentId: string, relType: string, to = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.events.count({ relates_to: parentId, rel_type: relType, redacted: false, stream: { $lte: to } });
+  }
+
+  /**
+   * Unredacted events of a room with a given rel_type and `from < stream <= to`,
+   * newest first (GET /threads walks the room's m.thread events this way).
+   */
+  roomRelations(roomId: string, relType: string, options: { from?: number; to?: number; limit?: number; sender?: string } = {}): Promise<EventRecord[]> {
+    const filter: Filter<EventRecord> = { room_id: roomId, rel_type: relType, redacted: false, stream: { $gt: options.from ?? 0, $lte: options.to ?? Number.MAX_SAFE_INTEGER } };
+    if (options.sender !== undefined) filter.sender = options.sender;
+    return this.events.find(filter, { sort: { stream: -1 }, limit: options.limit });
   }
 
   /** Redaction events that name `eventId` (also those that arrived before it). */
