@@ -421,6 +421,27 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
     });
   });
 
+  describe('room upgrades', () => {
+    it('upgrades a room: the new room names its predecessor, the old one its replacement', async () => {
+      const aliasName = uniqueName('upg');
+      const { room_id: oldId } = await alice.sdk.createRoom({ room_version: '10', preset: 'public_chat' as never, name: 'Upgradable', room_alias_name: aliasName });
+      await bob.sdk.joinRoom(oldId);
+      expect((await matrixError(bob.sdk.upgradeRoom(oldId, '12'))).errcode).toBe('M_FORBIDDEN');
+      expect(await api(alice, 'POST', `/rooms/${enc(oldId)}/upgrade`, { new_version: '99' })).toMatchObject({ status: 400, json: { errcode: 'M_UNSUPPORTED_ROOM_VERSION' } });
+      expect(await api(alice, 'POST', `/rooms/${enc(oldId)}/upgrade`, {})).toMatchObject({ status: 400, json: { errcode: 'M_MISSING_PARAM' } });
+
+      const { replacement_room: newId } = await alice.sdk.upgradeRoom(oldId, '12');
+      expect((await bob.sdk.getStateEvent(oldId, 'm.room.tombstone', '')).replacement_room).toBe(newId);
+      expect((await bob.sdk.getRoomIdForAlias(`#${aliasName}:${server.serverName}`)).room_id).toBe(newId);
+      await bob.sdk.joinRoom(newId);
+      expect(await bob.sdk.getStateEvent(newId, 'm.room.name', '')).toEqual({ name: 'Upgradable' });
+      const create = (await bob.sdk.roomState(newId)).find((e) => e.type === 'm.room.create')!;
+      expect(create.content).toMatchObject({ room_version: '12', predecessor: { room_id: oldId } });
+      // The old room is closed to ordinary members.
+      expect((await matrixError(bob.sdk.sendMessage(oldId, { msgtype: MsgType.Text, body: 'late' }))).errcode).toBe('M_FORBIDDEN');
+    });
+  });
+
   describe('aliases and the room directory', () => {
     it('creates, resolves, lists and deletes aliases', async () => {
       const { room_id: roomId } = await alice.sdk.createRoom({ preset: 'public_chat' as never });

@@ -19,6 +19,8 @@ export const ROOM_SERVER_SUBJECTS = {
   createRoom: 'roomserver.room.create',
   /** Send one local event (message, state, membership or redaction) into a room. */
   sendEvent: 'roomserver.room.send',
+  /** Upgrade a room to another room version (POST /rooms/{roomId}/upgrade). */
+  upgradeRoom: 'roomserver.room.upgrade',
   /** Publish or unpublish a room in the room directory. */
   setVisibility: 'roomserver.room.set_visibility',
 } as const;
@@ -77,6 +79,18 @@ export interface SendEventResponse {
   event_id: string;
   /** Position in the `events` stream (0 when an earlier transaction's event was returned). */
   stream: number;
+}
+
+export interface UpgradeRoomRequest {
+  room_id: string;
+  sender: string;
+  new_version: string;
+  /** Room versions with privileged creators (v12+): the new room's other creators. */
+  additional_creators?: string[];
+}
+
+export interface UpgradeRoomResponse {
+  replacement_room: string;
 }
 
 export interface SetVisibilityRequest {

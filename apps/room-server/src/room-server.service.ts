@@ -18,6 +18,8 @@ import {
   type SendEventRequest,
   type SendEventResponse,
   type SetVisibilityRequest,
+  type UpgradeRoomRequest,
+  type UpgradeRoomResponse,
 } from './room-server.api';
 import { RoomWriter } from './room-writer';
 
@@ -65,6 +67,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     }));
     await handle<CreateRoomRequest, CreateRoomResponse>(ROOM_SERVER_SUBJECTS.createRoom, (req) => writer.createRoom(req));
     await handle<SendEventRequest, SendEventResponse>(ROOM_SERVER_SUBJECTS.sendEvent, (req) => writer.sendEvent(req));
+    await handle<UpgradeRoomRequest, UpgradeRoomResponse>(ROOM_SERVER_SUBJECTS.upgradeRoom, (req) => writer.upgradeRoom(req));
     await handle<SetVisibilityRequest, Record<string, never>>(ROOM_SERVER_SUBJECTS.setVisibility, async (req) => {
       await rooms.setVisibility(req.room_id, req.visibility);
       return {};

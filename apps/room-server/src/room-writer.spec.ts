@@ -219,6 +219,43 @@ describe('RoomWriter', () => {
     expect(await send({ type: '' })).toEqual([400, 'M_INVALID_PARAM']);
   });
 
+  it.each([
+    ['10', '12'],
+    ['12', '11'],
+    ['1', '10'],
+  ])('upgrades a v%s room to v%s: predecessor, copied state, moved aliases, tombstone, restricted power levels', async (from, to) => {
+    const alias = `#up${from}_${to}:${SERVER}`;
+    const { room_id: oldId } = await writer.createRoom(createRequest(from, { alias, events: [...createRequest(from).events, { type: 'm.room.name', state_key: '', content: { name: 'Old' } }, { type: 'org.example.private', state_key: '', content: { x: 1 } }] }));
+    await writer.sendEvent({ room_id: oldId, sender: bob, type: 'm.room.member', state_key: bob, content: { membership: 'join' } });
+    const { replacement_room: newId } = await writer.upgradeRoom({ room_id: oldId, sender: alice, new_version: to });
+    const events = await history(newId);
+    const create = events[0];
+    expect(create.content['room_version']).toBe(to);
+    expect((create.content['predecessor'] as JsonObject)['room_id']).toBe(oldId);
+    const state = new Map((await rooms.currentState(newId)).map((r) => [r.type, eventOf(r).content]));
+    expect(state.get('m.room.name')).toEqual({ name: 'Old' });
+    expect(state.get('m.room.join_rules')).toEqual({ join_rule: 'public' });
+    expect(state.has('org.example.private')).toBe(false);
+    // Members are not carried over: bob joins the new room himself.
+    expect(await rooms.joinedUsers(newId)).toEqual([alice]);
+    expect((await rooms.getAlias(alias))!.room_id).toBe(newId);
+    expect(eventOf((await rooms.currentStateEvent(oldId, 'm.room.tombstone', ''))!).content).toEqual({ body: 'This room has been replaced', replacement_room: newId });
+    const oldLevels = eventOf((await rooms.currentStateEvent(oldId, 'm.room.power_levels', ''))!).content;
+    expect([oldLevels['events_default'], oldLevels['invite']]).toEqual([50, 50]);
+    await expect(writer.sendEvent({ room_id: oldId, sender: bob, type: 'm.room.message', content: {} })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
+    await writer.sendEvent({ room_id: newId, sender: bob, type: 'm.room.member', state_key: bob, content: { membership: 'join' } });
+    // The upgrader can still change state in the new room.
+    await writer.sendEvent({ room_id: newId, sender: alice, type: 'm.room.topic', state_key: '', content: { topic: 'new' } });
+  });
+
+  it('refuses an upgrade by a user who may not send the tombstone, or to an unknown version', async () => {
+    const { room_id: roomId } = await writer.createRoom(createRequest('10'));
+    await writer.sendEvent({ room_id: roomId, sender: bob, type: 'm.room.member', state_key: bob, content: { membership: 'join' } });
+    await expect(writer.upgradeRoom({ room_id: roomId, sender: bob, new_version: '12' })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
+    await expect(writer.upgradeRoom({ room_id: roomId, sender: alice, new_version: '77' })).rejects.toMatchObject({ errcode: 'M_UNSUPPORTED_ROOM_VERSION' });
+    await expect(writer.upgradeRoom({ room_id: '!none:writer.test', sender: alice, new_version: '12' })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
+  });
+
   it('counts outcomes and input lag in its metrics', async () => {
     const metrics = new Metrics();
     const measured = new RoomWriter(rooms, bus, { serverName: SERVER, signingKey: key, metrics });

@@ -33,6 +33,7 @@ import {
   isValidUserId,
   redactEvent,
   readPowerLevels,
+  requiredPowerLevel,
   redactionApplies,
   userPowerLevel,
   signPdu,
@@ -46,10 +47,23 @@ import {
   type RoomVersion,
 } from '@atrium/matrix';
 import { EVENTS_STREAM, eventOf, toClientEvent, type EventRecord, type RoomRecord, type RoomStore } from '@atrium/rooms';
-import type { CreateRoomRequest, SendEventRequest, SendEventResponse } from './room-server.api';
+import type { CreateRoomRequest, SendEventRequest, SendEventResponse, StateDraft, UpgradeRoomRequest } from './room-server.api';
 
 /** server-server-api "Size limits": a PDU is at most 65536 bytes in canonical JSON. */
 const MAX_PDU_BYTES = 65_536;
+/** State the spec recommends copying to the replacement room ("Room Upgrades", step 3), plus the canonical alias, whose aliases move with it. */
+const TRANSFERABLE_STATE = [
+  'm.room.server_acl',
+  'm.room.encryption',
+  'm.room.name',
+  'm.room.avatar',
+  'm.room.topic',
+  'm.room.guest_access',
+  'm.room.history_visibility',
+  'm.room.join_rules',
+  'm.room.canonical_alias',
+] as const;
+
 /** server-server-api "Size limits": sender, room_id, event_id, type and state_key. */
 const MAX_FIELD_BYTES = 255;
 /** At most this many forward extremities become prev_events (the spec suggests a bound; Synapse uses 10). */
@@ -396,6 +410,96 @@ export class RoomWriter {
       }
     });
     return { room_id: room._id };
+  }
+
+  // ---- room upgrades ----
+
+  /**
+   * client-server-api "Room Upgrades", server behaviour, in its order:
+   * 1. the user may send m.room.tombstone in the old room; 2. a replacement room
+   * whose m.room.create has `predecessor`, the new version and the old `type`;
+   * 3. the transferable state copied; 4. local aliases moved; 5. the tombstone;
+   * 6. the old room's power levels raised so nobody without power sends or invites.
+   */
+  async upgradeRoom(request: UpgradeRoomRequest): Promise<{ replacement_room: string }> {
+    const newVersion = getRoomVersion(request.new_version);
+    if (!newVersion) throw roomCode(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${request.new_version} is not supported`);
+    const old = await this.rooms.getRoom(request.room_id);
+    if (!old) throw Errors.forbidden(`You are not in room ${request.room_id}`);
+    const oldVersion = this.versionOf(old);
+    if ((await this.rooms.getMembership(old._id, request.sender))?.membership !== 'join') throw Errors.forbidden(`You are not in room ${old._id}`);
+
+    // 1. Permission to send the tombstone, from the old room's current state.
+    const oldState = new Map<string, RoomEvent>();
+    for (const record of await this.rooms.currentState(old._id)) oldState.set(`${record.type}\u0000${record.state_key}`, eventOf(record));
+    const lookup: AuthStateLookup = (type, key) => oldState.get(`${type}\u0000${key}`);
+    const oldLevels = readPowerLevels(lookup('m.room.power_levels', ''), oldVersion);
+    if (userPowerLevel(request.sender, lookup, oldVersion) < requiredPowerLevel('m.room.tombstone', true, oldLevels)) {
+      throw Errors.forbidden('You may not send m.room.tombstone in this room, so you may not upgrade it');
+    }
+
+    // 2. The replacement room.
+    const oldCreate = lookup('m.room.create', '');
+    const creation: JsonObject = {};
+    const lastEvent = await this.rooms.latestEvent(old._id);
+    const predecessor: JsonObject = { room_id: old._id };
+    // "When upgrading to room version 12 or later, the event_id property inside predecessor MAY be omitted."
+    if (!newVersion.roomIdFromCreateEvent && lastEvent) predecessor['event_id'] = lastEvent._id;
+    creation['predecessor'] = predecessor;
+    const roomType = oldCreate?.content['type'];
+    if (roomType !== undefined) creation['type'] = roomType;
+    // Additional creators are not carried over; only those given in the request (v1.16 note).
+    if (newVersion.privilegedCreators && request.additional_creators && request.additional_creators.length > 0) {
+      creation['additional_creators'] = [...new Set(request.additional_creators)];
+    }
+    const creators = new Set([request.sender, ...(newVersion.privilegedCreators ? (request.additional_creators ?? []) : [])]);
+
+    const events: StateDraft[] = [{ type: 'm.room.member', state_key: request.sender, content: { membership: 'join' } }];
+    // Power levels first (the creator needs them to send the rest); creators of a v12+
+    // room have infinite power and may not be listed in `users`.
+    const plContent: JsonObject = { ...(lookup('m.room.power_levels', '')?.content ?? {}) };
+    const users: JsonObject = { ...((plContent['users'] as JsonObject | undefined) ?? {}) };
+    if (newVersion.privilegedCreators) {
+      for (const creator of creators) delete users[creator];
+    } else {
+      // From a v12 room, the upgrading creator may have had infinite power without a `users` entry.
+      const needed = Math.max(100, ...Object.values(users).filter((v): v is number => typeof v === 'number'));
+      if (typeof users[request.sender] !== 'number' || (users[request.sender] as number) < needed) users[request.sender] = needed;
+    }
+    plContent['users'] = users;
+    events.push({ type: 'm.room.power_levels', state_key: '', content: plContent });
+    for (const type of TRANSFERABLE_STATE) {
+      const event = lookup(type, '');
+      if (event && Object.keys(event.content).length > 0) events.push({ type, state_key: '', content: event.content });
+    }
+    const { room_id: replacement } = await this.createRoom({
+      sender: request.sender,
+      room_version: newVersion.id,
+      creation_content: creation,
+      events,
+      visibility: old.visibility,
+    });
+
+    // 4. Local aliases follow the room.
+    for (const alias of await this.rooms.aliasesOfRoom(old._id)) await this.rooms.moveAlias(alias, replacement);
+
+    // 5. The tombstone.
+    await this.sendEvent({ room_id: old._id, sender: request.sender, type: 'm.room.tombstone', state_key: '', content: { body: 'This room has been replaced', replacement_room: replacement } });
+
+    // 6. "setting events_default and invite to the greater of 50 and users_default + 1".
+    const current = await this.rooms.currentStateEvent(old._id, 'm.room.power_levels', '');
+    const restricted: JsonObject = { ...(current ? eventOf(current).content : {}) };
+    const level = Math.max(50, oldLevels.levels.users_default + 1);
+    restricted['events_default'] = level;
+    restricted['invite'] = level;
+    try {
+      await this.sendEvent({ room_id: old._id, sender: request.sender, type: 'm.room.power_levels', state_key: '', content: restricted });
+    } catch (err) {
+      // "If possible": a user who may send the tombstone but not power levels leaves them as they are.
+      if (!(err instanceof MatrixError)) throw err;
+    }
+    if (old.visibility === 'public') await this.rooms.setVisibility(old._id, 'private');
+    return { replacement_room: replacement };
   }
 
   // ---- deactivation ----

@@ -237,6 +237,10 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.createAlias(alias, '!other:test', '@b:test')).toBe(false);
       expect(await rooms.getAlias(alias)).toMatchObject({ room_id: id, creator: '@a:test' });
       expect(await rooms.aliasesOfRoom(id)).toEqual([alias]);
+      expect(await rooms.moveAlias(alias, `${id}x`)).toBe(true);
+      expect(await rooms.aliasesOfRoom(`${id}x`)).toEqual([alias]);
+      expect(await rooms.aliasesOfRoom(id)).toEqual([]);
+      expect(await rooms.moveAlias('#missing:test', id)).toBe(false);
       expect(await rooms.deleteAlias(alias)).toBe(true);
       expect(await rooms.getAlias(alias)).toBeNull();
       expect(await rooms.deleteAlias(alias)).toBe(false);

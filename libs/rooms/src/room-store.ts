@@ -327,14 +327,27 @@ export class RoomStore {
    * child is left out: "when a child event is redacted then the relationship is
    * broken" (client-server-api "Aggregations of child events").
    */
-  relationsOf(parentId: string, options: { relType?: string; from?: number; to?: number; direction?: 'forward' | 'backward'; limit?: number } = {}): Promise<EventRecord[]> {
+  relationsOf(parentId: string, options: { relType?: string; sender?: string; from?: number; to?: number; direction?: 'forward' | 'backward'; limit?: number } = {}): Promise<EventRecord[]> {
     const filter: Filter<EventRecord> = {
       relates_to: parentId,
       redacted: false,
       stream: { $gt: options.from ?? 0, $lte: options.to ?? Number.MAX_SAFE_INTEGER },
     };
     if (options.relType !== undefined) filter.rel_type = options.relType;
+    if (options.sender !== undefined) filter.sender = options.sender;
     return this.events.find(filter, { sort: { stream: options.direction === 'forward' ? 1 : -1 }, limit: options.limit });
+  }
+
+  /**
+   * Which of `parentIds` have unredacted children of the given rel_types: one
+   * query for a whole page of events (most have none), at most `limit` rows.
+   */
+  relationsOfMany(parentIds: readonly string[], relTypes: readonly string[], limit = 1000): Promise<EventRecord[]> {
+    if (parentIds.length === 0 || relTypes.length === 0) return Promise.resolve([]);
+    return this.events.find(
+      { relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false },
+      { sort: { stream: -1 }, limit },
+    );
   }
 
   /** How many unredacted events relate to `parentId` with `relType` (and `stream <= to`). */
@@ -541,6 +554,11 @@ export class RoomStore {
 
   deleteAlias(alias: string): Promise<boolean> {
     return this.aliases.delete(alias);
+  }
+
+  /** Points an existing alias at another room (room upgrades move local aliases). */
+  moveAlias(alias: string, roomId: string): Promise<boolean> {
+    return this.aliases.update(alias, { room_id: roomId });
   }
 
   async aliasesOfRoom(roomId: string): Promise<string[]> {

@@ -9,6 +9,8 @@ import {
   type SendEventRequest,
   type SendEventResponse,
   type SetVisibilityRequest,
+  type UpgradeRoomRequest,
+  type UpgradeRoomResponse,
 } from '@atrium/app-room-server';
 
 /** createRoom sends a dozen events; give it more than the bus default. */
@@ -38,6 +40,10 @@ export class RoomServerClient {
 
   sendEvent(request: SendEventRequest): Promise<SendEventResponse> {
     return this.request(ROOM_SERVER_SUBJECTS.sendEvent, request, SEND_TIMEOUT_MS);
+  }
+
+  upgradeRoom(request: UpgradeRoomRequest): Promise<UpgradeRoomResponse> {
+    return this.request(ROOM_SERVER_SUBJECTS.upgradeRoom, request, CREATE_TIMEOUT_MS);
   }
 
   async setVisibility(request: SetVisibilityRequest): Promise<void> {

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import type { AccountStore } from '@atrium/accounts';
-import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, optionalString, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
-import { domainOfId, isValidUserId, type JsonObject } from '@atrium/matrix';
+import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, optionalString, optionalStringArray, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
+import { domainOfId, getRoomVersion, isValidUserId, type JsonObject } from '@atrium/matrix';
 import { ACCOUNT_STORE } from '@atrium/platform';
 import { ProfileStore } from '@atrium/user-data';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
@@ -61,6 +61,21 @@ export class RoomsController {
     }
     const user = await this.accounts.getUser(userId);
     if (!user || user.deactivated) throw Errors.notFound(`Unknown user ${userId}`);
+  }
+
+  /** room_upgrades.yaml: POST /rooms/{roomId}/upgrade {new_version, additional_creators?}. */
+  @Post('rooms/:roomId/upgrade')
+  @HttpCode(200)
+  async upgrade(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<{ replacement_room: string }> {
+    const body = requireJsonObject(rawBody);
+    const newVersion = requireString(body, 'new_version');
+    const additional = optionalStringArray(body, 'additional_creators');
+    for (const userId of additional ?? []) {
+      if (!isValidUserId(userId, 'historical')) throw Errors.invalidParam(`Invalid user ID ${JSON.stringify(userId)} in "additional_creators"`);
+    }
+    this.rooms.checkRoomId(roomId);
+    if (!getRoomVersion(newVersion)) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${JSON.stringify(newVersion)} is not supported`);
+    return this.roomServer.upgradeRoom({ room_id: roomId, sender: requester.userId, new_version: newVersion, additional_creators: additional });
   }
 
   // ---- membership ----
