@@ -7,10 +7,13 @@ import { DiscoveryController } from './discovery/discovery.controller';
 import { EphemeralModule } from './ephemeral/ephemeral.module';
 import { RoomsModule } from './rooms/rooms.module';
 import { UserDataModule } from './user/user-data.module';
+import { RelationsModule } from './relations/relations.module';
+import { SearchModule } from './search/search.module';
+import { ReportingModule } from './reporting/reporting.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, EphemeralModule],
+  imports: [RoomsModule, UserDataModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

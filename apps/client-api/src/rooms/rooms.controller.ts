@@ -4,6 +4,7 @@ import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, o
 import { domainOfId, getRoomVersion, isValidUserId, type JsonObject } from '@atrium/matrix';
 import { ACCOUNT_STORE } from '@atrium/platform';
 import { ProfileStore } from '@atrium/user-data';
+import { bundleAggregations } from '@atrium/relations';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { planCreateRoom } from './create-room';
@@ -500,6 +501,8 @@ export class RoomsController {
     const record = await this.rooms.store.getEvent(eventId);
     if (!record || record.room_id !== roomId) throw notFound();
     if (!(await canSeeEvent(this.rooms.store, requester.userId, record))) throw notFound();
-    return this.client(record, requester);
+    // client-server-api "Aggregations of child events": /event carries the bundled aggregations.
+    const [event] = await bundleAggregations(this.rooms.store, [this.client(record, requester) as unknown as Record<string, unknown>], [record], { userId: requester.userId });
+    return event as unknown as ClientEvent;
   }
 }

@@ -1,0 +1,94 @@
+import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
+import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
+import { canSeeEvent, type EventRecord } from '@atrium/rooms';
+import { RelationsService } from './relations.service';
+import { eventsPositionParam, limitParam, positionToken } from './params';
+
+const DEFAULT_LIMIT = 5;
+const MAX_LIMIT = 100;
+/** Thread events read per batch, and batches per request (bounded when most threads are filtered out). */
+const BATCH = 200;
+const MAX_BATCHES = 10;
+
+type Json = Record<string, unknown>;
+
+/**
+ * GET /_matrix/client/v1/rooms/{roomId}/threads (threads_list.yaml, v1.4).
+ *
+ * "The thread roots, ordered by the latest_event in each event's aggregated
+ * children": the room's m.thread events are read newest first (the
+ * `room_id, rel_type, stream` index libs/rooms keeps), and each root is given
+ * at its first (latest) thread event. `next_batch` is the position just
+ * below the last root's latest thread event; a root met again on a later
+ * page (an older reply of a thread already given) is recognised by having a
+ * thread event above that position, and skipped.
+ */
+@Controller('_matrix/client/v1')
+@UseGuards(AccessTokenGuard)
+export class ThreadsController {
+  constructor(private readonly service: RelationsService) {}
+
+  @Get('rooms/:roomId/threads')
+  @AllowGuests()
+  async threads(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Query('include') includeParam: string | undefined,
+    @Query('limit') limitRaw: string | undefined,
+    @Query('from') fromRaw: string | undefined,
+  ): Promise<Json> {
+    if (!roomId.startsWith('!')) throw Errors.invalidParam(`Invalid room ID ${JSON.stringify(roomId)}`);
+    const include = includeParam === undefined || includeParam === '' ? 'all' : includeParam;
+    if (include !== 'all' && include !== 'participated') throw Errors.invalidParam('include must be all or participated');
+    const limit = limitParam(limitRaw, DEFAULT_LIMIT, MAX_LIMIT);
+    // 400 M_INVALID_PARAM "Unknown pagination token".
+    const from = eventsPositionParam('from', fromRaw);
+    await this.service.requireReader(roomId, requester.userId);
+
+    const rooms = this.service.rooms;
+    const safe = await rooms.safeStreamPosition();
+    const top = Math.min(from ?? safe, safe);
+    const seen = new Set<string>();
+    const roots: EventRecord[] = [];
+    /** Each root's latest thread event position (its place in the order). */
+    const latestOf = new Map<string, number>();
+    let high = top;
+    let next: number | undefined;
+    let more = false;
+    outer: for (let round = 0; round < MAX_BATCHES && high > 0; round++) {
+      const batch = await rooms.roomRelations(roomId, 'm.thread', { to: high, limit: BATCH });
+      for (const event of batch) {
+        high = event.stream - 1;
+        const rootId = event.relates_to;
+        if (!rootId || seen.has(rootId)) continue;
+        seen.add(rootId);
+        if (roots.length === limit) {
+          next = (latestOf.get(roots[roots.length - 1]._id) ?? high + 1) - 1;
+          more = true;
+          break outer;
+        }
+        // A thread with an event above this page's top was given on an earlier page.
+        if (top < safe && (await rooms.relationsOf(rootId, { relType: 'm.thread', from: top, to: safe, limit: 1 })).length > 0) continue;
+        const root = await rooms.getEvent(rootId);
+        if (!root || root.room_id !== roomId || !(await canSeeEvent(rooms, requester.userId, root))) continue;
+        if (include === 'participated' && !(await this.participated(requester.userId, root))) continue;
+        latestOf.set(root._id, event.stream);
+        roots.push(root);
+      }
+      if (batch.length < BATCH) {
+        high = 0;
+        break;
+      }
+    }
+    if (!more && high > 0) next = high; // the bounded walk stopped early: resume below it
+    const out: Json = { chunk: await this.service.format(roots, requester) };
+    if (next !== undefined) out['next_batch'] = positionToken(next);
+    return out;
+  }
+
+  /** threading.md: the user sent the root, or an event relating to it with m.thread. */
+  private async participated(userId: string, root: EventRecord): Promise<boolean> {
+    if (root.sender === userId) return true;
+    return (await this.service.rooms.relationsOf(root._id, { relType: 'm.thread', sender: userId, limit: 1 })).length > 0;
+  }
+}
