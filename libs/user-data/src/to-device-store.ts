@@ -49,6 +49,15 @@ export interface ToDeviceDelivery {
 /** "100 messages is recommended as a reasonable limit" per /sync response. */
 export const TO_DEVICE_SYNC_LIMIT = 100;
 
+/**
+ * How long a sending transaction is remembered. Clients retry a failed
+ * request within seconds or minutes; a day is far beyond any retry, and
+ * forgetting keeps the collection from growing forever.
+ */
+export const TO_DEVICE_TXN_RETENTION_MS = 24 * 3600 * 1000;
+/** A process prunes old transactions at most this often (on a send). */
+const TXN_PRUNE_INTERVAL_MS = 3600 * 1000;
+
 export class ToDeviceStore {
   private constructor(
     private readonly messages: Collection<ToDeviceRecord>,
@@ -58,12 +67,14 @@ export class ToDeviceStore {
     private readonly now: () => number,
   ) {}
 
+  private lastPrune = 0;
+
   static async open(store: DocumentStore, positions: StreamPositionSource, wake: WakeSync, now: () => number = Date.now): Promise<ToDeviceStore> {
     const messages = await store.collection<ToDeviceRecord>({
       name: 'to_device_messages',
       indexes: [{ fields: ['user_id', 'device_id', 'stream'] }],
     });
-    const txns = await store.collection<ToDeviceTxnRecord>({ name: 'to_device_txns' });
+    const txns = await store.collection<ToDeviceTxnRecord>({ name: 'to_device_txns', indexes: [{ fields: ['ts'] }] });
     return new ToDeviceStore(messages, txns, positions, wake, now);
   }
 
@@ -91,6 +102,7 @@ export class ToDeviceStore {
       return position;
     });
     await this.txns.insert({ _id: txnKey, stream: position, ts: this.now() });
+    await this.pruneTransactions();
     if (deliveries.length > 0) {
       await this.wake({ stream: USER_DATA_STREAMS.toDevice, position, user_ids: [...new Set(deliveries.map((d) => d.userId))] });
     }
@@ -119,6 +131,14 @@ export class ToDeviceStore {
   /** The client came back with a token at `upTo`: everything up to it was delivered and goes. */
   acknowledge(userId: string, deviceId: string, upTo: number): Promise<number> {
     return this.messages.deleteMany({ user_id: userId, device_id: deviceId, stream: { $lte: upTo } });
+  }
+
+  /** Forgets transactions older than TO_DEVICE_TXN_RETENTION_MS, at most once per TXN_PRUNE_INTERVAL_MS per process. */
+  async pruneTransactions(force = false): Promise<number> {
+    const now = this.now();
+    if (!force && now - this.lastPrune < TXN_PRUNE_INTERVAL_MS) return 0;
+    this.lastPrune = now;
+    return this.txns.deleteMany({ ts: { $lt: now - TO_DEVICE_TXN_RETENTION_MS } });
   }
 
   safePosition(): Promise<number> {

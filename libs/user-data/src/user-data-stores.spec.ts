@@ -7,7 +7,7 @@ import { AccountDataStore } from './account-data-store';
 import { IDLE_TIMEOUT_MS, PresenceStore } from './presence-store';
 import { ProfileStore } from './profile-store';
 import type { SyncWake } from './streams';
-import { ToDeviceStore } from './to-device-store';
+import { TO_DEVICE_TXN_RETENTION_MS, ToDeviceStore } from './to-device-store';
 
 describe('user-data stores (on the SQLite adapter)', () => {
   let dir: string;
@@ -160,6 +160,19 @@ describe('user-data stores (on the SQLite adapter)', () => {
       // A retry after delivery and deletion is still recognised.
       expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(false);
       expect(wakes.filter((w) => w.stream === 'to_device')).toHaveLength(2);
+    });
+
+    it('forgets sending transactions after the retention period', async () => {
+      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
+      const message = [{ userId: '@b:x', deviceId: 'BDEV', content: {} }];
+      await toDevice.send('@a:x', 'ADEV', 'old', 'm.test', message);
+      now += TO_DEVICE_TXN_RETENTION_MS + 1;
+      await toDevice.send('@a:x', 'ADEV', 'new', 'm.test', message);
+      expect(await toDevice.pruneTransactions(true)).toBe(0);
+      await toDevice.acknowledge('@b:x', 'BDEV', await toDevice.safePosition());
+      // The old transaction is forgotten: a (very late) retry is delivered again; the new one is still known.
+      expect(await toDevice.send('@a:x', 'ADEV', 'old', 'm.test', message)).toBe(true);
+      expect(await toDevice.send('@a:x', 'ADEV', 'new', 'm.test', message)).toBe(false);
     });
 
     it('stops at the limit and says how far it reached', async () => {
