@@ -60,7 +60,13 @@ function normalise(path) {
 
 const key = (method, path) => `${method.toUpperCase()} ${path}`;
 
+function build() {
+  execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root, stdio: 'inherit' });
+}
+
 function implementedRoutes() {
+  // dist/ may be missing (or being rebuilt by a test run): build it then.
+  if (!existsSync(join(root, 'dist/apps/homeserver/src/routes.js'))) build();
   const require = createRequire(import.meta.url);
   const { listRoutes } = require(join(root, 'dist/apps/homeserver/src/routes.js'));
   const { ALL_SERVICE_MODULES } = require(join(root, 'dist/apps/homeserver/src/embedded.js'));
@@ -116,7 +122,7 @@ function main() {
     if (run.status !== 0) console.warn('(the e2e run had failures; coverage counts the requests it made)');
     recorded = recordedDefault;
   } else if (!flag('--no-build')) {
-    execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root, stdio: 'inherit' });
+    build();
   }
 
   const specFile = findSpecList();
@@ -154,6 +160,12 @@ function main() {
     console.log(`\n${title} (${items.length}):`);
     for (const r of items) console.log(`  ${r.method.padEnd(6)} ${r.path}  ${r.operationId}${r.deprecated ? ' (deprecated)' : ''}`);
   };
+  const others = [...new Set(operations.map((op) => op.api))].filter((api) => api !== 'client-server');
+  console.log('\nOther APIs (implemented / covered by e2e of all operations):');
+  for (const api of others) {
+    const s = summary(operations.filter((op) => op.api === api).map(status));
+    console.log(`  ${api.padEnd(20)} ${s.implemented}/${s.operations} implemented, ${s.covered} covered`);
+  }
   list('Missing, in v1.2', rows.filter((r) => r.inV12 && !r.implemented));
   list('Missing, added after v1.2', rows.filter((r) => !r.inV12 && !r.implemented));
   list('Implemented but not covered by e2e', rows.filter((r) => r.implemented && !r.covered));
