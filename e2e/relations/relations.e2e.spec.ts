@@ -191,6 +191,16 @@ describe.each(modes)('relations, threads, search, reporting (%s mode)', (mode) =
       expect(recursed.json['recursion_depth']).toBe(3);
       const direct = await api(alice, 'GET', `/rooms/${enc(roomId)}/relations/${enc(target)}`, undefined, 'v1');
       expect(direct.json['recursion_depth']).toBeUndefined();
+
+      // event_annotations "Avoiding duplicate annotations": the same key again is 400 M_DUPLICATE_ANNOTATION…
+      const again = { 'm.relates_to': { rel_type: 'm.annotation', event_id: target, key: '👍' } };
+      expect(await matrixError(bob.sdk.sendEvent(roomId, 'm.reaction' as never, again as never))).toMatchObject({ httpStatus: 400, errcode: 'M_DUPLICATE_ANNOTATION' });
+      // …unless the first was redacted.
+      await bob.sdk.redactEvent(roomId, reaction);
+      expect((await bob.sdk.sendEvent(roomId, 'm.reaction' as never, again as never)).event_id).toMatch(/^\$/);
+      // threading "Validation of m.thread relationships": no thread off an event with a relation (400 M_UNKNOWN).
+      const offReply = { msgtype: 'm.text', body: 'nested thread', 'm.relates_to': { rel_type: 'm.thread', event_id: reply } };
+      expect(await matrixError(alice.sdk.sendEvent(roomId, 'm.room.message' as never, offReply as never))).toMatchObject({ httpStatus: 400, errcode: 'M_UNKNOWN' });
     });
 
     it('answers 404 for a parent the user may not see and 400 for bad parameters', async () => {

@@ -7,6 +7,7 @@ import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import { aggregationsFor, bundleAggregations } from './aggregations';
 import { matchText, searchableText, searchTerms, tokenize } from './search-text';
 import { ReportStore } from './report-store';
+import { checkNewRelation } from './send-checks';
 
 const dir = mkdtempSync(join(tmpdir(), 'atrium-relations-'));
 let store: DocumentStore;
@@ -125,5 +126,24 @@ describe('ReportStore', () => {
     await reports.add({ kind: 'user', reporter: '@a:test', room_id: null, event_id: null, user_id: '@b:test', reason: '' });
     expect((await reports.list({ userId: '@b:test' })).map((r) => r.kind)).toEqual(['user', 'event']);
     expect((await reports.list({ roomId: '!r:test' })).map((r) => r.reason)).toEqual(['spam']);
+  });
+});
+
+describe('checkNewRelation (send-time checks)', () => {
+  it('refuses a thread off a relation and a duplicate annotation, allows a new key and a redacted duplicate', async () => {
+    const room = '!send:test';
+    const root = ev(room, '@a:test', { body: 'root' });
+    await write(root);
+    const inThread = ev(room, '@b:test', { body: 'r', ...rel('m.thread', root.event_id) });
+    await write(inThread);
+    await expect(checkNewRelation(rooms, room, '@a:test', 'm.room.message', { body: 'x', ...rel('m.thread', inThread.event_id) })).rejects.toMatchObject({ errcode: 'M_UNKNOWN', status: 400 });
+    await expect(checkNewRelation(rooms, room, '@a:test', 'm.room.message', { body: 'x', ...rel('m.thread', root.event_id) })).resolves.toBeUndefined();
+    const like = ev(room, '@b:test', rel('m.annotation', root.event_id, { key: '👍' }), { type: 'm.reaction' });
+    await write(like);
+    await expect(checkNewRelation(rooms, room, '@b:test', 'm.reaction', rel('m.annotation', root.event_id, { key: '👍' }))).rejects.toMatchObject({ errcode: 'M_DUPLICATE_ANNOTATION' });
+    await expect(checkNewRelation(rooms, room, '@b:test', 'm.reaction', rel('m.annotation', root.event_id, { key: '🎉' }))).resolves.toBeUndefined();
+    await expect(checkNewRelation(rooms, room, '@c:test', 'm.reaction', rel('m.annotation', root.event_id, { key: '👍' }))).resolves.toBeUndefined();
+    await rooms.applyRedaction(like.event_id, { ...like, content: {} }, '$red2', {});
+    await expect(checkNewRelation(rooms, room, '@b:test', 'm.reaction', rel('m.annotation', root.event_id, { key: '👍' }))).resolves.toBeUndefined();
   });
 });

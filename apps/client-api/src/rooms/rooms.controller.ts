@@ -4,7 +4,7 @@ import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, o
 import { domainOfId, getRoomVersion, isValidUserId, type JsonObject } from '@atrium/matrix';
 import { ACCOUNT_STORE } from '@atrium/platform';
 import { ProfileStore } from '@atrium/user-data';
-import { bundleAggregations } from '@atrium/relations';
+import { bundleAggregations, checkNewRelation } from '@atrium/relations';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { planCreateRoom } from './create-room';
@@ -355,13 +355,18 @@ export class RoomsController {
         delete sentContent['redacts'];
       }
     }
+    const scope = `send\n${roomId}\n${eventType}`;
+    // Thread roots that are relations, duplicate annotations (libs/relations checkNewRelation); a retried txn is not re-checked.
+    if (!(await this.rooms.store.lookupTxn({ userId: requester.userId, deviceId: requester.deviceId, scope, txnId }))) {
+      await checkNewRelation(this.rooms.store, roomId, requester.userId, eventType, content);
+    }
     const result = await this.roomServer.sendEvent({
       room_id: roomId,
       sender: requester.userId,
       type: eventType,
       content: sentContent,
       redacts,
-      txn: { device_id: requester.deviceId, scope: `send\n${roomId}\n${eventType}`, txn_id: txnId },
+      txn: { device_id: requester.deviceId, scope, txn_id: txnId },
     });
     return { event_id: result.event_id };
   }
