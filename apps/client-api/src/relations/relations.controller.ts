@@ -82,12 +82,13 @@ export class RelationsController {
     const low = backward ? Math.min(to ?? 0, high) : Math.min(from ?? 0, high);
     const matches = (e: EventRecord): boolean => e.room_id === roomId && (relType === undefined || e.rel_type === relType) && (eventType === undefined || e.type === eventType);
 
+    const canSee = this.service.visibilityChecker(requester.userId);
     let chosen: EventRecord[];
     let next: number | undefined;
     if (recurse) {
-      ({ chosen, next } = await this.recursive(requester.userId, parent, { low, high, backward, limit, matches }));
+      ({ chosen, next } = await this.recursive(canSee, parent, { low, high, backward, limit, matches }));
     } else {
-      ({ chosen, next } = await this.direct(requester.userId, parent, { low, high, backward, limit, matches, relType }));
+      ({ chosen, next } = await this.direct(canSee, parent, { low, high, backward, limit, matches, relType }));
     }
     const out: Json = { chunk: await this.service.format(chosen, requester) };
     if (next !== undefined) out['next_batch'] = positionToken(next);
@@ -99,7 +100,7 @@ export class RelationsController {
 
   /** Direct children, read in pages from the relation index until `limit` pass the filters and visibility. */
   private async direct(
-    userId: string,
+    canSee: (e: EventRecord) => Promise<boolean>,
     parent: EventRecord,
     o: { low: number; high: number; backward: boolean; limit: number; matches: (e: EventRecord) => boolean; relType?: string },
   ): Promise<{ chosen: EventRecord[]; next?: number }> {
@@ -113,7 +114,7 @@ export class RelationsController {
         if (chosen.length === o.limit) return { chosen, next: o.backward ? chosen[chosen.length - 1].stream - 1 : chosen[chosen.length - 1].stream };
         if (o.backward) high = e.stream - 1;
         else low = e.stream;
-        if (o.matches(e) && (await canSeeEvent(rooms, userId, e))) chosen.push(e);
+        if (o.matches(e) && (await canSee(e))) chosen.push(e);
       }
       if (page.length < batch) return { chosen };
     }
@@ -127,7 +128,7 @@ export class RelationsController {
    * added the parameter says), gathered, then ordered and paged by position.
    */
   private async recursive(
-    userId: string,
+    canSee: (e: EventRecord) => Promise<boolean>,
     parent: EventRecord,
     o: { low: number; high: number; backward: boolean; limit: number; matches: (e: EventRecord) => boolean },
   ): Promise<{ chosen: EventRecord[]; next?: number }> {
@@ -149,7 +150,7 @@ export class RelationsController {
     const chosen: EventRecord[] = [];
     for (const e of inRange) {
       if (chosen.length === o.limit) return { chosen, next: o.backward ? chosen[chosen.length - 1].stream - 1 : chosen[chosen.length - 1].stream };
-      if (await canSeeEvent(rooms, userId, e)) chosen.push(e);
+      if (await canSee(e)) chosen.push(e);
     }
     return { chosen };
   }

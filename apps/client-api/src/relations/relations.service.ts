@@ -45,9 +45,29 @@ export class RelationsService {
 
   /** The events of `records` the user may see (history visibility, one check per event). */
   async visible(userId: string, records: EventRecord[]): Promise<EventRecord[]> {
+    const canSee = this.visibilityChecker(userId);
     const out: EventRecord[] = [];
-    for (const record of records) if (await canSeeEvent(this.rooms, userId, record)) out.push(record);
+    for (const record of records) if (await canSee(record)) out.push(record);
     return out;
+  }
+
+  /**
+   * A history visibility check for many events of one user: an event at or
+   * after the position of the user's current join is visible without reading
+   * the room state (they have been joined since: "the user's membership was
+   * join"); older ones go through libs/rooms canSeeEvent.
+   */
+  visibilityChecker(userId: string): (record: EventRecord) => Promise<boolean> {
+    const joinedSince = new Map<string, Promise<number>>();
+    return async (record) => {
+      let since = joinedSince.get(record.room_id);
+      if (!since) {
+        since = this.rooms.getMembership(record.room_id, userId).then((m) => (m?.membership === 'join' ? m.stream : Number.POSITIVE_INFINITY));
+        joinedSince.set(record.room_id, since);
+      }
+      if (record.stream >= (await since)) return true;
+      return canSeeEvent(this.rooms, userId, record);
+    };
   }
 
   /** ClientEvents (with room_id) carrying their bundled aggregations. */

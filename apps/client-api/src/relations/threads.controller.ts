@@ -1,6 +1,6 @@
 import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
-import { canSeeEvent, type EventRecord } from '@atrium/rooms';
+import type { EventRecord } from '@atrium/rooms';
 import { RelationsService } from './relations.service';
 import { eventsPositionParam, limitParam, positionToken } from './params';
 
@@ -46,6 +46,7 @@ export class ThreadsController {
     await this.service.requireReader(roomId, requester.userId);
 
     const rooms = this.service.rooms;
+    const canSee = this.service.visibilityChecker(requester.userId);
     const safe = await rooms.safeStreamPosition();
     const top = Math.min(from ?? safe, safe);
     const seen = new Set<string>();
@@ -70,7 +71,7 @@ export class ThreadsController {
         // A thread with an event above this page's top was given on an earlier page.
         if (top < safe && (await rooms.relationsOf(rootId, { relType: 'm.thread', from: top, to: safe, limit: 1 })).length > 0) continue;
         const root = await rooms.getEvent(rootId);
-        if (!root || root.room_id !== roomId || !(await canSeeEvent(rooms, requester.userId, root))) continue;
+        if (!root || root.room_id !== roomId || !(await canSee(root))) continue;
         if (include === 'participated' && !(await this.participated(requester.userId, root))) continue;
         latestOf.set(root._id, event.stream);
         roots.push(root);

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Errors, type Requester } from '@atrium/http';
 import { eventMatchesFilter, type JsonObject, type RoomEventFilter } from '@atrium/matrix';
 import { matchText, searchableText, SEARCH_TYPES, type SearchKey } from '@atrium/relations';
-import { canSeeEvent, eventOf, ROOM_STORE, toClientEvent, type EventRecord, type RoomStore } from '@atrium/rooms';
+import { eventOf, ROOM_STORE, toClientEvent, type EventRecord, type RoomStore } from '@atrium/rooms';
 import { RelationsService } from '../relations/relations.service';
 
 /** search.yaml gives no default page size; 10 as other servers (filter.limit overrides, up to MAX_PAGE). */
@@ -119,6 +119,7 @@ export class SearchService {
     const types = new Set([...criteria.keys].map((k) => SEARCH_TYPES[k]));
     const memberships = await this.rooms.roomsOfUser(userId, ['join', 'leave', 'ban', 'invite']);
     const matches: Match[] = [];
+    const canSee = this.relations.visibilityChecker(userId);
     let budget = SCAN_TOTAL;
     for (const membership of memberships) {
       const roomId = membership.room_id;
@@ -139,7 +140,7 @@ export class SearchService {
           if (criteria.filter && !eventMatchesFilter(criteria.filter, { type: record.type, sender: record.sender, room_id: record.room_id, content })) continue;
           const found = matchText(searchableText(record.type, content as JsonObject, criteria.keys), criteria.terms);
           if (!found) continue;
-          if (!(await canSeeEvent(this.rooms, userId, record))) continue;
+          if (!(await canSee(record))) continue;
           matches.push({ record, rank: found.rank, matched: found.matched });
           if (matches.length >= MAX_MATCHES) break;
         }
@@ -156,17 +157,17 @@ export class SearchService {
    * (their member event in the state at the result).
    */
   private async context(requester: Requester, record: EventRecord, options: { before: number; after: number; includeProfile: boolean }, snapshot: number): Promise<Json> {
-    const userId = requester.userId;
+    const canSee = this.relations.visibilityChecker(requester.userId);
     const before: EventRecord[] = [];
     const after: EventRecord[] = [];
     if (options.before > 0) {
       for (const e of await this.rooms.roomEvents(record.room_id, { from: 0, to: record.stream - 1, limit: options.before, direction: 'backward' })) {
-        if (await canSeeEvent(this.rooms, userId, e)) before.push(e);
+        if (await canSee(e)) before.push(e);
       }
     }
     if (options.after > 0) {
       for (const e of await this.rooms.roomEvents(record.room_id, { from: record.stream, to: snapshot, limit: options.after, direction: 'forward' })) {
-        if (await canSeeEvent(this.rooms, userId, e)) after.push(e);
+        if (await canSee(e)) after.push(e);
       }
     }
     const out: Json = {
