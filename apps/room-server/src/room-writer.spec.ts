@@ -256,6 +256,25 @@ describe('RoomWriter', () => {
     await expect(writer.upgradeRoom({ room_id: '!none:writer.test', sender: alice, new_version: '12' })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
   });
 
+  it('completes the effects of an event whose writer died after storing it, before the next write', async () => {
+    const { room_id: roomId } = await writer.createRoom(createRequest('12'));
+    const one = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.name', state_key: '', content: { name: 'one' } });
+    const two = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.name', state_key: '', content: { name: 'two' } });
+    // Put the room back as a writer that died right after storing `two` leaves it:
+    // the row is there, its effects (current state, extremities, applied position) are not.
+    const oneEvent = eventOf((await rooms.getEvent(one.event_id))!);
+    await rooms.setCurrentState(oneEvent, one.stream);
+    await rooms.updateExtremities(oneEvent, [two.event_id]);
+    await rooms.markApplied(roomId, one.stream);
+    expect(eventOf((await rooms.currentStateEvent(roomId, 'm.room.name', ''))!).content).toEqual({ name: 'one' });
+
+    const next = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.message', content: { body: 'after' } });
+    expect(eventOf((await rooms.currentStateEvent(roomId, 'm.room.name', ''))!).content).toEqual({ name: 'two' });
+    expect(prevEventIds(eventOf((await rooms.getEvent(next.event_id))!))).toEqual([two.event_id]);
+    expect((await rooms.forwardExtremities(roomId)).map((x) => x.event_id)).toEqual([next.event_id]);
+    expect((await rooms.getRoom(roomId))!.applied_stream).toBe(next.stream);
+  });
+
   it('counts outcomes and input lag in its metrics', async () => {
     const metrics = new Metrics();
     const measured = new RoomWriter(rooms, bus, { serverName: SERVER, signingKey: key, metrics });

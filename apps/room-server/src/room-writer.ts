@@ -171,6 +171,7 @@ export class RoomWriter {
       // unknown room looks the same, so its existence is not revealed.
       if (!room) throw Errors.forbidden(`You are not in room ${request.room_id}`);
       const version = this.versionOf(room);
+      await this.repair(room, version);
       const result = await this.writeLocal(room, version, request);
       if (request.txn) {
         await this.rooms.recordTxn(
@@ -337,24 +338,64 @@ export class RoomWriter {
         unsigned['replaces_state'] = prev.event_id;
       }
     }
+    // The row first, then its effects: a writer that dies in between leaves a stored event
+    // whose effects the next writer of the room applies (repair), so nothing is half-done for long.
     const position = await this.rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
       await this.rooms.insertEvent({ event, stream, unsigned, txnId: txn.txnId, deviceId: txn.deviceId });
-      if (event.state_key !== undefined) await this.rooms.setCurrentState(event, stream);
-      if (event.type === 'm.room.member') await this.rooms.setMembership(event, stream);
-      await this.rooms.updateExtremities(event, event.prev_events.map((p) => (typeof p === 'string' ? p : p[0])));
       return stream;
     });
+    await this.applyEffects(event, position, version, redactionTarget);
+    const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: event.room_id };
+    // An invitee (or a kicked/banned user) is not a joined member: name them so their sync wakes too.
+    if (event.type === 'm.room.member' && event.state_key !== undefined) wake.user_ids = [event.state_key];
+    await this.bus.notify(SYNC_WAKE_SUBJECT, wake);
+    return { event_id: event.event_id, stream: position };
+  }
+
+  /**
+   * What storing an event changes besides its row: current state, the
+   * membership, forward extremities, the redaction it makes; then the room's
+   * applied position. Idempotent, so a repair may run it again.
+   */
+  private async applyEffects(event: RoomEvent, stream: number, version: RoomVersion, redactionTarget: EventRecord | null): Promise<void> {
+    if (event.state_key !== undefined) await this.rooms.setCurrentState(event, stream);
+    if (event.type === 'm.room.member') await this.rooms.setMembership(event, stream);
+    await this.rooms.updateExtremities(event, event.prev_events.map((p) => (typeof p === 'string' ? p : p[0])));
     if (redactionTarget && !redactionTarget.redacted) {
       const record = await this.rooms.getEvent(event.event_id);
       const because = record ? toClientEvent(record, { now: event.origin_server_ts }) : null;
       if (because) delete because.unsigned['age'];
       await this.rooms.applyRedaction(redactionTarget._id, redactEvent(eventOf(redactionTarget), version), event.event_id, (because ?? {}) as unknown as JsonObject);
     }
-    const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: event.room_id };
-    // An invitee (or a kicked/banned user) is not a joined member: name them so their sync wakes too.
-    if (event.type === 'm.room.member' && event.state_key !== undefined) wake.user_ids = [event.state_key];
-    await this.bus.notify(SYNC_WAKE_SUBJECT, wake);
-    return { event_id: event.event_id, stream: position };
+    await this.rooms.markApplied(event.room_id, stream);
+  }
+
+  /**
+   * Applies the effects of events a previous writer stored but died before
+   * applying (ARCHITECTURE.md rule 4: no transactions, so each write must be
+   * completable). Runs inside the room's queue and lease, where no other write
+   * of the room can be in flight, so every event past `applied_stream` is such
+   * a leftover. Their checks passed before they were stored.
+   */
+  private async repair(room: RoomRecord, version: RoomVersion): Promise<void> {
+    const latest = await this.rooms.latestEvent(room._id);
+    if (!latest) return;
+    if (room.applied_stream === undefined) {
+      // A room stored before positions were tracked: taken as consistent from here on.
+      await this.rooms.markApplied(room._id, latest.stream);
+      return;
+    }
+    if (latest.stream <= room.applied_stream) return;
+    const leftovers = await this.rooms.roomEvents(room._id, { from: room.applied_stream, to: latest.stream, direction: 'forward' });
+    for (const record of leftovers) {
+      const event = eventOf(record);
+      let target: EventRecord | null = null;
+      if (record.redacts !== null) {
+        target = await this.rooms.getEvent(record.redacts);
+        if (target && target.room_id !== room._id) target = null;
+      }
+      await this.applyEffects(event, record.stream, version, target);
+    }
   }
 
   // ---- room creation ----

@@ -109,6 +109,13 @@ export interface RoomRecord extends Doc {
   /** Room directory visibility (client-server-api "Room directory"). */
   visibility: 'public' | 'private';
   created_ts: number;
+  /**
+   * The stream position of the last event whose effects (current state,
+   * membership, extremities, redaction) the writer has applied. An event with
+   * a higher position was stored by a writer that died before finishing; the
+   * next writer of the room applies it first (see the room server's repair).
+   */
+  applied_stream?: number;
 }
 
 export interface AliasRecord extends Doc {
@@ -233,11 +240,17 @@ export class RoomStore {
       creator: room.creator,
       visibility: room.visibility ?? 'private',
       created_ts: this.now(),
+      applied_stream: 0,
     });
   }
 
   getRoom(roomId: string): Promise<RoomRecord | null> {
     return this.rooms.get(roomId);
+  }
+
+  /** Records that every event of the room up to `stream` has had its effects applied. */
+  async markApplied(roomId: string, stream: number): Promise<void> {
+    await this.rooms.update(roomId, { applied_stream: stream });
   }
 
   async setVisibility(roomId: string, visibility: 'public' | 'private'): Promise<boolean> {
