@@ -24,7 +24,7 @@ describe('threadOf (client-server-api "Threading")', () => {
 
   it('thread roots and plain events are in the main timeline', async () => {
     expect(await threadOf(events.$A, load)).toBe(MAIN_THREAD);
-    expect(await threadOf({ content: 'not an object' }, load)).toBe(MAIN_THREAD);
+    expect(await threadOf({ content: { 'm.relates_to': 'not an object' } }, load)).toBe(MAIN_THREAD);
     expect(await threadOf({ content: { 'm.relates_to': { rel_type: 'm.thread' } } }, load)).toBe(MAIN_THREAD);
   });
 

@@ -1,3 +1,6 @@
+import type { JsonObject } from '@atrium/matrix';
+import { relationOf } from '@atrium/rooms';
+
 /**
  * Which thread an event is in (client-server-api "Threading" and "Threaded
  * read receipts"), for checking that a threaded receipt's event belongs to
@@ -18,17 +21,9 @@ export const MAIN_THREAD = 'main';
 /** The spec's recommended bound on relation hops. */
 export const MAX_THREAD_HOPS = 3;
 
-/** What threadOf needs of an event: its content (only `m.relates_to` is read). */
+/** What threadOf needs of an event: its content (only `m.relates_to` is read, through the rooms lib's relationOf). */
 export interface RelatedEvent {
-  content: unknown;
-}
-
-function relationOf(content: unknown): { relType: string; eventId: string } | null {
-  if (typeof content !== 'object' || content === null) return null;
-  const relation = (content as Record<string, unknown>)['m.relates_to'];
-  if (typeof relation !== 'object' || relation === null) return null;
-  const { rel_type: relType, event_id: eventId } = relation as Record<string, unknown>;
-  return typeof relType === 'string' && typeof eventId === 'string' ? { relType, eventId } : null;
+  content: JsonObject;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Bus } from '@atrium/bus';
-import { MAIN_THREAD, threadOf, type ReceiptType } from '@atrium/ephemeral';
+import { MAIN_THREAD, threadOf, type ReceiptType, type RelatedEvent } from '@atrium/ephemeral';
 import { Errors } from '@atrium/http';
 import { BUS, DOCUMENT_STORE } from '@atrium/platform';
 import { eventOf, type EventRecord } from '@atrium/rooms';
@@ -80,7 +80,7 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
   async putReceipt(userId: string, roomId: string, type: ReceiptType, event: EventRecord, threadId: string | null): Promise<void> {
     const stores = await this.stores();
     if (threadId !== null && threadId !== event._id) {
-      const load = async (id: string): Promise<{ content: unknown } | null> => {
+      const load = async (id: string): Promise<RelatedEvent | null> => {
         const parent = await stores.rooms.getEvent(id);
         return parent && parent.room_id === roomId ? eventOf(parent) : null;
       };
