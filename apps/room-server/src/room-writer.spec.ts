@@ -153,6 +153,17 @@ describe('RoomWriter', () => {
     expect(record).toMatchObject({ txn_id: 't1', device_id: 'DEV' });
   });
 
+  it('sends for real a transaction whose record outlived its event (a writer died between the two)', async () => {
+    const { room_id: roomId } = await writer.createRoom(createRequest('12'));
+    const txn = { device_id: 'DEV', scope: `send\n${roomId}\nm.room.message`, txn_id: 'lost' };
+    await rooms.recordTxn({ userId: alice, deviceId: 'DEV', scope: txn.scope, txnId: 'lost' }, '$never-stored', roomId);
+    const sent = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.message', content: { body: 'retry' }, txn });
+    expect(sent.event_id).not.toBe('$never-stored');
+    expect(await rooms.getEvent(sent.event_id)).not.toBeNull();
+    const again = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.message', content: { body: 'retry' }, txn });
+    expect(again.event_id).toBe(sent.event_id);
+  });
+
   it('stores prev_content for replaced state and applies redactions per room version', async () => {
     const { room_id: roomId } = await writer.createRoom(createRequest('11'));
     const first = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.name', state_key: '', content: { name: 'one' } });

@@ -163,8 +163,14 @@ export class RoomWriter {
   sendEvent(request: SendEventRequest): Promise<SendEventResponse> {
     return this.serialise(request.room_id, async () => {
       if (request.txn) {
-        const previous = await this.rooms.lookupTxn({ userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id });
-        if (previous) return { event_id: previous.event_id, stream: 0 };
+        const key = { userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id };
+        const previous = await this.rooms.lookupTxn(key);
+        if (previous) {
+          // The transaction is recorded just before its event is stored; a writer that died
+          // in between left a record without an event, and the retry sends it for real.
+          if (await this.rooms.getEvent(previous.event_id)) return { event_id: previous.event_id, stream: 0 };
+          await this.rooms.deleteTxn(key);
+        }
       }
       const room = await this.rooms.getRoom(request.room_id);
       // client-server-api: a user who is not in a room gets 403 for sending to it; an
@@ -172,15 +178,7 @@ export class RoomWriter {
       if (!room) throw Errors.forbidden(`You are not in room ${request.room_id}`);
       const version = this.versionOf(room);
       await this.repair(room, version);
-      const result = await this.writeLocal(room, version, request);
-      if (request.txn) {
-        await this.rooms.recordTxn(
-          { userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id },
-          result.event_id,
-          request.room_id,
-        );
-      }
-      return result;
+      return this.writeLocal(room, version, request);
     });
   }
 
@@ -303,6 +301,11 @@ export class RoomWriter {
       }
     }
 
+    if (request.txn) {
+      // Recorded before the event is stored (see sendEvent): a retry after a crash between
+      // the two can tell an event that exists from one that never made it.
+      await this.rooms.recordTxn({ userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id }, event.event_id, room._id);
+    }
     const result = await this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
     if (event.type === 'm.room.guest_access' && event.state_key === '' && event.content['guest_access'] !== 'can_join') {
       await this.removeGuests(room, version);

@@ -253,6 +253,9 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.recordTxn({ ...key, deviceId: 'D2' }, '$third', '!r:test')).toBe('$third');
       expect(await rooms.recordTxn({ ...key, scope: 'redact' }, '$fourth', '!r:test')).toBe('$fourth');
       expect(await rooms.lookupTxn(key)).toMatchObject({ event_id: '$first' });
+      expect(await rooms.deleteTxn(key)).toBe(true);
+      expect(await rooms.lookupTxn(key)).toBeNull();
+      expect(await rooms.recordTxn(key, '$fifth', '!r:test')).toBe('$fifth');
     });
 
     describe('safe stream position', () => {

@@ -597,4 +597,9 @@ export class RoomStore {
   async lookupTxn(key: { userId: string; deviceId: string; scope: string; txnId: string }): Promise<TxnRecord | null> {
     return this.txns.get([key.userId, key.deviceId, key.scope, key.txnId].join(SEP));
   }
+
+  /** Forgets a transaction record (one whose event was never stored). */
+  async deleteTxn(key: { userId: string; deviceId: string; scope: string; txnId: string }): Promise<boolean> {
+    return this.txns.delete([key.userId, key.deviceId, key.scope, key.txnId].join(SEP));
+  }
 }
