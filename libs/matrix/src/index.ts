@@ -12,3 +12,4 @@ export * from './events/event-hashes';
 export * from './events/event-signing';
 export * from './events/build-pdu';
 export * from './filters';
+export * from './push-rules';

@@ -1,0 +1,4 @@
+export * from './types';
+export * from './default-rules';
+export * from './evaluate';
+export * from './ruleset';
