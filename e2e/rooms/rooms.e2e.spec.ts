@@ -421,6 +421,43 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
     });
   });
 
+  describe('timestamps and summaries (v1 endpoints)', () => {
+    it('finds the event closest to a timestamp in either direction', async () => {
+      const { room_id: roomId } = await alice.sdk.createRoom({ preset: 'private_chat' as never });
+      const before = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const { event_id: eventId } = await alice.sdk.sendMessage(roomId, { msgtype: MsgType.Text, body: 'stamp' });
+      const forward = await alice.sdk.timestampToEvent(roomId, before, 'f' as never);
+      expect(forward.event_id).toBe(eventId);
+      const backward = await alice.sdk.timestampToEvent(roomId, Date.now() + 1000, 'b' as never);
+      expect(backward.event_id).toBe(eventId);
+      const v1 = (path: string, user: User | null) => fetch(`${base}/_matrix/client/v1${path}`, { headers: user ? { authorization: `Bearer ${user.token}` } : {} });
+      const none = await v1(`/rooms/${enc(roomId)}/timestamp_to_event?ts=${Date.now() + 1000}&dir=f`, alice);
+      expect([none.status, ((await none.json()) as { errcode: string }).errcode]).toEqual([404, 'M_NOT_FOUND']);
+      expect((await v1(`/rooms/${enc(roomId)}/timestamp_to_event?ts=1&dir=up`, alice)).status).toBe(400);
+      expect((await v1(`/rooms/${enc(roomId)}/timestamp_to_event?dir=f`, alice)).status).toBe(400);
+      expect((await v1(`/rooms/${enc(roomId)}/timestamp_to_event?ts=1&dir=f`, carol)).status).toBe(403);
+    });
+
+    it('summarises public rooms for anyone and private rooms only for their members', async () => {
+      const aliasName = uniqueName('sum');
+      const { room_id: open } = await alice.sdk.createRoom({ preset: 'public_chat' as never, name: 'Summed', topic: 'Sums', room_alias_name: aliasName });
+      const { room_id: closed } = await alice.sdk.createRoom({ preset: 'private_chat' as never, name: 'Secret' });
+      const v1 = async (path: string, user: User | null) => {
+        const response = await fetch(`${base}/_matrix/client/v1${path}`, { headers: user ? { authorization: `Bearer ${user.token}` } : {} });
+        return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+      };
+      const anonymous = await v1(`/room_summary/${enc(`#${aliasName}:${server.serverName}`)}`, null);
+      expect(anonymous).toMatchObject({ status: 200, json: { room_id: open, name: 'Summed', topic: 'Sums', join_rule: 'public', num_joined_members: 1, world_readable: false, guest_can_join: false, room_version: '12' } });
+      expect(anonymous.json.membership).toBeUndefined();
+      expect((await v1(`/room_summary/${enc(open)}`, alice)).json.membership).toBe('join');
+      expect(await v1(`/room_summary/${enc(closed)}`, bob)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
+      expect(await v1(`/room_summary/${enc(closed)}`, null)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
+      await alice.sdk.invite(closed, bob.userId);
+      expect(await v1(`/room_summary/${enc(closed)}`, bob)).toMatchObject({ status: 200, json: { name: 'Secret', membership: 'invite' } });
+    });
+  });
+
   describe('room upgrades', () => {
     it('upgrades a room: the new room names its predecessor, the old one its replacement', async () => {
       const aliasName = uniqueName('upg');

@@ -100,6 +100,12 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.roomHasEventsBetween(id, positions[4], to)).toBe(false);
       expect(await rooms.roomHasEventsBetween(id, positions[3], to)).toBe(true);
       expect(eventOf((await rooms.latestEvent(id))!).content['body']).toBe('m4');
+      // By timestamp (ev() gives increasing origin_server_ts).
+      const m2 = eventOf((await rooms.roomEvents(id, { from: positions[1], to: positions[2], direction: 'forward' }))[0]);
+      expect((await rooms.eventAtTimestamp(id, m2.origin_server_ts, 'f'))!._id).toBe(m2.event_id);
+      expect(eventOf((await rooms.eventAtTimestamp(id, m2.origin_server_ts - 1, 'b'))!).content['body']).toBe('m1');
+      expect(eventOf((await rooms.eventAtTimestamp(id, m2.origin_server_ts + 1, 'f'))!).content['body']).toBe('m3');
+      expect(await rooms.eventAtTimestamp(id, 0, 'b')).toBeNull();
       // The output log: both rooms, in stream order, from a cursor.
       const log = await rooms.allEventsBetween(positions[3], to, 10);
       expect(log.map((r) => eventOf(r).content['body'])).toEqual(['o3', 'm4', 'o4']);

@@ -416,6 +416,19 @@ export class RoomStore {
     return out;
   }
 
+  /**
+   * The event closest to `ts` in a direction (GET /timestamp_to_event):
+   * forward, the first with `origin_server_ts >= ts`; backward, the last with
+   * `origin_server_ts <= ts`. Ties go to stream order.
+   */
+  async eventAtTimestamp(roomId: string, ts: number, dir: 'f' | 'b'): Promise<EventRecord | null> {
+    const [found] =
+      dir === 'f'
+        ? await this.events.find({ room_id: roomId, origin_server_ts: { $gte: ts } }, { sort: { origin_server_ts: 1, stream: 1 }, limit: 1 })
+        : await this.events.find({ room_id: roomId, origin_server_ts: { $lte: ts } }, { sort: { origin_server_ts: -1, stream: -1 }, limit: 1 });
+    return found ?? null;
+  }
+
   /** Whether a room has any event in `(from, to]` (cheap check for sync). */
   async roomHasEventsBetween(roomId: string, from: number, to: number): Promise<boolean> {
     return (await this.events.count({ room_id: roomId, stream: { $gt: from, $lte: to } })) > 0;

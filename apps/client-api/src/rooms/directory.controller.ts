@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, CurrentRequester, Errors, MatrixError, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
 import { domainOfId, type JsonObject } from '@atrium/matrix';
-import { eventOf, type RoomRecord } from '@atrium/rooms';
+import type { RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { RoomServerClient } from './room-server.client';
 import { RoomsService } from './rooms.service';
@@ -179,32 +179,7 @@ export class DirectoryController {
   }
 
   private async chunkOf(room: RoomRecord): Promise<PublicRoomsChunk> {
-    const state = new Map<string, JsonObject>();
-    for (const record of await this.rooms.store.currentState(room._id)) {
-      if (record.state_key === '') state.set(record.type, eventOf(record).content);
-    }
-    const str = (type: string, key: string): string | undefined => {
-      const v = state.get(type)?.[key];
-      return typeof v === 'string' ? v : undefined;
-    };
-    const chunk: PublicRoomsChunk = {
-      room_id: room._id,
-      num_joined_members: (await this.rooms.store.joinedUsers(room._id)).length,
-      world_readable: str('m.room.history_visibility', 'history_visibility') === 'world_readable',
-      guest_can_join: str('m.room.guest_access', 'guest_access') === 'can_join',
-    };
-    const name = str('m.room.name', 'name');
-    if (name !== undefined) chunk.name = name;
-    const topic = str('m.room.topic', 'topic');
-    if (topic !== undefined) chunk.topic = topic;
-    const alias = str('m.room.canonical_alias', 'alias');
-    if (alias !== undefined) chunk.canonical_alias = alias;
-    const avatar = str('m.room.avatar', 'url');
-    if (avatar !== undefined) chunk.avatar_url = avatar;
-    const joinRule = str('m.room.join_rules', 'join_rule');
-    if (joinRule !== undefined) chunk.join_rule = joinRule;
-    const roomType = str('m.room.create', 'type');
-    if (roomType !== undefined) chunk.room_type = roomType;
+    const { room_version: _version, encryption: _encryption, allowed_room_ids: _allowed, ...chunk } = await this.rooms.summary(room);
     return chunk;
   }
 }

@@ -6,6 +6,7 @@ import { ProfileStore } from '@atrium/user-data';
 import { DirectoryController } from './directory.controller';
 import { RoomServerClient } from './room-server.client';
 import { RoomsController } from './rooms.controller';
+import { RoomsV1Controller } from './rooms-v1.controller';
 import { RoomsService } from './rooms.service';
 
 /**
@@ -14,7 +15,7 @@ import { RoomsService } from './rooms.service';
  * RoomServerClient for the sync and history endpoints.
  */
 @Module({
-  controllers: [RoomsController, DirectoryController],
+  controllers: [RoomsController, DirectoryController, RoomsV1Controller],
   providers: [
     { provide: ROOM_STORE, useFactory: (store: DocumentStore) => RoomStore.open(store), inject: [DOCUMENT_STORE] },
     { provide: ProfileStore, useFactory: (store: DocumentStore) => ProfileStore.open(store), inject: [DOCUMENT_STORE] },

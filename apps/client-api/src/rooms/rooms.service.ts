@@ -5,6 +5,23 @@ import { domainOfId, getRoomVersion, isValidRoomAlias, readPowerLevels, required
 import { CONFIG } from '@atrium/platform';
 import { eventOf, ROOM_STORE, type EventRecord, type RoomRecord, type RoomStore } from '@atrium/rooms';
 
+/** The room summary fields (definitions/room_summary.yaml), shared by publicRooms and /room_summary. */
+export interface RoomSummary {
+  room_id: string;
+  num_joined_members: number;
+  world_readable: boolean;
+  guest_can_join: boolean;
+  room_version: string;
+  name?: string;
+  topic?: string;
+  canonical_alias?: string;
+  avatar_url?: string;
+  join_rule?: string;
+  room_type?: string;
+  encryption?: string;
+  allowed_room_ids?: string[];
+}
+
 /** What a user may read of a room's state (client-server-api GET /rooms/{roomId}/state…). */
 export type StateAccess = { kind: 'current' } | { kind: 'at'; position: number };
 
@@ -108,6 +125,45 @@ export class RoomsService {
   async inviteLevel(room: RoomRecord): Promise<number> {
     const record = await this.store.currentStateEvent(room._id, 'm.room.power_levels', '');
     return readPowerLevels(record ? eventOf(record) : undefined, this.versionOf(room)).levels.invite;
+  }
+
+  /** The summary of a room from its current state. */
+  async summary(room: RoomRecord): Promise<RoomSummary> {
+    const state = new Map<string, Record<string, unknown>>();
+    for (const record of await this.store.currentState(room._id)) {
+      if (record.state_key === '') state.set(record.type, eventOf(record).content);
+    }
+    const str = (type: string, key: string): string | undefined => {
+      const v = state.get(type)?.[key];
+      return typeof v === 'string' ? v : undefined;
+    };
+    const summary: RoomSummary = {
+      room_id: room._id,
+      num_joined_members: (await this.store.joinedUsers(room._id)).length,
+      world_readable: str('m.room.history_visibility', 'history_visibility') === 'world_readable',
+      guest_can_join: str('m.room.guest_access', 'guest_access') === 'can_join',
+      room_version: room.version,
+    };
+    const optional: Array<[keyof RoomSummary, string, string]> = [
+      ['name', 'm.room.name', 'name'],
+      ['topic', 'm.room.topic', 'topic'],
+      ['canonical_alias', 'm.room.canonical_alias', 'alias'],
+      ['avatar_url', 'm.room.avatar', 'url'],
+      ['join_rule', 'm.room.join_rules', 'join_rule'],
+      ['room_type', 'm.room.create', 'type'],
+      ['encryption', 'm.room.encryption', 'algorithm'],
+    ];
+    for (const [field, type, key] of optional) {
+      const value = str(type, key);
+      if (value !== undefined) (summary as unknown as Record<string, unknown>)[field] = value;
+    }
+    if (summary.join_rule === 'restricted' || summary.join_rule === 'knock_restricted') {
+      const allow = state.get('m.room.join_rules')?.['allow'];
+      summary.allowed_room_ids = (Array.isArray(allow) ? allow : [])
+        .map((entry: unknown) => (entry && typeof entry === 'object' ? (entry as Record<string, unknown>)['room_id'] : undefined))
+        .filter((id): id is string => typeof id === 'string');
+    }
+    return summary;
   }
 
   /** A `{roomAlias}` path parameter. */
