@@ -5,6 +5,7 @@ import { AuthService } from './auth/auth.service';
 import { DevicesController } from './devices/devices.controller';
 import { DiscoveryController } from './discovery/discovery.controller';
 import { EphemeralModule } from './ephemeral/ephemeral.module';
+import { SyncModule } from './sync/sync.module';
 import { RoomsModule } from './rooms/rooms.module';
 import { UserDataModule } from './user/user-data.module';
 import { RelationsModule } from './relations/relations.module';
@@ -13,7 +14,7 @@ import { ReportingModule } from './reporting/reporting.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule],
+  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

@@ -34,6 +34,8 @@ export interface SyncSectionRequest {
   filter: Filter;
   /** Rooms the user is joined to in this response (already filtered by `filter.room`). */
   joinedRoomIds: string[];
+  /** The `set_presence` query parameter (absent means "online", sync.yaml). */
+  setPresence?: 'online' | 'offline' | 'unavailable';
 }
 
 /**

@@ -1,0 +1,148 @@
+import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
+import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
+import { effectiveLimit, lazyLoadMembers, type RoomEventFilter } from '@atrium/matrix';
+import { bundleAggregations } from '@atrium/relations';
+import type { EventRecord, MembershipRecord, RoomStore } from '@atrium/rooms';
+import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { parseRoomEventFilterParam } from './filter-errors';
+import { EventFormatter, historyVisibilityOf, visibleEvents, walkRoom } from './room-history';
+import { integerParam } from './sync.controller';
+import { SYNC_ROOM_STORE } from './sync-rooms';
+import { eventsToken, requireSyncToken } from './sync-token';
+import { SyncService } from './sync.service';
+
+/** message_pagination.yaml: "Default: 10"; we clamp larger requests to this. */
+const DEFAULT_LIMIT = 10;
+const MAX_LIMIT = 1000;
+
+type Json = Record<string, unknown>;
+
+/**
+ * Spec: data/api/client-server/message_pagination.yaml (GET /rooms/{roomId}/messages)
+ * and event_context.yaml (GET /rooms/{roomId}/context/{eventId}).
+ *
+ * Tokens are the sync token format; only its events position counts here and
+ * names the gap just after that position: backward from `P` reads events at
+ * or before P, forward from `P` reads events after P. So a sync's `next_batch`
+ * or a timeline's `prev_batch` works as `from` as the spec says.
+ */
+@Controller(CLIENT_PREFIXES)
+@UseGuards(AccessTokenGuard)
+export class MessagesController {
+  constructor(
+    @Inject(SYNC_ROOM_STORE) private readonly rooms: RoomStore,
+    private readonly sync: SyncService,
+  ) {}
+
+  /**
+   * Who may read the room's history: a user with any membership (the
+   * per-event history visibility rules then decide), or anyone while the
+   * room's history is world_readable. Others get 403 M_FORBIDDEN, as do
+   * requests for rooms that do not exist (nothing is revealed).
+   */
+  private async readerMembership(roomId: string, userId: string): Promise<MembershipRecord | null> {
+    const membership = await this.rooms.getMembership(roomId, userId);
+    if (membership && membership.membership !== 'knock') return membership;
+    const visibility = historyVisibilityOf((await this.rooms.currentStateEvent(roomId, 'm.room.history_visibility', '')) ?? undefined);
+    if (visibility === 'world_readable') return membership;
+    throw Errors.forbidden('You are not a member of this room');
+  }
+
+  /** "Lazy-loading room members" for /messages and /context: the member events of the senders, from the current state. */
+  private async lazyMembers(roomId: string, events: EventRecord[], filter: RoomEventFilter | undefined, formatter: EventFormatter): Promise<Json[] | undefined> {
+    if (!lazyLoadMembers(filter)) return undefined;
+    const out: Json[] = [];
+    for (const sender of new Set(events.map((e) => e.sender))) {
+      const member = await this.rooms.currentStateEvent(roomId, 'm.room.member', sender);
+      if (member) out.push(formatter.format(member));
+    }
+    return out;
+  }
+
+  @Get('rooms/:roomId/messages')
+  @AllowGuests()
+  async messages(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Query('from') fromParam: string | undefined,
+    @Query('to') toParam: string | undefined,
+    @Query('dir') dir: string | undefined,
+    @Query('limit') limitParam: string | undefined,
+    @Query('filter') filterParam: string | undefined,
+  ): Promise<Json> {
+    if (dir === undefined || dir === '') throw Errors.missingParam('dir');
+    if (dir !== 'b' && dir !== 'f') throw Errors.invalidParam('dir must be b or f');
+    const from = fromParam === undefined || fromParam === '' ? undefined : requireSyncToken('from', fromParam).events;
+    const to = toParam === undefined || toParam === '' ? undefined : requireSyncToken('to', toParam).events;
+    const requested = integerParam('limit', limitParam, DEFAULT_LIMIT);
+    const filter = parseRoomEventFilterParam(filterParam);
+    const membership = await this.readerMembership(roomId, requester.userId);
+    const { safe } = await this.sync.eventsPositions();
+    const formatter = new EventFormatter(requester);
+    const limit = effectiveLimit({ limit: Math.max(1, requested) }, DEFAULT_LIMIT, MAX_LIMIT);
+
+    // v1.3: without `from`, backward starts at the newest event and forward at the oldest.
+    const backward = dir === 'b';
+    const start = from ?? (backward ? safe : 0);
+    const high = backward ? Math.min(start, safe) : Math.min(to ?? safe, safe);
+    const low = backward ? Math.min(to ?? 0, high) : Math.min(start, high);
+    // `start`: "The token the pagination starts from", the given one as given.
+    const startToken = fromParam === undefined || fromParam === '' ? eventsToken(start) : fromParam;
+    if (requested === 0) return { start: startToken, chunk: [] };
+
+    const page = await walkRoom(this.rooms, requester.userId, roomId, { from: low, to: high, direction: backward ? 'backward' : 'forward', limit, filter: { ...filter, limit: undefined }, membership });
+    // Bundled aggregations (client-server-api "Aggregations of child events").
+    const chunk = await bundleAggregations(this.rooms, formatter.formatAll(page.events), page.events, { userId: requester.userId });
+    const out: Json = { start: startToken, chunk };
+    // "If no further events are available … this property is omitted."
+    if (page.more) out['end'] = eventsToken(page.next);
+    const state = await this.lazyMembers(roomId, page.events, filter, formatter);
+    if (state) out['state'] = state;
+    return out;
+  }
+
+  @Get('rooms/:roomId/context/:eventId')
+  @AllowGuests()
+  async context(
+    @CurrentRequester() requester: Requester,
+    @Param('roomId') roomId: string,
+    @Param('eventId') eventId: string,
+    @Query('limit') limitParam: string | undefined,
+    @Query('filter') filterParam: string | undefined,
+  ): Promise<Json> {
+    const requested = integerParam('limit', limitParam, DEFAULT_LIMIT);
+    const filter = parseRoomEventFilterParam(filterParam);
+    const membership = await this.readerMembership(roomId, requester.userId);
+    const event = await this.rooms.getEvent(eventId);
+    // event_context.yaml 404: "The event was not found or you do not have permission to read this event."
+    if (!event || event.room_id !== roomId) throw Errors.notFound('Event not found');
+    if ((await visibleEvents(this.rooms, requester.userId, [event], membership)).length === 0) throw Errors.notFound('Event not found');
+    const { safe } = await this.sync.eventsPositions();
+    const limit = Math.min(requested, MAX_LIMIT);
+    // As other servers do: half the limit before the event (rounded down), the rest after.
+    const beforeLimit = Math.floor(limit / 2);
+    const afterLimit = limit - beforeLimit;
+    const walkFilter = { ...filter, limit: undefined };
+    const before =
+      beforeLimit > 0
+        ? await walkRoom(this.rooms, requester.userId, roomId, { from: 0, to: event.stream - 1, direction: 'backward', limit: beforeLimit, filter: walkFilter, membership })
+        : { events: [], more: true, next: event.stream - 1 };
+    const after =
+      afterLimit > 0
+        ? await walkRoom(this.rooms, requester.userId, roomId, { from: event.stream, to: Math.max(safe, event.stream), direction: 'forward', limit: afterLimit, filter: walkFilter, membership })
+        : { events: [], more: true, next: event.stream };
+    const formatter = new EventFormatter(requester);
+    const last = after.events.length > 0 ? after.events[after.events.length - 1] : event;
+    const lazy = await this.lazyMembers(roomId, [...before.events, event, ...after.events], filter, formatter);
+    // "The state of the room at the last event returned."
+    const state = lazy ?? formatter.formatAll(await this.rooms.stateAtPosition(roomId, last.stream));
+    return {
+      start: eventsToken(before.next),
+      end: eventsToken(after.next),
+      events_before: await bundleAggregations(this.rooms, formatter.formatAll(before.events), before.events, { userId: requester.userId }),
+      event: (await bundleAggregations(this.rooms, [formatter.format(event)], [event], { userId: requester.userId }))[0],
+      events_after: await bundleAggregations(this.rooms, formatter.formatAll(after.events), after.events, { userId: requester.userId }),
+      state,
+    };
+  }
+}

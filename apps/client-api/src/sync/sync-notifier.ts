@@ -1,0 +1,116 @@
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import type { Bus, Subscription } from '@atrium/bus';
+import { BUS } from '@atrium/platform';
+
+/** The subject writers notify after a commit (docs/client-server-design.md "Waking sync"). */
+export const SYNC_WAKE_SUBJECT = 'sync.wake';
+
+/** What sync.wake carries. */
+export interface SyncWake {
+  stream: string;
+  position: number;
+  room_id?: string;
+  user_ids?: string[];
+}
+
+/** A registration for wake-ups, made before reading storage so no notification falls between the read and the wait. */
+export interface ArmedWait {
+  /** Resolves true when woken (now or earlier since arming), false after `timeoutMs` or on abort. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** Changes the rooms this waiter listens for (after re-reading memberships). */
+  setRooms(roomIds: ReadonlySet<string>): void;
+  /** Unregisters. */
+  cancel(): void;
+}
+
+interface Waiter {
+  userId: string;
+  roomIds: ReadonlySet<string>;
+  fired: boolean;
+  resolve?: (woken: boolean) => void;
+}
+
+/**
+ * Wakes long-polling /sync requests. Subscribes to `sync.wake` once per
+ * process (module init) and wakes the waiters a notification concerns: those
+ * with any membership in the room it names (a member, an invitee, a user who
+ * just left) and those among its `user_ids`; one naming neither wakes all.
+ * A woken request re-reads storage, so a notification that carries nothing
+ * for it costs one re-read, and a lost one (notify is fire-and-forget) costs
+ * at most the caller's recheck interval.
+ */
+@Injectable()
+export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
+  private subscription?: Subscription;
+  private readonly waiters = new Set<Waiter>();
+  /** Requests woken by a notification (sync wake-ups). */
+  wakeups = 0;
+
+  constructor(@Inject(BUS) private readonly bus: Bus) {}
+
+  async onModuleInit(): Promise<void> {
+    this.subscription = await this.bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (message) => this.dispatch(message.data));
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    for (const waiter of this.waiters) this.fire(waiter);
+    this.waiters.clear();
+    await this.subscription?.unsubscribe();
+  }
+
+  private fire(waiter: Waiter): void {
+    if (waiter.fired) return;
+    waiter.fired = true;
+    this.wakeups++;
+    waiter.resolve?.(true);
+  }
+
+  private dispatch(wake: SyncWake): void {
+    if (typeof wake !== 'object' || wake === null) return;
+    const roomId = typeof wake.room_id === 'string' ? wake.room_id : undefined;
+    const users = Array.isArray(wake.user_ids) ? new Set(wake.user_ids) : undefined;
+    for (const waiter of this.waiters) {
+      const forRoom = roomId !== undefined && waiter.roomIds.has(roomId);
+      const forUser = users?.has(waiter.userId) ?? false;
+      if (forRoom || forUser || (roomId === undefined && users === undefined)) this.fire(waiter);
+    }
+  }
+
+  arm(userId: string, roomIds: ReadonlySet<string>): ArmedWait {
+    const waiter: Waiter = { userId, roomIds, fired: false };
+    this.waiters.add(waiter);
+    return {
+      setRooms: (rooms) => {
+        waiter.roomIds = rooms;
+      },
+      cancel: () => {
+        this.waiters.delete(waiter);
+        waiter.resolve?.(false);
+      },
+      wait: (timeoutMs, signal) =>
+        new Promise<boolean>((resolve) => {
+          if (waiter.fired || signal?.aborted) {
+            waiter.fired = false;
+            resolve(!signal?.aborted);
+            return;
+          }
+          const finish = (woken: boolean): void => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+            waiter.resolve = undefined;
+            waiter.fired = false;
+            resolve(woken);
+          };
+          const onAbort = (): void => finish(false);
+          const timer = setTimeout(() => finish(false), Math.max(0, timeoutMs));
+          signal?.addEventListener('abort', onAbort, { once: true });
+          waiter.resolve = finish;
+        }),
+    };
+  }
+
+  /** Requests currently registered (for tests and metrics). */
+  get waiting(): number {
+    return this.waiters.size;
+  }
+}
