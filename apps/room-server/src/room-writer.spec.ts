@@ -277,6 +277,7 @@ describe('RoomWriter', () => {
     await rooms.setCurrentState(oneEvent, one.stream);
     await rooms.updateExtremities(oneEvent, [two.event_id]);
     await rooms.markApplied(roomId, one.stream);
+    await rooms.markPending(roomId, two.stream);
     expect(eventOf((await rooms.currentStateEvent(roomId, 'm.room.name', ''))!).content).toEqual({ name: 'one' });
 
     const next = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.message', content: { body: 'after' } });

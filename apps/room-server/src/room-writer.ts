@@ -194,11 +194,8 @@ export class RoomWriter {
     const wanted = [...keys];
     // v12: the create event is not an auth event, but the rules read it through the lookup.
     if (draft.type !== 'm.room.create' && !wanted.some(([t]) => t === 'm.room.create')) wanted.push(['m.room.create', '']);
-    const state = new Map<string, RoomEvent>();
-    for (const [type, key] of wanted) {
-      const record = await this.rooms.currentStateEvent(roomId, type, key);
-      if (record) state.set(`${type}\u0000${key}`, eventOf(record));
-    }
+    // One read of the current-state records (which carry the event JSON), not one per key.
+    const state = await this.rooms.currentStateEventsFor(roomId, wanted);
     const authEvents = keys.map(([t, k]) => state.get(`${t}\u0000${k}`)).filter((e): e is RoomEvent => e !== undefined);
     return { lookup: (type, key) => state.get(`${type}\u0000${key}`), authEvents };
   }
@@ -242,9 +239,12 @@ export class RoomWriter {
     // prev_events: the forward extremities; depth: one more than the deepest
     // (server-server-api "PDUs": depth is "the maximum depth of the prev_events, plus one").
     const extremities = (await this.rooms.forwardExtremities(room._id)).slice(0, MAX_PREV_EVENTS);
-    const prevRecords = await this.rooms.getEvents(extremities.map((x) => x.event_id));
-    const depth = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, ...prevRecords.map((r) => r.depth)) + 1);
+    const depth = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, ...extremities.map((x) => x.depth)) + 1);
     const ref = (e: RoomEvent): EventRefInput => (version.eventIdFormat === 'explicit' ? eventReference(e, version) : e.event_id);
+    // v3+ reference events by ID alone, which the extremity records hold; v1–v2
+    // references carry the reference hash, so those events are read.
+    const prevRefs: EventRefInput[] =
+      version.eventIdFormat === 'explicit' ? (await this.rooms.getEvents(extremities.map((x) => x.event_id))).map((r) => ref(eventOf(r))) : extremities.map((x) => x.event_id);
 
     let event: RoomEvent;
     try {
@@ -257,7 +257,7 @@ export class RoomWriter {
           content: request.content,
           origin_server_ts: this.now(),
           depth,
-          prev_events: prevRecords.map((r) => ref(eventOf(r))),
+          prev_events: prevRefs,
           auth_events: authEvents.map(ref),
           redacts: request.redacts,
         },
@@ -332,10 +332,9 @@ export class RoomWriter {
   private async persist(event: RoomEvent, version: RoomVersion, txn: { txnId: string | null; deviceId: string | null }, redactionTarget: EventRecord | null): Promise<SendEventResponse> {
     const unsigned: JsonObject = {};
     if (event.state_key !== undefined) {
-      const previous = await this.rooms.currentStateEvent(event.room_id, event.type, event.state_key);
-      if (previous) {
+      const prev = (await this.rooms.currentStateEventsFor(event.room_id, [[event.type, event.state_key]])).get(`${event.type}\u0000${event.state_key}`);
+      if (prev) {
         // client-server-api UnsignedData: prev_content, and replaces_state (v1.19).
-        const prev = eventOf(previous);
         unsigned['prev_content'] = prev.content;
         unsigned['prev_sender'] = prev.sender;
         unsigned['replaces_state'] = prev.event_id;
@@ -344,6 +343,7 @@ export class RoomWriter {
     // The row first, then its effects: a writer that dies in between leaves a stored event
     // whose effects the next writer of the room applies (repair), so nothing is half-done for long.
     const position = await this.rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
+      await this.rooms.markPending(event.room_id, stream);
       await this.rooms.insertEvent({ event, stream, unsigned, txnId: txn.txnId, deviceId: txn.deviceId });
       return stream;
     });
@@ -381,15 +381,11 @@ export class RoomWriter {
    * a leftover. Their checks passed before they were stored.
    */
   private async repair(room: RoomRecord, version: RoomVersion): Promise<void> {
-    const latest = await this.rooms.latestEvent(room._id);
-    if (!latest) return;
-    if (room.applied_stream === undefined) {
-      // A room stored before positions were tracked: taken as consistent from here on.
-      await this.rooms.markApplied(room._id, latest.stream);
-      return;
-    }
-    if (latest.stream <= room.applied_stream) return;
-    const leftovers = await this.rooms.roomEvents(room._id, { from: room.applied_stream, to: latest.stream, direction: 'forward' });
+    // The room record says whether a write was left unfinished: no read of the event table
+    // on the common path. Rooms stored before these fields existed have neither.
+    if (room.applied_stream === undefined || room.pending_stream === undefined || room.pending_stream <= room.applied_stream) return;
+    const leftovers = await this.rooms.roomEvents(room._id, { from: room.applied_stream, to: room.pending_stream, direction: 'forward' });
+    if (leftovers.length === 0) await this.rooms.markApplied(room._id, room.pending_stream);
     for (const record of leftovers) {
       const event = eventOf(record);
       let target: EventRecord | null = null;

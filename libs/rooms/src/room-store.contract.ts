@@ -65,6 +65,10 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.setVisibility(id, 'public')).toBe(true);
       expect((await rooms.publicRooms()).map((r) => r._id)).toContain(id);
       expect(await rooms.getRoom('!missing:test')).toBeNull();
+      expect((await rooms.getRoom(id))!.applied_stream).toBe(0);
+      await rooms.markPending(id, 7);
+      await rooms.markApplied(id, 7);
+      expect(await rooms.getRoom(id)).toMatchObject({ pending_stream: 7, applied_stream: 7 });
     });
 
     it('stores events idempotently with increasing stream positions and returns them byte-exact', async () => {
@@ -130,6 +134,11 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect((await rooms.currentStateEvent(id, 'm.room.name', ''))!._id).toBe(name2.event_id);
       expect(await rooms.currentStateEvent(id, 'm.room.topic', '')).toBeNull();
       expect((await rooms.currentState(id, 'm.room.member')).map((r) => r.state_key).sort()).toEqual(['@a:test', '@b:test']);
+
+      const fast = await rooms.currentStateEventsFor(id, [['m.room.name', ''], ['m.room.member', '@b:test'], ['m.room.topic', '']]);
+      expect([...fast.keys()].sort()).toEqual(['m.room.member\u0000@b:test', 'm.room.name\u0000']);
+      expect(fast.get('m.room.name\u0000')).toEqual(name2);
+      expect((await rooms.currentStateEventsFor(id, [])).size).toBe(0);
 
       const before = await rooms.stateAtPosition(id, namePos);
       expect(before.map((r) => r._id).sort()).toEqual([create.event_id, join.event_id, name1.event_id].sort());
@@ -200,6 +209,12 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect((client.unsigned['redacted_because'] as JsonObject)['unsigned']).toEqual({ age: 10 });
       expect(toClientEvent((await rooms.getEvent(redaction.event_id))!).redacts).toBe(msg.event_id);
       expect(await rooms.applyRedaction('$missing', redactedForm, redaction.event_id, because)).toBe(false);
+
+      // A redacted state event that is current: the current-state copy is redacted too.
+      const topic = ev(id, 'm.room.topic', '@a:test', { topic: 'secret' }, '');
+      await write(topic);
+      await rooms.applyRedaction(topic.event_id, { ...topic, content: {} }, redaction.event_id, because);
+      expect((await rooms.currentStateEventsFor(id, [['m.room.topic', '']])).get('m.room.topic\u0000')!.content).toEqual({});
     });
 
     it('indexes m.relates_to: children of a parent by rel_type and position, thread events of a room, redacted children left out', async () => {

@@ -70,6 +70,12 @@ export interface CurrentStateRecord extends Doc {
   event_id: string;
   /** Stream position of the event that set this entry. */
   stream: number;
+  /**
+   * The event's JSON (as in room_events, kept in step on redaction), so the
+   * writer reads the state it authorises against from this small collection
+   * without touching the event table. Absent on entries written before it existed.
+   */
+  json?: string;
 }
 
 /** One entry per state event: the log stateAtPosition reads instead of scanning the whole timeline. */
@@ -116,6 +122,8 @@ export interface RoomRecord extends Doc {
    * next writer of the room applies it first (see the room server's repair).
    */
   applied_stream?: number;
+  /** The stream position of the event being written (set before its row is stored). */
+  pending_stream?: number;
 }
 
 export interface AliasRecord extends Doc {
@@ -248,6 +256,11 @@ export class RoomStore {
     return this.rooms.get(roomId);
   }
 
+  /** Records that the event at `stream` is about to be stored (see RoomRecord.pending_stream). */
+  async markPending(roomId: string, stream: number): Promise<void> {
+    await this.rooms.update(roomId, { pending_stream: stream });
+  }
+
   /** Records that every event of the room up to `stream` has had its effects applied. */
   async markApplied(roomId: string, stream: number): Promise<void> {
     await this.rooms.update(roomId, { applied_stream: stream });
@@ -326,12 +339,17 @@ export class RoomStore {
     // Stored prev_content stays (it describes the previous event, not this one's content);
     // redacted_because is what the spec asks clients to see on a redacted event.
     unsigned['redacted_because'] = redactedBecause;
-    return this.events.update(eventId, {
+    const changed = await this.events.update(eventId, {
       json: JSON.stringify(redactedJson),
       redacted: true,
       redacted_by: redactionEventId,
       unsigned: JSON.stringify(unsigned),
     });
+    // A redacted state event that is still current: its copy in the current state follows.
+    if (record.state_key !== null) {
+      await this.state.update(stateId(record.room_id, record.type, record.state_key), { json: JSON.stringify(redactedJson) }, { event_id: eventId });
+    }
+    return changed;
   }
 
   /**
@@ -452,7 +470,24 @@ export class RoomStore {
       state_key: event.state_key,
       event_id: event.event_id,
       stream,
+      json: JSON.stringify(event),
     });
+  }
+
+  /**
+   * The current state events for the given (type, state_key) pairs, read from
+   * the current-state records alone (one query, no event table): what the room
+   * server authorises against. Keyed `type \u0000 state_key` like StateMap.
+   */
+  async currentStateEventsFor(roomId: string, keys: ReadonlyArray<readonly [string, string]>): Promise<Map<string, RoomEvent>> {
+    const out = new Map<string, RoomEvent>();
+    if (keys.length === 0) return out;
+    const records = await this.state.getMany(keys.map(([type, key]) => stateId(roomId, type, key)));
+    for (const record of records) {
+      const json = record.json ?? (await this.events.get(record.event_id))?.json;
+      if (json !== undefined) out.set(`${record.type}\u0000${record.state_key}`, JSON.parse(json) as RoomEvent);
+    }
+    return out;
   }
 
   /** The current state entries of a room (optionally of one type), not the events. */
