@@ -332,6 +332,120 @@ describe.each(modes)('user data (%s mode)', (mode) => {
     });
   });
 
+  describe('through /sync', () => {
+    type SyncBody = {
+      next_batch: string;
+      account_data?: { events: Array<{ type: string; content: Record<string, unknown> }> };
+      presence?: { events: Array<{ type: string; sender: string; content: Record<string, unknown> }> };
+      to_device?: { events: Array<{ type: string; sender: string; content: Record<string, unknown> }> };
+      rooms?: { join?: Record<string, { account_data?: { events: Array<{ type: string; content: Record<string, unknown> }> } }> };
+    };
+
+    async function sync(session: Session, since?: string, timeout = 0): Promise<SyncBody> {
+      const query = new URLSearchParams({ timeout: String(timeout) });
+      if (since) query.set('since', since);
+      const raw = await call(session, 'GET', `/v3/sync?${query}`);
+      expect(raw.status).toBe(200);
+      return raw.json as unknown as SyncBody;
+    }
+
+    async function loginAgain(session: Session, password = 'pw-123456'): Promise<Session> {
+      const localpart = session.userId.slice(1, session.userId.indexOf(':'));
+      const response = await client(base).loginRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user: localpart }, password });
+      const credentials = { userId: response.user_id, accessToken: response.access_token, deviceId: response.device_id };
+      return { ...credentials, sdk: client(base, credentials) };
+    }
+
+    it('gives global and room account data in the initial sync, then only what changed', async () => {
+      const dave = await newUser('dave');
+      const { room_id: roomId } = await dave.sdk.createRoom({});
+      await dave.sdk.setAccountData('org.example.one' as never, { n: 1 } as never);
+      await dave.sdk.setRoomTag(roomId, 'm.favourite', { order: 0.5 });
+      const initial = await sync(dave);
+      expect(initial.account_data?.events).toEqual(expect.arrayContaining([{ type: 'org.example.one', content: { n: 1 } }]));
+      expect(initial.rooms?.join?.[roomId]?.account_data?.events).toEqual([{ type: 'm.tag', content: { tags: { 'm.favourite': { order: 0.5 } } } }]);
+
+      const quiet = await sync(dave, initial.next_batch);
+      expect(quiet.account_data?.events ?? []).toEqual([]);
+
+      await dave.sdk.setAccountData('org.example.two' as never, { n: 2 } as never);
+      const next = await sync(dave, quiet.next_batch);
+      expect(next.account_data?.events).toEqual([{ type: 'org.example.two', content: { n: 2 } }]);
+      expect(next.rooms?.join?.[roomId]?.account_data).toBeUndefined();
+    });
+
+    it('delivers a to-device message exactly once, and deletes it once a later token acknowledges it', async () => {
+      const erin = await newUser('erin');
+      const first = await sync(erin);
+      await bob.sdk.sendToDevice('org.example.secret', new Map([[erin.userId, new Map([[erin.deviceId, { key: 'k1' }]])]]), `t-${Date.now()}`);
+      const delivered = await sync(erin, first.next_batch);
+      expect(delivered.to_device?.events).toEqual([{ type: 'org.example.secret', sender: bob.userId, content: { key: 'k1' } }]);
+      // The same since token again: the client never confirmed, so the message comes again.
+      const repeated = await sync(erin, first.next_batch);
+      expect(repeated.to_device?.events).toEqual(delivered.to_device?.events);
+      // The next token acknowledges it: not delivered again, and gone even for the old token.
+      const after = await sync(erin, delivered.next_batch);
+      expect(after.to_device?.events ?? []).toEqual([]);
+      const old = await sync(erin, first.next_batch);
+      expect(old.to_device?.events ?? []).toEqual([]);
+    });
+
+    it("sends to every device of a user with '*', once per transaction", async () => {
+      const frank = await newUser('frank');
+      const frankPhone = await loginAgain(frank);
+      const tokens = [(await sync(frank)).next_batch, (await sync(frankPhone)).next_batch];
+      const messages = new Map([[frank.userId, new Map([['*', { hello: 'all' }]])]]);
+      await alice.sdk.sendToDevice('org.example.broadcast', messages, 'broadcast-1');
+      await alice.sdk.sendToDevice('org.example.broadcast', messages, 'broadcast-1');
+      for (const [i, session] of [frank, frankPhone].entries()) {
+        const body = await sync(session, tokens[i]);
+        expect(body.to_device?.events).toEqual([{ type: 'org.example.broadcast', sender: alice.userId, content: { hello: 'all' } }]);
+      }
+    });
+
+    it('wakes a waiting /sync when a to-device message arrives', async () => {
+      const gina = await newUser('gina');
+      // The first sync marks gina online; the second receives that, so the third has nothing to wait out.
+      const { next_batch: since } = await sync(gina, (await sync(gina)).next_batch);
+      const started = Date.now();
+      const waiting = sync(gina, since, 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await alice.sdk.sendToDevice('org.example.wake', new Map([[gina.userId, new Map([[gina.deviceId, { now: true }]])]]), `wake-${Date.now()}`);
+      const body = await waiting;
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(body.to_device?.events).toEqual([{ type: 'org.example.wake', sender: alice.userId, content: { now: true } }]);
+    });
+
+    it('marks a syncing user online unless set_presence says otherwise', async () => {
+      const jack = await newUser('jack');
+      expect((await call(jack, 'GET', '/v3/sync?timeout=0&set_presence=offline')).status).toBe(200);
+      expect(await alice.sdk.getPresence(jack.userId)).toMatchObject({ presence: 'offline' });
+      const first = await sync(jack);
+      expect(await alice.sdk.getPresence(jack.userId)).toMatchObject({ presence: 'online', currently_active: true });
+      // The user's own presence change shows in the next response.
+      const next = await sync(jack, first.next_batch);
+      expect(next.presence?.events.find((e) => e.sender === jack.userId)?.content.presence).toBe('online');
+      expect((await call(jack, 'GET', '/v3/sync?timeout=0&set_presence=unavailable')).status).toBe(200);
+      expect(await alice.sdk.getPresence(jack.userId)).toMatchObject({ presence: 'unavailable' });
+    });
+
+    it('gives presence of the user and of room members, with display names', async () => {
+      const hank = await newUser('hank');
+      const ivy = await newUser('ivy');
+      const { room_id: roomId } = await hank.sdk.createRoom({ preset: 'public_chat' as never });
+      await ivy.sdk.joinRoom(roomId);
+      await ivy.sdk.setDisplayName('Ivy');
+      await ivy.sdk.setPresence({ presence: 'online', status_msg: 'around' });
+      const initial = await sync(hank);
+      const ivyPresence = initial.presence?.events.find((e) => e.sender === ivy.userId);
+      expect(ivyPresence).toMatchObject({ type: 'm.presence', content: { presence: 'online', status_msg: 'around', displayname: 'Ivy' } });
+      await ivy.sdk.setPresence({ presence: 'unavailable' });
+      const next = await sync(hank, initial.next_batch);
+      const ivyChanges = next.presence?.events.filter((e) => e.sender === ivy.userId) ?? [];
+      expect(ivyChanges.map((e) => e.content.presence)).toEqual(['unavailable']);
+    });
+  });
+
   describe('third-party identifiers (not supported)', () => {
     it('lists no 3PIDs', async () => {
       expect(await alice.sdk.getThreePids()).toEqual({ threepids: [] });

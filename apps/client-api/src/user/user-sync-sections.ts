@@ -57,6 +57,13 @@ export class PresenceSyncSection implements SyncSection {
   }
 
   async build(request: SyncSectionRequest): Promise<SyncSectionResult> {
+    // sync.yaml `set_presence`: "If this parameter is omitted then the client is automatically marked as
+    // online when it uses this API"; `offline` leaves presence as it is. The write lands after `to`, so the
+    // user's own change shows in the next response.
+    const setPresence = request.setPresence ?? 'online';
+    if (setPresence !== 'offline') {
+      await this.stores.presence.syncActivity(request.userId, setPresence, () => this.stores.presenceAudience(request.userId));
+    }
     const users = new Set<string>([request.userId]);
     for (const roomId of request.joinedRoomIds) for (const member of await this.stores.rooms.joinedUsers(roomId)) users.add(member);
     const from = request.fullState ? 0 : request.from.presence;
