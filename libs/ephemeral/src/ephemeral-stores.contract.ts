@@ -89,6 +89,20 @@ export function describeEphemeralStoresContract(adapter: string, open: () => Pro
         expect(await typing.setTyping(r, '@a:test', true, 1_000)).toBeGreaterThan(after);
       });
 
+      it('two replicas expiring at once write each stop once', async () => {
+        const r = room();
+        const replica = await TypingStore.open(store, await StreamAllocator.open(store, () => now), async (w) => void wakes.push(w), () => now);
+        await typing.setTyping(r, '@a:test', true, 1_000);
+        await typing.setTyping(r, '@b:test', true, 1_000);
+        now += 1_001;
+        wakes.length = 0;
+        const [mine, theirs] = await Promise.all([typing.expire(), replica.expire()]);
+        const stops = wakes.filter((w) => w.room_id === r);
+        expect(stops).toHaveLength(2);
+        expect(mine + theirs).toBeGreaterThanOrEqual(2);
+        expect(await typing.typingIn([r])).toEqual(new Map());
+      });
+
       it('caps the timeout', async () => {
         const r = room();
         await typing.setTyping(r, '@a:test', true, 10 * MAX_TYPING_TIMEOUT_MS);
