@@ -30,7 +30,29 @@ describe('ephemeral /sync sections', () => {
     stores = await EphemeralStores.shared(store, bus);
     typingSection = new EphemeralSyncSection(store, bus);
     receiptsSection = new ReceiptsStreamSection(store, bus);
+    for (const user of ['@a:test', '@b:test', '@c:test']) await member(user, 'join');
   });
+
+  let memberEvents = 0;
+  /** Records a membership as the room server does (only the membership row matters here). */
+  async function member(userId: string, membership: 'join' | 'leave'): Promise<void> {
+    memberEvents++;
+    const event = {
+      event_id: `$member${memberEvents}`,
+      room_id: room,
+      type: 'm.room.member',
+      state_key: userId,
+      sender: userId,
+      content: { membership },
+      origin_server_ts: memberEvents,
+      depth: memberEvents,
+      prev_events: [],
+      auth_events: [],
+      hashes: { sha256: 'x' },
+      signatures: {},
+    };
+    await stores.rooms.setMembership(event, memberEvents);
+  }
   afterAll(async () => {
     await bus.close();
     await store.close();
@@ -117,5 +139,17 @@ describe('ephemeral /sync sections', () => {
     expect(onlyTyping.rooms?.[room]).toEqual({ ephemeral: { events: [{ type: 'm.typing', content: { user_ids: ['@c:test'] } }] } });
     const none = await typingSection.build(request('@a:test', null, to, { filter: { room: { ephemeral: { not_types: ['*'] } } } }));
     expect(none).toEqual({ rooms: {}, hasUpdates: false });
+  });
+
+  it('lists only typing users still joined', async () => {
+    await stores.typing.setTyping(room, '@b:test', true, 30_000);
+    const from = await positions();
+    await member('@c:test', 'leave');
+    await stores.typing.setTyping(room, '@b:test', false);
+    const to = await positions();
+    // @c left while typing: not listed, though their typing state has not run out.
+    expect((await typingSection.build(request('@a:test', from, to))).rooms?.[room]).toEqual({ ephemeral: { events: [{ type: 'm.typing', content: { user_ids: [] } }] } });
+    // An initial sync does not list a room where nobody joined types.
+    expect(JSON.stringify((await typingSection.build(request('@a:test', null, to))).rooms)).not.toContain('m.typing');
   });
 });

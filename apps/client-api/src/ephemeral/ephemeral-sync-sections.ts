@@ -40,6 +40,17 @@ export class ReceiptsStreamSection implements SyncSection {
   }
 }
 
+/**
+ * The typing users still joined: a member who leaves while typing keeps a
+ * typing state until its timeout, but is no longer "currently typing" in the
+ * room (typing only counts for joined members, as the endpoint requires).
+ */
+async function joinedOnly(stores: EphemeralStores, roomId: string, userIds: readonly string[]): Promise<string[]> {
+  const kept: string[] = [];
+  for (const userId of userIds) if ((await stores.rooms.getMembership(roomId, userId))?.membership === 'join') kept.push(userId);
+  return kept;
+}
+
 type EphemeralEvent = { type: 'm.typing'; content: { user_ids: string[] } } | { type: 'm.receipt'; content: Record<string, unknown> };
 
 /**
@@ -81,7 +92,11 @@ export class EphemeralSyncSection implements SyncSection {
     const rooms: Record<string, Record<string, unknown>> = {};
     for (const roomId of roomIds) {
       const events: EphemeralEvent[] = [];
-      if (typingRooms.has(roomId)) events.push({ type: 'm.typing', content: { user_ids: typers.get(roomId) ?? [] } });
+      if (typingRooms.has(roomId)) {
+        const userIds = await joinedOnly(stores, roomId, typers.get(roomId) ?? []);
+        // An initial sync lists rooms where someone types; an incremental one also the rooms where everyone stopped.
+        if (userIds.length > 0 || !full) events.push({ type: 'm.typing', content: { user_ids: userIds } });
+      }
       const roomReceipts = receipts.get(roomId);
       if (roomReceipts && roomReceipts.length > 0) events.push({ type: 'm.receipt', content: receiptContent(roomReceipts) });
       const kept = events.filter((e) => eventMatchesFilter(filter, { type: e.type, room_id: roomId, content: e.content }));
