@@ -409,6 +409,19 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
       expect(await api(carol, 'GET', `/rooms/${enc(roomId)}/joined_members`)).toMatchObject({ status: 403, json: { errcode: 'M_FORBIDDEN' } });
     });
 
+    it('answers the r0 paths as the v3 ones', async () => {
+      const r0 = async (method: string, path: string, body?: unknown) => {
+        const response = await fetch(`${base}/_matrix/client/r0${path}`, { method, headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+        return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+      };
+      const created = await r0('POST', '/createRoom', { name: 'r0 room' });
+      expect(created.status).toBe(200);
+      const id = enc(created.json.room_id as string);
+      expect((await r0('PUT', `/rooms/${id}/send/m.room.message/r0txn`, { msgtype: 'm.text', body: 'old path' })).status).toBe(200);
+      expect((await r0('GET', `/rooms/${id}/state/m.room.name/`)).json).toEqual({ name: 'r0 room' });
+      expect((await r0('GET', '/joined_rooms')).json.joined_rooms).toContain(created.json.room_id);
+    });
+
     it('refuses users who are not joined and unknown rooms', async () => {
       expect((await matrixError(carol.sdk.sendMessage(roomId, { msgtype: MsgType.Text, body: 'hi' }))).errcode).toBe('M_FORBIDDEN');
       const unknown = `!unknown${Date.now()}:${server.serverName}`;
