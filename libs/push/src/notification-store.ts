@@ -1,0 +1,185 @@
+import type { Collection, Doc, DocumentStore } from '@atrium/storage';
+import type { PushAction } from '@atrium/matrix';
+
+/**
+ * What push evaluation leaves behind (client-server-api "Receiving
+ * notifications", "Listing Notifications"):
+ *
+ * - `push_notifications`: one row per (user, event) that a rule made notify,
+ *   keyed by both IDs so a replayed event inserts nothing new (ARCHITECTURE.md
+ *   rule 3). Counts are not stored as counters: the unread count of a
+ *   (user, room, thread) is the number of rows after that user's read receipt
+ *   for it, counted when asked (see UnreadCounter). A receipt therefore
+ *   "resets" the counts by existing, with no write racing the evaluator
+ *   (rule 4: no transactions), and GET /notifications reads the same rows.
+ * - `push_sent_marks`: the position of the latest event each local user sent
+ *   per room and thread: "When the user updates their read receipt (either by
+ *   using the API or by sending an event), notifications prior to and
+ *   including that event MUST be marked as read".
+ * - `push_cursor`: how far the push gateway has processed the room output
+ *   log (positions in the `events` stream).
+ */
+export interface NotificationRecord extends Doc {
+  _id: string; // user_id \n event_id
+  user_id: string;
+  room_id: string;
+  event_id: string;
+  /** The thread root's event ID, or `main` ("Threaded read receipts"). */
+  thread_id: string;
+  /** The event's position in the `events` stream. */
+  event_stream: number;
+  highlight: boolean;
+  /** The matched rule's actions, as JSON text (notifications.yaml `actions`). */
+  actions: string;
+  ts: number;
+  /** Set once every pusher of the user was tried, so a replay does not push twice. */
+  pushed: boolean;
+}
+
+export interface SentMarkRecord extends Doc {
+  _id: string; // user_id \n room_id \n thread_id
+  user_id: string;
+  room_id: string;
+  thread_id: string;
+  event_stream: number;
+}
+
+export interface CursorRecord extends Doc {
+  _id: string;
+  position: number;
+}
+
+export interface NewNotification {
+  userId: string;
+  roomId: string;
+  eventId: string;
+  threadId: string;
+  eventStream: number;
+  highlight: boolean;
+  actions: PushAction[];
+}
+
+export interface CountQuery {
+  userId: string;
+  roomId: string;
+  /** Exclusive lower bound (the read receipt's event position). */
+  after: number;
+  /** Inclusive upper bound (the sync response's events position). */
+  upTo: number;
+}
+
+const MAX_CAS_ATTEMPTS = 20;
+const OUTPUT_CURSOR = 'room_output';
+
+export class NotificationStore {
+  private constructor(
+    private readonly rows: Collection<NotificationRecord>,
+    private readonly marks: Collection<SentMarkRecord>,
+    private readonly cursors: Collection<CursorRecord>,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(store: DocumentStore, now: () => number = Date.now): Promise<NotificationStore> {
+    return new NotificationStore(
+      await store.collection<NotificationRecord>({
+        name: 'push_notifications',
+        indexes: [{ fields: ['user_id', 'room_id', 'thread_id', 'event_stream'] }, { fields: ['user_id', 'event_stream'] }],
+      }),
+      await store.collection<SentMarkRecord>({ name: 'push_sent_marks' }),
+      await store.collection<CursorRecord>({ name: 'push_cursor' }),
+      now,
+    );
+  }
+
+  static rowId(userId: string, eventId: string): string {
+    return `${userId}\n${eventId}`;
+  }
+
+  /** Records a notification; false when it was already recorded (a replay). */
+  record(n: NewNotification): Promise<boolean> {
+    return this.rows.insert({
+      _id: NotificationStore.rowId(n.userId, n.eventId),
+      user_id: n.userId,
+      room_id: n.roomId,
+      event_id: n.eventId,
+      thread_id: n.threadId,
+      event_stream: n.eventStream,
+      highlight: n.highlight,
+      actions: JSON.stringify(n.actions),
+      ts: this.now(),
+      pushed: false,
+    });
+  }
+
+  get(userId: string, eventId: string): Promise<NotificationRecord | null> {
+    return this.rows.get(NotificationStore.rowId(userId, eventId));
+  }
+
+  /** Which of these events already have a row for the user. */
+  async recordedEvents(userId: string, eventIds: readonly string[]): Promise<Set<string>> {
+    if (eventIds.length === 0) return new Set();
+    const rows = await this.rows.getMany(eventIds.map((id) => NotificationStore.rowId(userId, id)));
+    return new Set(rows.map((r) => r.event_id));
+  }
+
+  async markPushed(userId: string, eventId: string): Promise<void> {
+    await this.rows.update(NotificationStore.rowId(userId, eventId), { pushed: true });
+  }
+
+  /** Notification and highlight counts of one thread of a room in (after, upTo]. */
+  async countThread(query: CountQuery, threadId: string): Promise<{ notification_count: number; highlight_count: number }> {
+    const filter = { user_id: query.userId, room_id: query.roomId, thread_id: threadId, event_stream: { $gt: query.after, $lte: query.upTo } };
+    const notification_count = await this.rows.count(filter);
+    const highlight_count = notification_count === 0 ? 0 : await this.rows.count({ ...filter, highlight: true });
+    return { notification_count, highlight_count };
+  }
+
+  /** Rows outside the main timeline in (after, upTo], oldest first, at most `limit`. */
+  threadRows(query: CountQuery, limit: number): Promise<NotificationRecord[]> {
+    return this.rows.find(
+      { user_id: query.userId, room_id: query.roomId, thread_id: { $ne: 'main' }, event_stream: { $gt: query.after, $lte: query.upTo } },
+      { sort: { event_stream: 1 }, limit },
+    );
+  }
+
+  /** GET /notifications: the user's rows before `before` (exclusive), newest first. */
+  list(userId: string, before: number, limit: number, onlyHighlight: boolean): Promise<NotificationRecord[]> {
+    const filter = onlyHighlight ? { user_id: userId, event_stream: { $lt: before }, highlight: true } : { user_id: userId, event_stream: { $lt: before } };
+    return this.rows.find(filter, { sort: { event_stream: -1 }, limit });
+  }
+
+  /** The rooms the user has notifications in among their latest `limit` rows (for the push `counts.unread`). */
+  async recentRooms(userId: string, limit = 500): Promise<Set<string>> {
+    const rows = await this.rows.find({ user_id: userId }, { sort: { event_stream: -1 }, limit });
+    return new Set(rows.map((r) => r.room_id));
+  }
+
+  // ---- what the user sent (an implicit receipt) ----
+
+  /** Moves the user's sent mark of (room, thread) forward to `eventStream` (never back). */
+  async markSent(userId: string, roomId: string, threadId: string, eventStream: number): Promise<void> {
+    const id = `${userId}\n${roomId}\n${threadId}`;
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      if (await this.marks.insert({ _id: id, user_id: userId, room_id: roomId, thread_id: threadId, event_stream: eventStream })) return;
+      if (await this.marks.update(id, { event_stream: eventStream }, { event_stream: { $lt: eventStream } })) return;
+      const current = await this.marks.get(id);
+      if (current && current.event_stream >= eventStream) return;
+    }
+  }
+
+  async sentMark(userId: string, roomId: string, threadId: string): Promise<number> {
+    return (await this.marks.get(`${userId}\n${roomId}\n${threadId}`))?.event_stream ?? 0;
+  }
+
+  // ---- the consumer's cursor in the room output log ----
+
+  async cursor(): Promise<number> {
+    return (await this.cursors.get(OUTPUT_CURSOR))?.position ?? 0;
+  }
+
+  /** Moves the cursor from `from` to `to` (compare-and-set); false if another consumer moved it first. */
+  async advanceCursor(from: number, to: number): Promise<boolean> {
+    if (from === 0 && (await this.cursors.insert({ _id: OUTPUT_CURSOR, position: to }))) return true;
+    return this.cursors.update(OUTPUT_CURSOR, { position: to }, { position: from });
+  }
+}

@@ -1,0 +1,53 @@
+import type { Bus } from '@atrium/bus';
+import { ReceiptStore } from '@atrium/ephemeral';
+import { RoomStore, StreamAllocator } from '@atrium/rooms';
+import type { DocumentStore } from '@atrium/storage';
+import { AccountDataStore, SYNC_WAKE_SUBJECT, type WakeSync } from '@atrium/user-data';
+import { NotificationStore } from './notification-store';
+import { PushEvaluator } from './push-evaluator';
+import { PushRulesStore } from './push-rules-store';
+import { PusherStore } from './pusher-store';
+import { UnreadCounter } from './unread-counter';
+
+/**
+ * Everything push needs over one document store, opened once per store and
+ * shared (the client-api endpoints, its /sync section, and the push gateway
+ * in the embedded mode all use the same instances). Other libraries are used
+ * through their exported stores: account data (user-data), receipts
+ * (ephemeral), room events and state (rooms), read only except for the
+ * `m.push_rules` account data.
+ */
+export class PushStores {
+  private static readonly opened = new WeakMap<DocumentStore, Promise<PushStores>>();
+
+  private constructor(
+    readonly rules: PushRulesStore,
+    readonly notifications: NotificationStore,
+    readonly pushers: PusherStore,
+    readonly evaluator: PushEvaluator,
+    readonly counter: UnreadCounter,
+    readonly rooms: RoomStore,
+    readonly receipts: ReceiptStore,
+  ) {}
+
+  static shared(store: DocumentStore, bus: Bus): Promise<PushStores> {
+    let stores = PushStores.opened.get(store);
+    if (!stores) {
+      stores = PushStores.open(store, bus);
+      PushStores.opened.set(store, stores);
+      stores.catch(() => PushStores.opened.delete(store));
+    }
+    return stores;
+  }
+
+  static async open(store: DocumentStore, bus: Bus): Promise<PushStores> {
+    const positions = await StreamAllocator.open(store);
+    const wake: WakeSync = (message) => bus.notify(SYNC_WAKE_SUBJECT, message);
+    const rooms = await RoomStore.open(store);
+    const receipts = await ReceiptStore.open(store, positions, wake);
+    const rules = new PushRulesStore(await AccountDataStore.open(store, positions, wake));
+    const notifications = await NotificationStore.open(store);
+    const evaluator = new PushEvaluator(rooms, rules);
+    return new PushStores(rules, notifications, await PusherStore.open(store), evaluator, new UnreadCounter(rooms, receipts, notifications, evaluator), rooms, receipts);
+  }
+}
