@@ -1,9 +1,12 @@
 import { Module } from '@nestjs/common';
+import { PushConsumer } from './push-consumer';
 
 /**
- * push rule evaluation, notification counts and HTTP pushers (arrive with the push work).
- * Today the process runs the platform only (health, readiness, metrics), so
- * deployments, probes and scaling can be set up before its features land.
+ * Push rule evaluation, notification counts and HTTP pushers
+ * (ARCHITECTURE.md "Push"): PushConsumer reads the room output log, records
+ * notifications per local member and posts to their pushers. The stores and
+ * the evaluation it shares with client-api (push rules API, /notifications,
+ * /sync counts) are in libs/push.
  */
-@Module({})
+@Module({ providers: [PushConsumer] })
 export class PushGatewayModule {}
