@@ -1,0 +1,387 @@
+/**
+ * Push rules, unread notification counts, GET /notifications and HTTP
+ * pushers, through matrix-js-sdk (raw fetch where the SDK has no call or
+ * checks input itself) against a running server, in both modes. In cluster
+ * mode the push gateway is its own process; the test plays the push gateway
+ * peer with a real HTTP server on 127.0.0.1.
+ *
+ * Spec: client-server-api modules/push.md; data/api/client-server/
+ * pushrules.yaml, pusher.yaml, notifications.yaml, sync.yaml
+ * (unread_notifications, unread_thread_notifications);
+ * data/api/push-gateway/push_notifier.yaml.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PushRuleActionName, PushRuleKind, type MatrixClient } from 'matrix-js-sdk';
+import { startTestServer, type Mode, type TestServer } from '../support/servers';
+import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+
+const modes: Mode[] = ['embedded', 'cluster'];
+
+interface User {
+  userId: string;
+  token: string;
+  sdk: MatrixClient;
+}
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Polls `check` every 100 ms until it returns a value, at most `ms`. */
+async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A push gateway peer: records every POST /_matrix/push/v1/notify and answers `rejected` as configured per pushkey. */
+class GatewayPeer {
+  readonly received: Json[] = [];
+  readonly rejectKeys = new Set<string>();
+  private server?: Server;
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.method !== 'POST' || req.url !== '/_matrix/push/v1/notify') {
+          res.writeHead(404).end();
+          return;
+        }
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json;
+        this.received.push(body);
+        const keys = ((body.notification?.devices ?? []) as Json[]).map((d) => d.pushkey as string);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rejected: keys.filter((k) => this.rejectKeys.has(k)) }));
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/_matrix/push/v1/notify`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
+  let server: TestServer;
+  let base: string;
+  let alice: User;
+  let bob: User;
+  let carol: User;
+  let roomId: string;
+  const gateway = new GatewayPeer();
+  const enc = encodeURIComponent;
+
+  async function newUser(prefix: string): Promise<User> {
+    const response = await registerUser(base, uniqueName(prefix), 'pw-push-12345');
+    return {
+      userId: response.user_id,
+      token: response.access_token!,
+      sdk: client(base, { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id }),
+    };
+  }
+
+  async function api(user: User | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (user) headers.authorization = `Bearer ${user.token}`;
+    const response = await fetch(`${base}/_matrix/client/v3${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? (JSON.parse(text) as Json) : {} };
+  }
+
+  async function sync(user: User, query: Record<string, string | number | undefined> = {}): Promise<Json> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+    const res = await api(user, 'GET', `/sync?${params.toString()}`);
+    expect(res.status).toBe(200);
+    return res.json;
+  }
+
+  async function send(user: User, body: string, extra: Json = {}): Promise<string> {
+    const res = await api(user, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/${uniqueName('t')}`, { msgtype: 'm.text', body, ...extra });
+    expect(res.status).toBe(200);
+    return res.json.event_id as string;
+  }
+
+  /** Bob's counts in the room from a fresh initial sync (what a restarted client sees). */
+  async function initialCounts(user: User, filter?: Json): Promise<Json> {
+    const response = await sync(user, { filter: filter ? JSON.stringify(filter) : undefined });
+    return response.rooms.join[roomId] as Json;
+  }
+
+  /** Bob's counts once they equal `want` (the push gateway may trail; /sync must not). */
+  async function countsBecome(user: User, want: { notification_count: number; highlight_count: number }): Promise<void> {
+    await eventually(`counts ${JSON.stringify(want)}`, async () => {
+      const room = await initialCounts(user);
+      const got = room?.unread_notifications;
+      return got && got.notification_count === want.notification_count && got.highlight_count === want.highlight_count ? true : undefined;
+    });
+  }
+
+  beforeAll(async () => {
+    await gateway.start();
+    server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__REGISTER__BURST: '100', ATRIUM_RATE_LIMITS__REGISTER__PER_SECOND: '10' } });
+    base = server.baseUrl;
+    alice = await newUser('alice');
+    bob = await newUser('bob');
+    carol = await newUser('carol');
+    // Three members, so the one-to-one rules stay out of the way: a plain message is .m.rule.message (notify, no highlight).
+    const created = await api(alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [bob.userId, carol.userId] });
+    expect(created.status).toBe(200);
+    roomId = created.json.room_id as string;
+    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/join`, {})).status).toBe(200);
+    expect((await api(carol, 'POST', `/rooms/${enc(roomId)}/join`, {})).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    for (const user of [alice, bob, carol]) user?.sdk.stopClient();
+    await server?.stop();
+    await gateway.stop();
+  });
+
+  it('a message and a mention raise the unread counts in the same /sync response as the events', async () => {
+    const start = await sync(bob);
+    expect(start.rooms.join[roomId].unread_notifications).toEqual({ notification_count: 0, highlight_count: 0 });
+    let token = start.next_batch as string;
+    await send(alice, 'hello everyone');
+    const mention = await send(alice, 'bob, look at this', { 'm.mentions': { user_ids: [bob.userId] } });
+    const seen = await eventually('the mention in bob\'s sync', async () => {
+      const response = await sync(bob, { since: token, timeout: 2000 });
+      token = response.next_batch as string;
+      const room = response.rooms?.join?.[roomId] as Json | undefined;
+      const hasMention = ((room?.timeline?.events ?? []) as Json[]).some((e) => e.event_id === mention);
+      return hasMention ? room : undefined;
+    });
+    // "The updated notification count from a new event MUST appear in the same /sync response as the event itself."
+    expect(seen!.unread_notifications).toEqual({ notification_count: 2, highlight_count: 1 });
+    // The sender's own messages never count for her.
+    expect((await initialCounts(alice)).unread_notifications).toEqual({ notification_count: 0, highlight_count: 0 });
+  });
+
+  it('a read receipt resets the counts, and the receipt wakes a waiting /sync with them', async () => {
+    const before = await sync(bob);
+    expect(before.rooms.join[roomId].unread_notifications.notification_count).toBe(2);
+    const last = (before.rooms.join[roomId].timeline.events as Json[]).at(-1)!.event_id as string;
+    const waiting = sync(bob, { since: before.next_batch as string, timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(last)}`, {})).status).toBe(200);
+    const woke = await waiting;
+    expect(woke.rooms.join[roomId].unread_notifications).toEqual({ notification_count: 0, highlight_count: 0 });
+    expect((await initialCounts(bob)).unread_notifications).toEqual({ notification_count: 0, highlight_count: 0 });
+  });
+
+  it('a private receipt and the user\'s own message also mark as read', async () => {
+    const first = await send(alice, 'one more');
+    await countsBecome(bob, { notification_count: 1, highlight_count: 0 });
+    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/receipt/m.read.private/${enc(first)}`, {})).status).toBe(200);
+    await countsBecome(bob, { notification_count: 0, highlight_count: 0 });
+    await send(alice, 'and another');
+    await countsBecome(bob, { notification_count: 1, highlight_count: 0 });
+    // "When the user updates their read receipt (either by using the API or by sending an event)".
+    await send(bob, 'I am here');
+    await countsBecome(bob, { notification_count: 0, highlight_count: 0 });
+  });
+
+  it('threads are counted apart with unread_thread_notifications, and a threaded receipt clears its thread only', async () => {
+    const threadFilter = { room: { timeline: { unread_thread_notifications: true } } };
+    const root = await send(alice, 'thread root');
+    const reply = await send(alice, 'in the thread', { 'm.relates_to': { rel_type: 'm.thread', event_id: root } });
+    const room = await eventually('thread counts', async () => {
+      const r = await initialCounts(bob, threadFilter);
+      return r?.unread_thread_notifications?.[root]?.notification_count === 1 ? r : undefined;
+    });
+    expect(room.unread_notifications).toEqual({ notification_count: 1, highlight_count: 0 });
+    expect(room.unread_thread_notifications[root]).toEqual({ notification_count: 1, highlight_count: 0 });
+    // Without opting in, both are in unread_notifications.
+    expect((await initialCounts(bob)).unread_notifications).toEqual({ notification_count: 2, highlight_count: 0 });
+    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(reply)}`, { thread_id: root })).status).toBe(200);
+    const after = await eventually('thread cleared', async () => {
+      const r = await initialCounts(bob, threadFilter);
+      return r && r.unread_thread_notifications?.[root] === undefined ? r : undefined;
+    });
+    expect(after.unread_notifications).toEqual({ notification_count: 1, highlight_count: 0 });
+    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(root)}`, {})).status).toBe(200);
+    await countsBecome(bob, { notification_count: 0, highlight_count: 0 });
+  });
+
+  it('push rule CRUD through matrix-js-sdk, seen in /sync account_data and applied to counts', async () => {
+    const rules = await bob.sdk.getPushRules();
+    expect(rules!.global.override!.map((r) => r.rule_id)).toEqual(expect.arrayContaining(['.m.rule.master', '.m.rule.is_user_mention', '.m.rule.is_room_mention']));
+    // The SDK adds rules of its own to what it fetched (PushProcessor.rewriteDefaultRules); the server's list, as served:
+    const served = (await api(bob, 'GET', '/pushrules/')).json.global as Json;
+    expect((served.underride as Json[]).map((r) => r.rule_id)).toEqual(['.m.rule.call', '.m.rule.encrypted_room_one_to_one', '.m.rule.room_one_to_one', '.m.rule.message', '.m.rule.encrypted']);
+    expect(served.content).toEqual([]);
+
+    const token = (await sync(bob)).next_batch as string;
+    await bob.sdk.addPushRule('global', PushRuleKind.ContentSpecific, 'cake', { pattern: 'cake', actions: ['notify', { set_tweak: 'highlight' }] } as never);
+    const withCake = await bob.sdk.getPushRules();
+    expect(withCake!.global.content!.find((r) => r.rule_id === 'cake')).toMatchObject({ pattern: 'cake', enabled: true, default: false });
+    // "When a user changes their push rules a m.push_rules event is sent to all clients in the account_data section".
+    const pushRulesEvent = await eventually('m.push_rules in account_data', async () => {
+      const response = await sync(bob, { since: token, timeout: 2000 });
+      return ((response.account_data?.events ?? []) as Json[]).find((e) => e.type === 'm.push_rules');
+    });
+    expect((pushRulesEvent.content.global.content as Json[]).map((r) => r.rule_id)).toContain('cake');
+
+    // A content rule with highlight applies to the next message.
+    await send(alice, 'there is CAKE in the kitchen');
+    await countsBecome(bob, { notification_count: 1, highlight_count: 1 });
+
+    await bob.sdk.setPushRuleEnabled('global', PushRuleKind.ContentSpecific, 'cake', false);
+    expect((await api(bob, 'GET', '/pushrules/global/content/cake/enabled')).json).toEqual({ enabled: false });
+    await bob.sdk.setPushRuleActions('global', PushRuleKind.ContentSpecific, 'cake', [PushRuleActionName.Notify]);
+    expect((await api(bob, 'GET', '/pushrules/global/content/cake/actions')).json).toEqual({ actions: ['notify'] });
+    // Server-default rules can be switched off and given other actions, not deleted.
+    await bob.sdk.setPushRuleEnabled('global', PushRuleKind.Override, '.m.rule.suppress_notices', false);
+    expect((await api(bob, 'GET', '/pushrules/global/override/.m.rule.suppress_notices/enabled')).json).toEqual({ enabled: false });
+    await bob.sdk.setPushRuleEnabled('global', PushRuleKind.Override, '.m.rule.suppress_notices', true);
+
+    await bob.sdk.deletePushRule('global', PushRuleKind.ContentSpecific, 'cake');
+    expect((await matrixError(bob.sdk.deletePushRule('global', PushRuleKind.ContentSpecific, 'cake'))).errcode).toBe('M_NOT_FOUND');
+    expect((await api(bob, 'GET', '/pushrules/global/content/cake')).status).toBe(404);
+
+    // A room rule with no actions silences the room ("Examples").
+    const last = (await initialCounts(bob)).timeline.events.at(-1).event_id as string;
+    await api(bob, 'POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(last)}`, {});
+    await countsBecome(bob, { notification_count: 0, highlight_count: 0 });
+    await bob.sdk.addPushRule('global', PushRuleKind.RoomSpecific, roomId, { actions: [] } as never);
+    await send(alice, 'muted message');
+    await send(alice, 'bob?', { 'm.mentions': { user_ids: [bob.userId] } });
+    await new Promise((r) => setTimeout(r, 1500));
+    // The mention rule is an override, above room rules: it still counts; the plain message does not.
+    await countsBecome(bob, { notification_count: 1, highlight_count: 1 });
+    await bob.sdk.deletePushRule('global', PushRuleKind.RoomSpecific, roomId);
+  });
+
+  it('before/after place user rules (raw PUT with query parameters)', async () => {
+    expect((await api(bob, 'PUT', '/pushrules/global/override/first', { actions: [], conditions: [{ kind: 'event_match', key: 'content.body', pattern: 'zzz' }] })).status).toBe(200);
+    expect((await api(bob, 'PUT', '/pushrules/global/override/third?after=first', { actions: [] })).status).toBe(200);
+    expect((await api(bob, 'PUT', '/pushrules/global/override/second?before=third', { actions: ['notify'] })).status).toBe(200);
+    const order = ((await api(bob, 'GET', '/pushrules/')).json.global.override as Json[]).map((r) => r.rule_id);
+    expect(order.slice(0, 4)).toEqual(['.m.rule.master', 'first', 'second', 'third']);
+    for (const id of ['first', 'second', 'third']) expect((await api(bob, 'DELETE', `/pushrules/global/override/${id}`)).status).toBe(200);
+  });
+
+  it('refuses bad push rule requests with the right errcode', async () => {
+    const put = (path: string, body: unknown) => api(bob, 'PUT', `/pushrules/global/${path}`, body);
+    expect((await put('override/.mine', { actions: [] })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await put(`override/${enc('a\\b')}`, { actions: [] })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await put('room/not-a-room', { actions: [] })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await put('sideways/x', { actions: [] })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await put('override/x', {})).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await put('override/x', { actions: ['explode'] })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await put('content/x', { actions: ['notify'] })).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await put('content/x', { actions: ['notify'], pattern: 7 })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await put('override/x', { actions: [], conditions: [{ kind: 'room_member_count', is: 'lots' }] })).json.errcode).toBe('M_INVALID_PARAM');
+    const anchored = await put('override/x?before=nope', { actions: [] });
+    expect(anchored).toEqual({ status: 400, json: expect.objectContaining({ errcode: 'M_UNKNOWN' }) });
+    expect((await put('override/x?after=.m.rule.master', { actions: [] })).status).toBe(400);
+    expect((await put('override/x', '[1,2]')).json.errcode).toBe('M_NOT_JSON');
+    expect((await api(bob, 'GET', '/pushrules/global/override/nope')).json.errcode).toBe('M_NOT_FOUND');
+    expect((await api(bob, 'PUT', '/pushrules/global/override/nope/enabled', { enabled: true })).json.errcode).toBe('M_NOT_FOUND');
+    expect((await api(bob, 'PUT', '/pushrules/global/override/.m.rule.master/enabled', { enabled: 'yes' })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await api(bob, 'PUT', '/pushrules/global/override/.m.rule.master/actions', { actions: 5 })).json.errcode).toBe('M_INVALID_PARAM');
+    const deleteDefault = await api(bob, 'DELETE', '/pushrules/global/override/.m.rule.master');
+    expect(deleteDefault.status).toBe(400);
+    expect((await api(null, 'GET', '/pushrules/')).json.errcode).toBe('M_MISSING_TOKEN');
+  });
+
+  it('an HTTP pusher set through setPusher receives the notification, and rejected pushkeys are dropped', async () => {
+    const pusher = {
+      kind: 'http',
+      app_id: 'org.example.atrium.test',
+      pushkey: 'pushkey-one',
+      app_display_name: 'Atrium test',
+      device_display_name: 'bob phone',
+      lang: 'en',
+      data: { url: gateway.url, custom: 'kept' },
+    };
+    await bob.sdk.setPusher(pusher as never);
+    const listed = (await bob.sdk.getPushers()).pushers;
+    expect(listed).toEqual([expect.objectContaining({ pushkey: 'pushkey-one', kind: 'http', app_id: pusher.app_id, lang: 'en', data: pusher.data })]);
+
+    const eventId = await send(alice, 'ping for the pusher', { 'm.mentions': { user_ids: [bob.userId] } });
+    const body = await eventually('the push at the gateway', () => gateway.received.find((b) => b.notification?.event_id === eventId));
+    const n = body.notification as Json;
+    expect(n).toMatchObject({ event_id: eventId, room_id: roomId, type: 'm.room.message', sender: alice.userId, prio: 'high', content: { body: 'ping for the pusher' } });
+    expect(n.counts.unread).toBeGreaterThanOrEqual(1);
+    expect(n.devices).toEqual([
+      expect.objectContaining({ app_id: pusher.app_id, pushkey: 'pushkey-one', data: { custom: 'kept' }, tweaks: { sound: 'default', highlight: true } }),
+    ]);
+
+    // A second pusher whose gateway answers it as rejected is removed ("Homeservers must cease sending notification requests for these pushkeys").
+    gateway.rejectKeys.add('pushkey-two');
+    await bob.sdk.setPusher({ ...pusher, pushkey: 'pushkey-two', data: { url: gateway.url, format: 'event_id_only' } } as never);
+    expect((await bob.sdk.getPushers()).pushers).toHaveLength(2);
+    const second = await send(alice, 'second ping');
+    const idOnly = await eventually('the event_id_only push', () =>
+      gateway.received.find((b) => b.notification?.event_id === second && b.notification.devices[0].pushkey === 'pushkey-two'),
+    );
+    expect(idOnly.notification.content).toBeUndefined();
+    expect(idOnly.notification.sender).toBeUndefined();
+    await eventually('the rejected pusher gone', async () => {
+      const keys = (await bob.sdk.getPushers()).pushers.map((p) => p.pushkey);
+      return keys.length === 1 && keys[0] === 'pushkey-one' ? true : undefined;
+    });
+
+    // kind null deletes.
+    await bob.sdk.removePusher('pushkey-one', pusher.app_id);
+    expect((await bob.sdk.getPushers()).pushers).toEqual([]);
+  });
+
+  it('refuses bad pushers with M_MISSING_PARAM / M_INVALID_PARAM', async () => {
+    const good = { kind: 'http', app_id: 'a.b', pushkey: 'k', app_display_name: 'A', device_display_name: 'D', lang: 'en', data: { url: gateway.url } };
+    const set = (body: unknown) => api(bob, 'POST', '/pushers/set', body);
+    const without = (key: string): Json => Object.fromEntries(Object.entries(good).filter(([k]) => k !== key));
+    expect((await set(without('kind'))).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await set(without('pushkey'))).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await set(without('lang'))).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await set(without('data'))).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await set({ ...good, data: {} })).json.errcode).toBe('M_MISSING_PARAM');
+    expect((await set({ ...good, kind: 'sms' })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await set({ ...good, data: { url: 'ftp://example.org/_matrix/push/v1/notify' } })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await set({ ...good, data: { url: 'https://example.org/notify' } })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await set({ ...good, data: { url: 'not a url' } })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await set({ ...good, data: { url: gateway.url, format: 'full' } })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await set({ ...good, app_id: 'x'.repeat(65) })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await set({ ...good, append: 'yes' })).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await api(bob, 'GET', '/pushers')).json).toEqual({ pushers: [] });
+  });
+
+  it('GET /notifications lists notified events newest first, with read flags, only=highlight and paging', async () => {
+    const all = await api(bob, 'GET', '/notifications?limit=100');
+    expect(all.status).toBe(200);
+    const list = all.json.notifications as Json[];
+    expect(list.length).toBeGreaterThanOrEqual(5);
+    for (const n of list) {
+      expect(n).toEqual(expect.objectContaining({ room_id: roomId, read: expect.any(Boolean), ts: expect.any(Number), actions: expect.any(Array) }));
+      expect(n.event.sender).toBe(alice.userId);
+    }
+    const streams = list.map((n) => n.event.origin_server_ts as number);
+    expect([...streams].sort((a, b) => b - a)).toEqual(streams);
+    const highlights = (await api(bob, 'GET', '/notifications?only=highlight&limit=100')).json.notifications as Json[];
+    expect(highlights.length).toBeGreaterThanOrEqual(2);
+    expect(highlights.every((n) => (n.actions as Json[]).some((a) => a.set_tweak === 'highlight'))).toBe(true);
+    const page1 = await api(bob, 'GET', '/notifications?limit=2');
+    expect(page1.json.notifications).toHaveLength(2);
+    expect(typeof page1.json.next_token).toBe('string');
+    const page2 = await api(bob, 'GET', `/notifications?limit=2&from=${enc(page1.json.next_token as string)}`);
+    expect(page2.json.notifications[0].event.event_id).toBe(list[2].event.event_id);
+    // The earliest were read (receipts above); the SDK's call works too.
+    expect(list.at(-1)!.read).toBe(true);
+    const viaSdk = await bob.sdk.http.authedRequest<Json>('GET' as never, '/notifications', { limit: '1' });
+    expect(viaSdk.notifications).toHaveLength(1);
+    expect((await api(bob, 'GET', '/notifications?limit=abc')).json.errcode).toBe('M_INVALID_PARAM');
+    expect((await api(bob, 'GET', '/notifications?from=x')).json.errcode).toBe('M_INVALID_PARAM');
+  });
+});
