@@ -5,6 +5,7 @@
  */
 import type { SyncSection } from './sync-sections';
 import { EphemeralSyncSection, ReceiptsStreamSection } from '../ephemeral/ephemeral-sync-sections';
+import { UnreadNotificationsSyncSection } from '../push/push-sync-section';
 import { AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection } from '../user/user-sync-sections';
 
-export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection];
+export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection, UnreadNotificationsSyncSection];
