@@ -11,10 +11,11 @@ import { UserDataModule } from './user/user-data.module';
 import { RelationsModule } from './relations/relations.module';
 import { SearchModule } from './search/search.module';
 import { ReportingModule } from './reporting/reporting.module';
+import { PushModule } from './push/push.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule],
+  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],
