@@ -80,12 +80,12 @@ describe.each(modes)('typing, receipts and read markers (%s mode)', (mode) => {
   }
 
   /** Long-polls from `since` until a response has an ephemeral event of `type` passing `match`; returns it and the next token. */
-  async function nextEphemeral(user: User, since: string, type: string, match: (e: Json) => boolean = () => true): Promise<{ event: Json; next: string }> {
+  async function nextEphemeral(user: User, since: string, type: string, match: (e: Json) => boolean = () => true, room = roomId): Promise<{ event: Json; next: string }> {
     let token = since;
     return eventually(`${type} in ${user.userId}'s sync`, async () => {
       const response = await sync(user, { since: token, timeout: 2_000 });
       token = response.next_batch as string;
-      const event = ephemeral(response, type).find(match);
+      const event = ephemeral(response, type, room).find(match);
       return event ? { event, next: token } : undefined;
     });
   }
@@ -156,6 +156,18 @@ describe.each(modes)('typing, receipts and read markers (%s mode)', (mode) => {
       expect((await api(bob, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(bob.userId)}`, { typing: false })).status).toBe(200);
       const none = await nextEphemeral(alice, after.next, 'm.typing');
       expect(none.event).toEqual({ type: 'm.typing', content: { user_ids: [] } });
+    });
+
+    it('a member who leaves while typing is taken off the list', async () => {
+      const created = await api(alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [carol.userId] });
+      const other = created.json.room_id as string;
+      expect((await api(carol, 'POST', `/rooms/${enc(other)}/join`, {})).status).toBe(200);
+      const start = (await sync(alice)).next_batch as string;
+      expect((await api(carol, 'PUT', `/rooms/${enc(other)}/typing/${enc(carol.userId)}`, { typing: true, timeout: 60_000 })).status).toBe(200);
+      const typing = await nextEphemeral(alice, start, 'm.typing', (e) => (e.content.user_ids as string[]).includes(carol.userId), other);
+      expect((await api(carol, 'POST', `/rooms/${enc(other)}/leave`, {})).status).toBe(200);
+      const after = await nextEphemeral(alice, typing.next, 'm.typing', (e) => !(e.content.user_ids as string[]).includes(carol.userId), other);
+      expect(after.event.content.user_ids).toEqual([]);
     });
 
     it('refuses typing for another user, outside a joined room, and bad bodies', async () => {

@@ -103,6 +103,15 @@ export function describeEphemeralStoresContract(adapter: string, open: () => Pro
         expect(await typing.typingIn([r])).toEqual(new Map());
       });
 
+      it('active() lists the typing states not past their timeout', async () => {
+        const r = room();
+        await typing.setTyping(r, '@a:test', true, 1_000);
+        await typing.setTyping(r, '@b:test', true, 5_000);
+        expect((await typing.active()).filter((t) => t.room_id === r).map((t) => t.user_id).sort()).toEqual(['@a:test', '@b:test']);
+        now += 1_000;
+        expect((await typing.active()).filter((t) => t.room_id === r).map((t) => t.user_id)).toEqual(['@b:test']);
+      });
+
       it('caps the timeout', async () => {
         const r = room();
         await typing.setTyping(r, '@a:test', true, 10 * MAX_TYPING_TIMEOUT_MS);

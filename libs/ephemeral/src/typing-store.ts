@@ -109,6 +109,11 @@ export class TypingStore {
     return written;
   }
 
+  /** Every typing state not past its timeout, in all rooms (for the sweep that ends those of members who left). */
+  active(): Promise<TypingRecord[]> {
+    return this.records.find({ typing: true, expires_ts: { $gt: this.now() } });
+  }
+
   /** Users typing now in each of the rooms (rooms with nobody typing are absent). */
   async typingIn(roomIds: readonly string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();

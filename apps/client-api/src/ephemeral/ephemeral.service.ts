@@ -42,12 +42,23 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
     clearInterval(this.timer);
   }
 
-  /** One expiry pass; a pass still running (slow storage) is not overlapped. */
-  private async sweep(): Promise<void> {
+  /**
+   * One pass: writes the stops of typing states past their timeout, and of
+   * typing users no longer joined (a member who leaves while typing is no
+   * longer typing in the room; the stop makes /sync send the room's list
+   * again). A pass still running (slow storage) is not overlapped.
+   */
+  async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      await (await this.stores()).typing.expire();
+      const stores = await this.stores();
+      await stores.typing.expire();
+      for (const state of await stores.typing.active()) {
+        if ((await stores.rooms.getMembership(state.room_id, state.user_id))?.membership !== 'join') {
+          await stores.typing.setTyping(state.room_id, state.user_id, false);
+        }
+      }
     } catch (err) {
       this.logger.warn(`typing expiry failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
