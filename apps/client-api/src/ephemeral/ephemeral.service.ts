@@ -7,7 +7,7 @@ import { eventOf, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import { EphemeralStores } from './ephemeral.stores';
 
-/** How often each client-api process writes the stops of timed-out typing states. */
+/** How often each client-api process writes the stops of typing states past their timeout or of members who left. */
 export const TYPING_EXPIRY_INTERVAL_MS = 1_000;
 
 /** The account data type of the fully read marker (client-server-api "Fully read markers"). */
@@ -29,7 +29,7 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
     @Inject(BUS) private readonly bus: Bus,
   ) {}
 
-  stores(): Promise<EphemeralStores> {
+  private stores(): Promise<EphemeralStores> {
     return EphemeralStores.shared(this.store, this.bus);
   }
 
@@ -48,7 +48,7 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
    * longer typing in the room; the stop makes /sync send the room's list
    * again). A pass still running (slow storage) is not overlapped.
    */
-  async sweep(): Promise<void> {
+  private async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
