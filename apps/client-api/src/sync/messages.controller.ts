@@ -84,7 +84,10 @@ export class MessagesController {
     // v1.3: without `from`, backward starts at the newest event and forward at the oldest.
     const backward = dir === 'b';
     const start = from ?? (backward ? safe : 0);
-    const high = backward ? Math.min(start, safe) : Math.min(to ?? safe, safe);
+    // A user who left reads up to their leave and no further, as other servers do: nothing after it is theirs to see
+    // (bar world_readable history, which a left user can still read by other means).
+    const ceiling = membership && (membership.membership === 'leave' || membership.membership === 'ban') ? Math.min(safe, membership.stream) : safe;
+    const high = backward ? Math.min(start, ceiling) : Math.min(to ?? ceiling, ceiling);
     const low = backward ? Math.min(to ?? 0, high) : Math.min(start, high);
     // `start`: "The token the pagination starts from", the given one as given.
     const startToken = fromParam === undefined || fromParam === '' ? eventsToken(start) : fromParam;

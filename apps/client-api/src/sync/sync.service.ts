@@ -326,8 +326,9 @@ export class SyncService {
     const chosen = state.filter((e) => e.type !== 'm.room.member');
     const sent: string[] = [];
     for (const e of state) {
-      // Members that changed in the gap of a limited timeline are always sent.
-      if (e.type === 'm.room.member' && e.state_key !== null && (wanted.has(e.state_key) || timeline.limited)) {
+      // Members that changed in the gap of a limited incremental timeline are always sent (sync.yaml);
+      // with full state, only the members the timeline needs (and the user).
+      if (e.type === 'm.room.member' && e.state_key !== null && (wanted.has(e.state_key) || (!full && timeline.limited))) {
         chosen.push(e);
         sent.push(e.state_key);
       }
