@@ -8,4 +8,4 @@ import { EphemeralSyncSection, ReceiptsStreamSection } from '../ephemeral/epheme
 import { UnreadNotificationsSyncSection } from '../push/push-sync-section';
 import { AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection } from '../user/user-sync-sections';
 
-export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection, UnreadNotificationsSyncSection, ReceiptsStreamSection, EphemeralSyncSection];
+export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection, UnreadNotificationsSyncSection];
