@@ -168,6 +168,18 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
     expect((await initialCounts(alice)).unread_notifications).toEqual({ notification_count: 0, highlight_count: 0 });
   });
 
+  it('a room that is in a /sync response only for typing still carries its real counts', async () => {
+    const token = (await sync(bob)).next_batch as string;
+    expect((await api(alice, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(alice.userId)}`, { typing: true, timeout: 5000 })).status).toBe(200);
+    const room = await eventually('the typing change', async () => {
+      const response = await sync(bob, { since: token, timeout: 2000 });
+      const r = response.rooms?.join?.[roomId] as Json | undefined;
+      return ((r?.ephemeral?.events ?? []) as Json[]).some((e) => e.type === 'm.typing') ? r : undefined;
+    });
+    expect(room.unread_notifications).toEqual({ notification_count: 2, highlight_count: 1 });
+    expect((await api(alice, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(alice.userId)}`, { typing: false })).status).toBe(200);
+  });
+
   it('a read receipt resets the counts, and the receipt wakes a waiting /sync with them', async () => {
     const before = await sync(bob);
     expect(before.rooms.join[roomId].unread_notifications.notification_count).toBe(2);

@@ -2,10 +2,11 @@ import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nest
 import type { Bus, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import type { PushEvaluation, PushRuleset, RoomEvent } from '@atrium/matrix';
-import { BUS, CONFIG, DOCUMENT_STORE } from '@atrium/platform';
+import { BUS, CONFIG, DOCUMENT_STORE, TELEMETRY } from '@atrium/platform';
 import { PushStores, type RoomPushContext } from '@atrium/push';
 import { eventOf, EVENTS_STREAM, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
+import type { Metrics, Telemetry } from '@atrium/telemetry';
 import { SYNC_WAKE_SUBJECT, type SyncWake } from '@atrium/user-data';
 import { notificationBody, sendToPusher } from './http-pusher';
 
@@ -50,12 +51,27 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private stopped = false;
   private readonly failures = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly metrics: {
+    events: ReturnType<Metrics['counter']>;
+    notifications: ReturnType<Metrics['counter']>;
+    pushes: ReturnType<Metrics['counter']>;
+    lag: ReturnType<Metrics['gauge']>;
+  };
 
   constructor(
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(BUS) private readonly bus: Bus,
     @Inject(CONFIG) private readonly config: AtriumConfig,
-  ) {}
+    @Inject(TELEMETRY) telemetry: Telemetry,
+  ) {
+    const m = telemetry.metrics;
+    this.metrics = {
+      events: m.counter('push_events_total', 'Room events the push gateway evaluated'),
+      notifications: m.counter('push_notifications_total', 'Notifications recorded (a rule said notify), by highlight', ['highlight']),
+      pushes: m.counter('push_http_total', 'Requests to HTTP pushers by outcome (delivered, rejected, failed)', ['outcome']),
+      lag: m.gauge('push_lag_events', 'Positions of the events stream the push gateway is behind its safe position'),
+    };
+  }
 
   async onModuleInit(): Promise<void> {
     this.stores = await PushStores.shared(this.store, this.bus);
@@ -104,6 +120,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
     for (let i = 0; i < MAX_BATCHES_PER_RUN && !this.stopped; i++) {
       const from = await stores.notifications.cursor();
       const safe = await stores.rooms.safeStreamPosition();
+      this.metrics.lag.set(Math.max(0, safe - from));
       if (safe <= from) return;
       const batch = await stores.rooms.allEventsBetween(from, safe, BATCH);
       const rooms = new Map<string, RoomPushContext>();
@@ -121,6 +138,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private async processWithBound(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: Map<string, PushRuleset>): Promise<boolean> {
     try {
       await this.processEvent(record, rooms, rules);
+      this.metrics.events.inc();
       this.failures.delete(record._id);
       return true;
     } catch (err) {
@@ -164,6 +182,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
         highlight: evaluation.highlight,
         actions: evaluation.actions,
       });
+      if (inserted) this.metrics.notifications.inc({ highlight: String(evaluation.highlight) });
       if (!inserted && (await stores.notifications.get(userId, record._id))?.pushed) continue;
       await this.schedulePush(userId, record, event, evaluation);
     }
@@ -193,6 +212,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
         if (typeof url !== 'string') continue;
         const body = notificationBody(pusher, { event, evaluation, userId, senderDisplayName, roomName, roomAlias, unread });
         const outcome = await sendToPusher(url, body);
+        this.metrics.pushes.inc({ outcome: !outcome.delivered ? 'failed' : outcome.rejected.includes(pusher.pushkey) ? 'rejected' : 'delivered' });
         if (!outcome.delivered) {
           this.logger.warn(`push to ${pusher.app_id} for ${userId} dropped: ${outcome.reason}`);
           continue;

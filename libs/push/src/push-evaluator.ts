@@ -19,6 +19,10 @@ export interface RoomPushContext {
   senderLevel(sender: string): number;
 }
 
+function usesDisplayName(rules: PushRuleset): boolean {
+  return [...rules.override, ...rules.underride].some((r) => r.enabled && (r.conditions ?? []).some((c) => c.kind === 'contains_display_name'));
+}
+
 export class PushEvaluator {
   constructor(
     private readonly rooms: RoomStore,
@@ -63,7 +67,8 @@ export class PushEvaluator {
       memberCount: room.joined.size,
       powerLevels: room.powerLevels,
       senderLevelOverride: room.senderLevel(event.sender),
-      displayName: await this.displayName(room.roomId, userId),
+      // Read only when an enabled rule asks (the deprecated contains_display_name): one read per member and event saved.
+      displayName: usesDisplayName(rules) ? await this.displayName(room.roomId, userId) : null,
     });
   }
 
