@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import type { JsonObject, RoomEvent } from '@atrium/matrix';
 import { EVENTS_STREAM, RoomStore, type MembershipRecord } from '@atrium/rooms';
+import { MemoryCache } from '@atrium/cache';
 import { LazyMemberCache } from './lazy-members';
 import { visibleEvents, walkRoom } from './room-history';
 import { eventsToken, formatSyncToken, parseSyncToken, zeroPositions } from './sync-token';
@@ -219,16 +220,15 @@ describe('sync tokens', () => {
 });
 
 describe('LazyMemberCache', () => {
-  it('remembers members per device and room, resets on full state, stays bounded', () => {
-    const cache = new LazyMemberCache(2);
-    cache.add('@u:x', 'D', '!a:x', ['@m1:x']);
-    expect(cache.has('@u:x', 'D', '!a:x', '@m1:x')).toBe(true);
-    expect(cache.has('@u:x', 'E', '!a:x', '@m1:x')).toBe(false);
-    cache.add('@u:x', 'D', '!a:x', ['@m2:x'], true);
-    expect(cache.has('@u:x', 'D', '!a:x', '@m1:x')).toBe(false);
-    cache.add('@u:x', 'D', '!b:x', ['@m1:x']);
-    cache.add('@u:x', 'D', '!c:x', ['@m1:x']);
-    expect(cache.has('@u:x', 'D', '!a:x', '@m2:x')).toBe(false);
-    expect(cache.has('@u:x', 'D', '!c:x', '@m1:x')).toBe(true);
+  it('remembers members per device and room, starts over on full state', async () => {
+    const cache = new LazyMemberCache(new MemoryCache(), 60_000, 2);
+    await cache.record('@u:x', 'D', '!a:x', ['@m1:x']);
+    expect((await cache.sent('@u:x', 'D', '!a:x')).has('@m1:x')).toBe(true);
+    expect((await cache.sent('@u:x', 'E', '!a:x')).has('@m1:x')).toBe(false);
+    await cache.record('@u:x', 'D', '!a:x', ['@m2:x'], true);
+    expect([...(await cache.sent('@u:x', 'D', '!a:x'))]).toEqual(['@m2:x']);
+    // Bounded: past the maximum the oldest are forgotten (and would be sent again).
+    await cache.record('@u:x', 'D', '!a:x', ['@m3:x', '@m4:x']);
+    expect([...(await cache.sent('@u:x', 'D', '!a:x'))]).toEqual(['@m3:x', '@m4:x']);
   });
 });

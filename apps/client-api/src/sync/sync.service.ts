@@ -12,7 +12,8 @@ import {
 import { bundleAggregations } from '@atrium/relations';
 import { EVENTS_STREAM, StreamAllocator, eventOf, unsignedOf, type EventRecord, type MembershipRecord, type RoomStore } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
-import { DOCUMENT_STORE } from '@atrium/platform';
+import { CACHE, DOCUMENT_STORE } from '@atrium/platform';
+import type { Cache } from '@atrium/cache';
 import { LazyMemberCache } from './lazy-members';
 import { EventFormatter, membershipAt, recordMatches, walkRoom } from './room-history';
 import { SyncNotifier } from './sync-notifier';
@@ -91,7 +92,7 @@ interface Built {
  */
 @Injectable()
 export class SyncService {
-  private readonly lazyMembers = new LazyMemberCache();
+  private readonly lazyMembers: LazyMemberCache;
   private readonly streams: Promise<StreamAllocator>;
 
   constructor(
@@ -99,8 +100,10 @@ export class SyncService {
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(SYNC_SECTIONS) private readonly sections: SyncSection[],
     private readonly notifier: SyncNotifier,
+    @Inject(CACHE) cache: Cache,
   ) {
     this.streams = StreamAllocator.open(store);
+    this.lazyMembers = new LazyMemberCache(cache);
   }
 
   /** The events stream's safe position (what a response reads up to) and the last allocated one. */
@@ -310,11 +313,11 @@ export class SyncService {
     const redundant = includeRedundantMembers(stateFilter);
     const wanted = new Set(timeline.events.map((e) => e.sender));
     if (full) wanted.add(requester.userId);
+    if (!full && !timeline.limited && !lazy) return [];
+    const alreadySent = lazy && !full && !redundant ? await this.lazyMembers.sent(requester.userId, requester.deviceId, roomId) : new Set<string>();
     if (!full && !timeline.limited) {
-      if (!lazy) return [];
       // Lazy-loading with nothing in the gap: only the timeline senders this device was not sent yet.
-      const missing = [...wanted].filter((u) => redundant || !this.lazyMembers.has(requester.userId, requester.deviceId, roomId, u));
-      if (missing.length === 0) return [];
+      if (![...wanted].some((u) => !alreadySent.has(u))) return [];
     }
     const atStart = await this.rooms.stateAtPosition(roomId, timeline.start - 1);
     // full: all state at the start of the timeline; else the entries that changed in the gap (F, start).
@@ -338,11 +341,12 @@ export class SyncService {
       if (already.has(member)) continue;
       const event = memberOf.get(member);
       if (!event || !eventMatchesFilter({ not_types: stateFilter?.not_types, types: stateFilter?.types }, { type: event.type })) continue;
-      if (!full && !redundant && this.lazyMembers.has(requester.userId, requester.deviceId, roomId, member)) continue;
+      if (alreadySent.has(member)) continue;
       chosen.push(event);
       sent.push(member);
     }
-    this.lazyMembers.add(requester.userId, requester.deviceId, roomId, [...sent, ...timeline.events.filter((e) => e.type === 'm.room.member' && e.state_key !== null).map((e) => e.state_key as string)], full);
+    const timelineMembers = timeline.events.filter((e) => e.type === 'm.room.member' && e.state_key !== null).map((e) => e.state_key as string);
+    await this.lazyMembers.record(requester.userId, requester.deviceId, roomId, [...sent, ...timelineMembers], full, redundant ? undefined : alreadySent);
     return chosen;
   }
 
