@@ -42,26 +42,33 @@ function readOperations(file) {
   });
 }
 
+const trimSlash = (path) => path.trim().replace(/\/+$/, '') || '/';
+const escape = (text) => text.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&');
+
 /**
- * `/a/{x}/b`, `/a/:x/b` and `/a/*` (a wildcard taking the rest, e.g. a state
- * key) all become `/a/{}/…`; an optional `:x?` segment gives both forms.
+ * A server route as a regular expression over paths: `:param` (Nest/Fastify)
+ * takes one segment (`:param?` may be absent), `*` takes the rest, possibly
+ * nothing (Fastify wildcards, e.g. state keys or `pushrules/*`).
  */
-function normalise(path) {
-  const segments = path.trim().split('/');
-  let variants = [[]];
-  for (const segment of segments) {
-    const param = segment.startsWith(':') || segment === '*' || /^\{.*\}$/.test(segment);
-    const optional = segment.startsWith(':') && segment.replace(/\(.*\)$/, '').endsWith('?');
-    const piece = param ? '{}' : segment;
-    variants = optional ? [...variants, ...variants.map((v) => [...v, piece])] : variants.map((v) => [...v, piece]);
+function routeRegex(route) {
+  let source = '';
+  for (const segment of trimSlash(route).split('/').slice(1)) {
+    if (segment === '*') source += '(?:/.*)?';
+    else if (segment.startsWith(':')) source += segment.replace(/\(.*\)$/, '').endsWith('?') ? '(?:/[^/]+)?' : '/[^/]+';
+    else source += `/${escape(segment)}`;
   }
-  return variants.map((v) => v.join('/').replace(/\/+$/, '') || '/');
+  return new RegExp(`^${source || '/'}$`);
 }
 
-const key = (method, path) => `${method.toUpperCase()} ${path}`;
-
-function build() {
-  execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root, stdio: 'inherit' });
+/** A spec path as a regular expression over concrete paths, and a sample concrete path. */
+function specPattern(path) {
+  const segments = trimSlash(path).split('/').slice(1);
+  const isParam = (segment) => /^\{.*\}$/.test(segment);
+  return {
+    regex: new RegExp(`^${segments.map((seg) => (isParam(seg) ? '/[^/]+' : `/${escape(seg)}`)).join('') || '/'}$`),
+    sample: `/${segments.map((seg) => (isParam(seg) ? 'p' : seg)).join('/')}`,
+    literals: segments.filter((seg) => !isParam(seg)).length,
+  };
 }
 
 function implementedRoutes() {
@@ -70,18 +77,40 @@ function implementedRoutes() {
   const require = createRequire(import.meta.url);
   const { listRoutes } = require(join(root, 'dist/apps/homeserver/src/routes.js'));
   const { ALL_SERVICE_MODULES } = require(join(root, 'dist/apps/homeserver/src/embedded.js'));
-  const keys = new Set();
-  for (const route of listRoutes(ALL_SERVICE_MODULES)) for (const path of normalise(route.path)) keys.add(key(route.method, path));
-  return keys;
+  return listRoutes(ALL_SERVICE_MODULES).map((route) => ({ method: route.method.toUpperCase(), regex: routeRegex(route.path) }));
 }
 
-function recordedRoutes(file) {
-  const keys = new Set();
+/** Recorded requests: `METHOD route status path` (older logs: no path). */
+function recordedRequests(file) {
+  const requests = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const [method, route] = line.trim().split(/\s+/);
-    if (method && route) for (const path of normalise(route)) keys.add(key(method, path));
+    const [method, route, , path] = line.trim().split(/\s+/);
+    if (method && route) requests.push({ method: method.toUpperCase(), route, path: path ? trimSlash(path) : undefined });
   }
-  return keys;
+  return requests;
+}
+
+/**
+ * Which operations the recorded requests reached: a request's concrete path
+ * picks the matching spec path with the most literal segments (so
+ * `/pushrules/global/` is not counted for `/pushrules/{scope}/...`); a line
+ * without a path counts for the operations its route pattern serves.
+ */
+function coveredByRecording(requests, ops) {
+  const covered = new Set();
+  const patterns = ops.map((op) => ({ op, ...specPattern(op.path) }));
+  for (const request of requests) {
+    const candidates = patterns.filter((p) => p.op.method === request.method);
+    if (request.path) {
+      let best;
+      for (const p of candidates) if (p.regex.test(request.path) && (!best || p.literals > best.literals)) best = p;
+      if (best) for (const p of candidates) if (p.sample === best.sample) covered.add(p.op);
+    } else {
+      const regex = routeRegex(request.route);
+      for (const p of candidates) if (regex.test(p.sample)) covered.add(p.op);
+    }
+  }
+  return covered;
 }
 
 function* walk(dir) {
@@ -93,14 +122,13 @@ function* walk(dir) {
 }
 
 /** The estimate: `/_matrix/...` paths in e2e sources matched against the spec's path patterns, any method. */
-function scannedPaths(operations) {
+function scannedOperations(ops) {
   const text = [...walk(join(root, 'e2e'))].map((f) => readFileSync(f, 'utf8')).join('\n');
   const found = new Set();
-  const patterns = operations.map((op) => ({
-    op,
-    regex: new RegExp(`${op.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/\'"`?]+')}(?=[?'"\`]|$)`, 'm'),
-  }));
-  for (const { op, regex } of patterns) if (regex.test(text)) found.add(key(op.method, normalise(op.path)[0]));
+  for (const op of ops) {
+    const regex = new RegExp(`${escape(trimSlash(op.path)).replace(/\\\{[^}]+\\\}/g, '[^/\'"`?]+')}/?(?=[?'"\`]|$)`, 'm');
+    if (regex.test(text)) found.add(op);
+  }
   return found;
 }
 
@@ -128,14 +156,12 @@ function main() {
   const specFile = findSpecList();
   const operations = readOperations(specFile);
   const client = operations.filter((op) => op.api === 'client-server');
-  const implemented = implementedRoutes();
-  const coveredKeys = recorded ? recordedRoutes(recorded) : scannedPaths(client);
+  const routes = implementedRoutes();
+  const isImplemented = (op) => routes.some((r) => r.method === op.method && r.regex.test(specPattern(op.path).sample));
+  const coveredOps = recorded ? coveredByRecording(recordedRequests(recorded), operations) : scannedOperations(client);
   const coverageSource = recorded ? `requests recorded in ${recorded}` : 'estimate: /_matrix paths in e2e/**/*.ts (run with --run-e2e to record real requests)';
 
-  const status = (op) => {
-    const keys = normalise(op.path).map((p) => key(op.method, p));
-    return { ...op, implemented: keys.some((k) => implemented.has(k)), covered: keys.some((k) => coveredKeys.has(k)) };
-  };
+  const status = (op) => ({ ...op, implemented: isImplemented(op), covered: coveredOps.has(op) });
   const rows = client.map(status);
   const summary = (list) => ({
     operations: list.length,

@@ -49,15 +49,17 @@ function installCors(fastify: FastifyInstance): void {
 
 /**
  * `ATRIUM_RECORD_ROUTES=<file>`: each answered request appends
- * `METHOD <route pattern> <status>` to the file, so a test run can tell which
- * endpoints it exercised (scripts/coverage-endpoints.mjs). Off unless set;
- * appends are small single writes, so the processes of a cluster can share
- * one file.
+ * `METHOD <route pattern> <status> <path>` to the file, so a test run can tell
+ * which endpoints it exercised (scripts/coverage-endpoints.mjs). The path
+ * tells apart the operations one wildcard route serves; the query string (it
+ * may hold an access token) is left out. Off unless set; appends are small
+ * single writes, so the processes of a cluster can share one file.
  */
 function installRouteRecorder(fastify: FastifyInstance, file: string): void {
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url;
-    if (route) appendFile(file, `${request.method} ${route} ${reply.statusCode}\n`, () => undefined);
+    const path = request.url.split('?')[0];
+    if (route) appendFile(file, `${request.method} ${route} ${reply.statusCode} ${path}\n`, () => undefined);
     done();
   });
 }
