@@ -93,7 +93,7 @@ export interface RoomWriterOptions {
 /** How long a room lease lasts if its holder never releases it (crash). */
 export const ROOM_LEASE_TTL_MS = 30_000;
 /** How long a writer waits for another replica's lease before giving up (503 to the client). */
-const ROOM_LEASE_WAIT_MS = 20_000;
+const ROOM_LEASE_WAIT_MS = 55_000;
 
 const roomCode = (status: number, errcode: string, message: string): MatrixError => new MatrixError(status, errcode, message);
 
@@ -162,16 +162,6 @@ export class RoomWriter {
   /** Sends one local event into an existing room (POST/PUT endpoints, membership changes, redactions). */
   sendEvent(request: SendEventRequest): Promise<SendEventResponse> {
     return this.serialise(request.room_id, async () => {
-      if (request.txn) {
-        const key = { userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id };
-        const previous = await this.rooms.lookupTxn(key);
-        if (previous) {
-          // The transaction is recorded just before its event is stored; a writer that died
-          // in between left a record without an event, and the retry sends it for real.
-          if (await this.rooms.getEvent(previous.event_id)) return { event_id: previous.event_id, stream: 0 };
-          await this.rooms.deleteTxn(key);
-        }
-      }
       const room = await this.rooms.getRoom(request.room_id);
       // client-server-api: a user who is not in a room gets 403 for sending to it; an
       // unknown room looks the same, so its existence is not revealed.
@@ -273,6 +263,39 @@ export class RoomWriter {
       throw Errors.tooLarge(`Event is larger than ${MAX_PDU_BYTES} bytes`);
     }
 
+    // Client transactions ("Transaction identifiers"): claimed by an insert before the
+    // checks, so the common case (a new transaction) costs one insert and no lookup, and a
+    // retry of a transaction that succeeded gets its event even if the checks would now fail.
+    const txnKey = request.txn ? { userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id } : undefined;
+    if (txnKey) {
+      const recorded = await this.rooms.recordTxn(txnKey, event.event_id, room._id);
+      if (recorded !== event.event_id) {
+        if (await this.rooms.getEvent(recorded)) return { event_id: recorded, stream: 0 };
+        // A writer died between claiming the transaction and storing its event: send it now.
+        await this.rooms.deleteTxn(txnKey);
+        await this.rooms.recordTxn(txnKey, event.event_id, room._id);
+      }
+    }
+    let redactionTarget: EventRecord | null;
+    try {
+      redactionTarget = await this.checkLocal(room, version, request, event, lookup);
+    } catch (err) {
+      // Refused before anything was stored: the transaction is free again, so a retry is judged anew.
+      if (txnKey) await this.rooms.deleteTxn(txnKey);
+      throw err;
+    }
+    const result = await this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
+    if (event.type === 'm.room.guest_access' && event.state_key === '' && event.content['guest_access'] !== 'can_join') {
+      await this.removeGuests(room, version);
+    }
+    return result;
+  }
+
+  /**
+   * The authorization rules and the local redaction rule; returns the event a
+   * redaction redacts (null if none or unknown).
+   */
+  private async checkLocal(room: RoomRecord, version: RoomVersion, request: SendEventRequest, event: RoomEvent, lookup: AuthStateLookup): Promise<EventRecord | null> {
     // The authorization rules against the current state (this server is the only writer,
     // so the state before the event is the current state).
     const verdict = authorizeEvent(event, lookup, version);
@@ -301,16 +324,7 @@ export class RoomWriter {
       }
     }
 
-    if (request.txn) {
-      // Recorded before the event is stored (see sendEvent): a retry after a crash between
-      // the two can tell an event that exists from one that never made it.
-      await this.rooms.recordTxn({ userId: request.sender, deviceId: request.txn.device_id, scope: request.txn.scope, txnId: request.txn.txn_id }, event.event_id, room._id);
-    }
-    const result = await this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
-    if (event.type === 'm.room.guest_access' && event.state_key === '' && event.content['guest_access'] !== 'can_join') {
-      await this.removeGuests(room, version);
-    }
-    return result;
+    return redactionTarget;
   }
 
   /**

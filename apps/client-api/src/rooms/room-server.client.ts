@@ -13,9 +13,14 @@ import {
   type UpgradeRoomResponse,
 } from '@atrium/app-room-server';
 
-/** createRoom sends a dozen events; give it more than the bus default. */
-const CREATE_TIMEOUT_MS = 30_000;
-const SEND_TIMEOUT_MS = 15_000;
+/**
+ * A write waits behind the earlier inputs of its room (and, across replicas,
+ * for the room's lease), which under load can take seconds; the client is
+ * better served by an answer than by a 503 it would retry (a retry with the
+ * same transaction ID is idempotent anyway). createRoom sends a dozen events.
+ */
+const CREATE_TIMEOUT_MS = 120_000;
+const SEND_TIMEOUT_MS = 60_000;
 
 /**
  * client-api's way to the room server: every write to a room is a bus request

@@ -357,7 +357,8 @@ export class RoomsController {
     }
     const scope = `send\n${roomId}\n${eventType}`;
     // Thread roots that are relations, duplicate annotations (libs/relations checkNewRelation); a retried txn is not re-checked.
-    if (!(await this.rooms.store.lookupTxn({ userId: requester.userId, deviceId: requester.deviceId, scope, txnId }))) {
+    // Only events with a relation have checks, so only they pay for the transaction lookup.
+    if (content['m.relates_to'] !== undefined && !(await this.rooms.store.lookupTxn({ userId: requester.userId, deviceId: requester.deviceId, scope, txnId }))) {
       await checkNewRelation(this.rooms.store, roomId, requester.userId, eventType, content);
     }
     const result = await this.roomServer.sendEvent({
