@@ -374,6 +374,18 @@ describe.each(modes)('user data (%s mode)', (mode) => {
       expect(next.rooms?.join?.[roomId]?.account_data).toBeUndefined();
     });
 
+    it('applies the filter to account data and presence', async () => {
+      const kim = await newUser('kim');
+      await kim.sdk.setAccountData('org.example.keep' as never, { keep: true } as never);
+      await kim.sdk.setAccountData('org.example.drop' as never, { keep: false } as never);
+      const filter = JSON.stringify({ account_data: { types: ['org.example.keep'] }, presence: { not_types: ['*'] } });
+      const raw = await call(kim, 'GET', `/v3/sync?timeout=0&filter=${enc(filter)}`);
+      expect(raw.status).toBe(200);
+      const body = raw.json as unknown as SyncBody;
+      expect(body.account_data?.events).toEqual([{ type: 'org.example.keep', content: { keep: true } }]);
+      expect(body.presence?.events ?? []).toEqual([]);
+    });
+
     it('delivers a to-device message exactly once, and deletes it once a later token acknowledges it', async () => {
       const erin = await newUser('erin');
       const first = await sync(erin);
