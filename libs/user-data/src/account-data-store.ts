@@ -140,6 +140,34 @@ export class AccountDataStore {
     throw new Error(`m.tag of ${userId} in ${roomId}: too many concurrent writes`);
   }
 
+  /**
+   * Read-modify-write of one type's content as a compare-and-set on the
+   * document's stream position (as updateTags does), for server-managed types
+   * whose writers edit part of the content (`m.push_rules`: the push rules
+   * API). `change` gets the current content (null if never set) and returns
+   * the new one; it may run again if another write lands in between, and may
+   * throw to refuse (nothing is written). Returns the new content.
+   */
+  async update<T extends Record<string, unknown>>(userId: string, roomId: string | null, type: string, change: (current: Record<string, unknown> | null) => T): Promise<T> {
+    const id = recordId(userId, roomId, type);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const current = await this.records.get(id);
+      const next = change(current ? parseObject(current.content) : null);
+      const json = JSON.stringify(next);
+      const written = await this.positions.withPosition(USER_DATA_STREAMS.accountData, async (position) => {
+        const ok = current
+          ? await this.records.update(id, { content: json, stream: position }, { stream: current.stream })
+          : await this.records.insert({ _id: id, user_id: userId, room_id: roomId ?? '', type, content: json, stream: position });
+        return ok ? position : null;
+      });
+      if (written !== null) {
+        await this.wake({ stream: USER_DATA_STREAMS.accountData, position: written, user_ids: [userId] });
+        return next;
+      }
+    }
+    throw new Error(`${type} of ${userId}: too many concurrent writes`);
+  }
+
   /** Everything of the user written in `(from, to]` (an initial sync passes from = 0: everything). */
   async changes(userId: string, from: number, to: number): Promise<AccountDataChanges> {
     const records = await this.records.find({ user_id: userId, stream: { $gt: from, $lte: to } }, { sort: { stream: 1 } });
