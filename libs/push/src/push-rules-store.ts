@@ -1,4 +1,4 @@
-import { mergeWithDefaults, rulesetContent, type PushRuleset } from '@atrium/matrix';
+import { mergeWithDefaults, rulesetContent, type PushRuleset, type PushRulesContent } from '@atrium/matrix';
 import type { AccountDataStore } from '@atrium/user-data';
 
 /**
@@ -9,17 +9,13 @@ import type { AccountDataStore } from '@atrium/user-data';
  * current push rules for the user"), written through libs/user-data so the
  * account data stream and section carry it.
  *
- * Edits are read-modify-write of that one document. AccountDataStore offers
- * no compare-and-set for arbitrary types, so edits of one user are queued
- * in this process; two client-api replicas editing the same user's rules in
- * the same instant can still lose one edit (the later write wins). A
- * conditional write in AccountDataStore would close that.
+ * Edits are a compare-and-set on that document (AccountDataStore.update), so
+ * two client-api replicas editing one user's rules at once lose no edit
+ * (ARCHITECTURE.md rule 4).
  */
 export const PUSH_RULES_EVENT_TYPE = 'm.push_rules';
 
 export class PushRulesStore {
-  private readonly queues = new Map<string, Promise<unknown>>();
-
   constructor(private readonly accountData: AccountDataStore) {}
 
   /** The effective ruleset: the stored rules merged with the server defaults. */
@@ -28,19 +24,8 @@ export class PushRulesStore {
   }
 
   /** Applies `change` to the current ruleset and stores the result (a thrown error stores nothing). */
-  update(userId: string, change: (ruleset: PushRuleset) => PushRuleset): Promise<PushRuleset> {
-    const previous = this.queues.get(userId) ?? Promise.resolve();
-    const next = previous
-      .catch(() => undefined)
-      .then(async () => {
-        const updated = change(await this.get(userId));
-        await this.accountData.set(userId, null, PUSH_RULES_EVENT_TYPE, rulesetContent(updated) as unknown as Record<string, unknown>);
-        return updated;
-      });
-    this.queues.set(userId, next);
-    void next.finally(() => {
-      if (this.queues.get(userId) === next) this.queues.delete(userId);
-    }).catch(() => undefined);
-    return next;
+  async update(userId: string, change: (ruleset: PushRuleset) => PushRuleset): Promise<PushRuleset> {
+    const content = await this.accountData.update(userId, null, PUSH_RULES_EVENT_TYPE, (current) => rulesetContent(change(mergeWithDefaults(userId, current))) as unknown as Record<string, unknown>);
+    return (content as unknown as PushRulesContent).global;
   }
 }

@@ -140,7 +140,17 @@ export function describePushStoresContract(adapter: string, open: () => Promise<
         expect((await push.notifications.list(BOB, Number.MAX_SAFE_INTEGER, 10, true)).every((r) => r.highlight)).toBe(true);
       });
 
-      it('@room highlights only when the sender has the room notification level', async () => {
+      it('concurrent rule edits of one user lose nothing (compare-and-set on the account data)', async () => {
+      const { putRule } = await import('@atrium/matrix');
+      const ids = Array.from({ length: 8 }, (_, i) => `rule${i}`);
+      await Promise.all(ids.map((id) => push.rules.update(ALICE, (rules) => putRule(rules, 'override', id, { actions: [] }))));
+      const stored = (await push.rules.get(ALICE)).override.map((r) => r.rule_id);
+      expect(stored.filter((id) => id.startsWith('rule')).sort()).toEqual(ids);
+      // A refused edit writes nothing.
+      await expect(push.rules.update(ALICE, (rules) => putRule(rules, 'override', '.bad', { actions: [] }))).rejects.toThrow(/reserved/);
+    });
+
+    it('@room highlights only when the sender has the room notification level', async () => {
         const fromAlice = await message(ALICE, '@room hi', { 'm.mentions': { room: true } });
         const fromCarol = await message(CAROL, '@room hi', { 'm.mentions': { room: true } });
         const room = await push.evaluator.roomContext(ROOM);
