@@ -8,6 +8,7 @@ import type { JsonObject, RoomEvent } from '@atrium/matrix';
 import { RoomStore, eventOf, unsignedOf, EVENTS_STREAM } from './room-store';
 import { StreamAllocator, STREAM_GAP_GRACE_MS } from './stream-allocator';
 import { toClientEvent } from './client-event';
+import { canSeeEvent } from './history-visibility';
 
 let counter = 0;
 
@@ -277,6 +278,39 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(await rooms.deleteTxn(key)).toBe(true);
       expect(await rooms.lookupTxn(key)).toBeNull();
       expect(await rooms.recordTxn(key, '$fifth', '!r:test')).toBe('$fifth');
+    });
+
+    describe('history visibility (canSeeEvent)', () => {
+      /** A room with alice joined, the given visibility, one message, then bob's membership changes. */
+      async function scenario(visibility: string | null, bobBefore: string | null, bobAfter: string | null): Promise<{ rec: () => Promise<boolean> }> {
+        const id = room();
+        await write(ev(id, 'm.room.create', '@a:test', {}, ''));
+        await write(ev(id, 'm.room.member', '@a:test', { membership: 'join' }, '@a:test'));
+        if (visibility) await write(ev(id, 'm.room.history_visibility', '@a:test', { history_visibility: visibility }, ''));
+        if (bobBefore) await write(ev(id, 'm.room.member', bobBefore === 'join' ? '@b:test' : '@a:test', { membership: bobBefore }, '@b:test'));
+        const message = ev(id, 'm.room.message', '@a:test', { body: 'x' });
+        await write(message);
+        if (bobAfter) await write(ev(id, 'm.room.member', bobAfter === 'join' ? '@b:test' : '@a:test', { membership: bobAfter }, '@b:test'));
+        return { rec: async () => canSeeEvent(rooms, '@b:test', (await rooms.getEvent(message.event_id))!) };
+      }
+
+      it.each([
+        // visibility, bob before the message, bob after it, may bob see it?
+        ['world_readable', null, null, true],
+        ['shared', null, null, false],
+        [null, null, 'join', true], // no event: shared; joined later
+        ['shared', null, 'join', true],
+        ['shared', 'invite', null, false],
+        ['invited', 'invite', null, true],
+        ['invited', null, 'invite', false],
+        ['joined', null, 'join', false],
+        ['joined', 'join', null, true],
+        ['joined', 'invite', null, false],
+        ['shared', 'join', 'leave', true],
+      ] as const)('%s, bob %s before and %s after: %s', async (visibility, before, after, expected) => {
+        const { rec } = await scenario(visibility, before, after);
+        expect(await rec()).toBe(expected);
+      });
     });
 
     describe('safe stream position', () => {
