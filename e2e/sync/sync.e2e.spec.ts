@@ -225,6 +225,12 @@ describe.each(modes)('sync (%s mode)', (mode) => {
       expect(Date.now() - sentAt).toBeLessThan(5_000);
       expect(woken.rooms.join[roomId].timeline.events.map((e: Json) => e.event_id)).toEqual([eventId]);
       expect(woken.rooms.join[roomId].timeline.limited).toBe(false);
+      if (mode === 'embedded') {
+        // ARCHITECTURE.md "Observability": sync wake-ups are counted.
+        const metrics = await (await fetch(`${server.services.atrium}/metrics`)).text();
+        const count = Number(/^atrium_sync_wakeups_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0);
+        expect(count).toBeGreaterThanOrEqual(1);
+      }
     });
 
     it('neither misses nor repeats events while 100 are sent to several rooms at once', async () => {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Bus, Subscription } from '@atrium/bus';
-import { BUS } from '@atrium/platform';
+import { BUS, TELEMETRY } from '@atrium/platform';
+import type { Metrics, Telemetry } from '@atrium/telemetry';
 
 /** The subject writers notify after a commit (docs/client-server-design.md "Waking sync"). */
 export const SYNC_WAKE_SUBJECT = 'sync.wake';
@@ -45,8 +46,17 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
   private readonly waiters = new Set<Waiter>();
   /** Requests woken by a notification (sync wake-ups). */
   wakeups = 0;
+  /** ARCHITECTURE.md "Observability": sync wake-ups, and long-polls waiting. */
+  private readonly wakeupCounter: ReturnType<Metrics['counter']>;
+  private readonly waitingGauge: ReturnType<Metrics['gauge']>;
 
-  constructor(@Inject(BUS) private readonly bus: Bus) {}
+  constructor(
+    @Inject(BUS) private readonly bus: Bus,
+    @Inject(TELEMETRY) telemetry: Telemetry,
+  ) {
+    this.wakeupCounter = telemetry.metrics.counter('sync_wakeups_total', 'Long-polling /sync requests woken by a sync.wake notification');
+    this.waitingGauge = telemetry.metrics.gauge('sync_waiting_requests', 'Long-polling /sync requests registered for wake-ups');
+  }
 
   async onModuleInit(): Promise<void> {
     this.subscription = await this.bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (message) => this.dispatch(message.data));
@@ -62,6 +72,7 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
     if (waiter.fired) return;
     waiter.fired = true;
     this.wakeups++;
+    this.wakeupCounter.inc();
     waiter.resolve?.(true);
   }
 
@@ -79,12 +90,14 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
   arm(userId: string, roomIds: ReadonlySet<string>): ArmedWait {
     const waiter: Waiter = { userId, roomIds, fired: false };
     this.waiters.add(waiter);
+    this.waitingGauge.set(this.waiters.size);
     return {
       setRooms: (rooms) => {
         waiter.roomIds = rooms;
       },
       cancel: () => {
         this.waiters.delete(waiter);
+        this.waitingGauge.set(this.waiters.size);
         waiter.resolve?.(false);
       },
       wait: (timeoutMs, signal) =>
