@@ -489,6 +489,11 @@ describe.each(modes)('sync (%s mode)', (mode) => {
       const onlyB = await sync(bob, { since, filter: JSON.stringify({ room: { rooms: [roomA, roomB], not_rooms: [roomA], timeline: { senders: [bob.userId] } } }) });
       expect(onlyB.rooms.join[roomA]).toBeUndefined();
       expect(onlyB.rooms.join[roomB].timeline.events.map((e: Json) => e.content.body)).toEqual(['bob in B']);
+      // event_format federation gives the PDUs as stored (hashes, signatures, depth, prev_events).
+      const federation = await sync(bob, { since, filter: JSON.stringify({ event_format: 'federation', room: { rooms: [roomA], timeline: { types: ['m.room.message'] } } }) });
+      const pdu = federation.rooms.join[roomA].timeline.events[0] as Json;
+      expect(pdu.content.body).toBe('in A');
+      expect(pdu).toEqual(expect.objectContaining({ hashes: expect.any(Object), signatures: expect.any(Object), depth: expect.any(Number), prev_events: expect.any(Array) }));
     });
 
     it('refuses bad filters and bad parameters with the right errcode, never a 500', async () => {
