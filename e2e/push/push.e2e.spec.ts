@@ -351,6 +351,27 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
     expect((await bob.sdk.getPushers()).pushers).toEqual([]);
   });
 
+  it('an invite reaches the invitee\'s pusher (.m.rule.invite_for_me) with user_is_target', async () => {
+    const dave = await newUser('dave');
+    await dave.sdk.setPusher({
+      kind: 'http',
+      app_id: 'org.example.atrium.test',
+      pushkey: 'dave-key',
+      app_display_name: 'Atrium test',
+      device_display_name: 'dave phone',
+      lang: 'en',
+      data: { url: gateway.url },
+    } as never);
+    const created = await api(alice, 'POST', '/createRoom', { preset: 'private_chat', name: 'Invite room' });
+    expect((await api(alice, 'POST', `/rooms/${enc(created.json.room_id as string)}/invite`, { user_id: dave.userId })).status).toBe(200);
+    const body = await eventually('the invite push', () =>
+      gateway.received.find((b) => b.notification?.devices?.[0]?.pushkey === 'dave-key' && b.notification.type === 'm.room.member'),
+    );
+    expect(body.notification).toMatchObject({ room_id: created.json.room_id, sender: alice.userId, user_is_target: true, room_name: 'Invite room', content: { membership: 'invite' } });
+    expect(body.notification.devices[0].tweaks).toEqual({ sound: 'default' });
+    await dave.sdk.removePusher('dave-key', 'org.example.atrium.test');
+  });
+
   it('refuses bad pushers with M_MISSING_PARAM / M_INVALID_PARAM', async () => {
     const good = { kind: 'http', app_id: 'a.b', pushkey: 'k', app_display_name: 'A', device_display_name: 'D', lang: 'en', data: { url: gateway.url } };
     const set = (body: unknown) => api(bob, 'POST', '/pushers/set', body);
