@@ -104,6 +104,10 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(both.get(id)!.map((r) => eventOf(r).content['body'])).toEqual(['m4']);
       expect(await rooms.roomHasEventsBetween(id, positions[4], to)).toBe(false);
       expect(await rooms.roomHasEventsBetween(id, positions[3], to)).toBe(true);
+      expect(await rooms.roomsWithEventsBetween(positions[4], to)).toEqual(new Set([other]));
+      expect(await rooms.roomsWithEventsBetween(positions[3], to)).toEqual(new Set([id, other]));
+      expect(await rooms.roomsWithEventsBetween(to, to)).toEqual(new Set());
+      expect(await rooms.roomsWithEventsBetween(positions[0], to, 2)).toBeNull();
       expect(eventOf((await rooms.latestEvent(id))!).content['body']).toBe('m4');
       // By timestamp (ev() gives increasing origin_server_ts).
       const m2 = eventOf((await rooms.roomEvents(id, { from: positions[1], to: positions[2], direction: 'forward' }))[0]);

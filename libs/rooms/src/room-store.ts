@@ -452,6 +452,19 @@ export class RoomStore {
     return (await this.events.count({ room_id: roomId, stream: { $gt: from, $lte: to } })) > 0;
   }
 
+  /**
+   * The rooms with an event in `(from, to]`, or null when more than `limit`
+   * events are in the range (the caller then asks room by room). One query on
+   * the `stream` index instead of one per room: how an incremental /sync
+   * skips the rooms where nothing happened.
+   */
+  async roomsWithEventsBetween(from: number, to: number, limit = 500): Promise<Set<string> | null> {
+    if (to <= from) return new Set();
+    const events = await this.events.find({ stream: { $gt: from, $lte: to } }, { sort: { stream: 1 }, limit: limit + 1 });
+    if (events.length > limit) return null;
+    return new Set(events.map((e) => e.room_id));
+  }
+
   /** The event with the highest position in the room at or before `to` (a room's latest event). */
   async latestEvent(roomId: string, to = Number.MAX_SAFE_INTEGER): Promise<EventRecord | null> {
     const [latest] = await this.events.find({ room_id: roomId, stream: { $lte: to } }, { sort: { stream: -1 }, limit: 1 });

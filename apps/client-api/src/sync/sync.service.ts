@@ -164,6 +164,8 @@ export class SyncService {
     };
     const roomIds = new Set<string>();
     const joinedRoomIds: string[] = [];
+    // Rooms with events in (F, T] in one query (null: too many to list, ask room by room).
+    const active = initial ? null : await this.rooms.roomsWithEventsBetween(F, T);
     let hasUpdates = initial;
 
     for (const stored of await this.rooms.roomsOfUser(userId)) {
@@ -177,7 +179,7 @@ export class SyncService {
         case 'join': {
           joinedRoomIds.push(m.room_id);
           const full = initial || params.fullState || changed;
-          if (!full && !(await this.rooms.roomHasEventsBetween(m.room_id, F, T))) break;
+          if (!full && !(active ? active.has(m.room_id) : await this.rooms.roomHasEventsBetween(m.room_id, F, T))) break;
           response.rooms.join[m.room_id] = await this.joinedRoom(requester, m, F, T, full, filter, formatter, to);
           hasUpdates = true;
           break;
