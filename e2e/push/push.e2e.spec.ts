@@ -331,6 +331,13 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
       expect.objectContaining({ app_id: pusher.app_id, pushkey: 'pushkey-one', data: { custom: 'kept' }, tweaks: { sound: 'default', highlight: true } }),
     ]);
 
+    // Reading brings the badge down: a counts-only request, no event ("update the number of unread notifications").
+    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, {})).status).toBe(200);
+    const badge = await eventually('the badge update', () =>
+      gateway.received.find((b) => b.notification?.event_id === undefined && b.notification?.counts?.unread === 0 && b.notification.devices[0].pushkey === 'pushkey-one'),
+    );
+    expect(badge.notification).toEqual({ prio: 'low', counts: { unread: 0 }, devices: [expect.objectContaining({ pushkey: 'pushkey-one', data: { custom: 'kept' } })] });
+
     // A second pusher whose gateway answers it as rejected is removed ("Homeservers must cease sending notification requests for these pushkeys").
     gateway.rejectKeys.add('pushkey-two');
     await bob.sdk.setPusher({ ...pusher, pushkey: 'pushkey-two', data: { url: gateway.url, format: 'event_id_only' } } as never);

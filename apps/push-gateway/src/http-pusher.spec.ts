@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PushEvaluation, RoomEvent } from '@atrium/matrix';
 import type { PusherRecord } from '@atrium/push';
-import { notificationBody, PUSH_ATTEMPTS, sendToPusher } from './http-pusher';
+import { badgeBody, notificationBody, PUSH_ATTEMPTS, sendToPusher } from './http-pusher';
 
 /** A real HTTP server standing as the push gateway peer; `answers` are played in order, then 200 {}. */
 async function gateway(answers: Array<{ status: number; body?: unknown }>): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
@@ -62,6 +62,14 @@ describe('the push gateway request (push_notifier.yaml)', () => {
       prio: 'low',
       counts: {},
       devices: [{ app_id: 'org.example.app', pushkey: 'pk', pushkey_ts: 1700000000, data: { format: 'event_id_only' }, tweaks: {} }],
+    });
+  });
+});
+
+describe('badge updates', () => {
+  it('carry the counts and the device only, unread even at zero', () => {
+    expect(badgeBody(pusher({ url: 'u', x: 1 }), 0)).toEqual({
+      notification: { prio: 'low', counts: { unread: 0 }, devices: [{ app_id: 'org.example.app', pushkey: 'pk', pushkey_ts: 1700000000, data: { x: 1 } }] },
     });
   });
 });

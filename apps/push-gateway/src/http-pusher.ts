@@ -57,6 +57,24 @@ export function notificationBody(pusher: PusherRecord, details: NotificationDeta
   return { notification };
 }
 
+/**
+ * A counts-only request ("or update the number of unread notifications a user
+ * has … The counts may be sent along with a notification about an event or by
+ * themselves"): no event fields, so the gateway updates the badge without
+ * alerting. `unread` is sent even when zero: a badge-only update exists to
+ * bring the badge down, and an empty `counts` would say nothing.
+ */
+export function badgeBody(pusher: PusherRecord, unread: number): { notification: Record<string, unknown> } {
+  const { url: _url, ...data } = pusherData(pusher);
+  return {
+    notification: {
+      prio: 'low',
+      counts: { unread },
+      devices: [{ app_id: pusher.app_id, pushkey: pusher.pushkey, pushkey_ts: pusher.pushkey_ts, data }],
+    },
+  };
+}
+
 export type PushOutcome = { delivered: true; rejected: string[] } | { delivered: false; reason: string };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,7 @@ import { eventOf, EVENTS_STREAM, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import type { Metrics, Telemetry } from '@atrium/telemetry';
 import { SYNC_WAKE_SUBJECT, type SyncWake } from '@atrium/user-data';
-import { notificationBody, sendToPusher } from './http-pusher';
+import { badgeBody, notificationBody, sendToPusher } from './http-pusher';
 
 /** Events read from the room output log per batch. */
 const BATCH = 100;
@@ -20,6 +20,10 @@ const POLL_MS = 1000;
 const MAX_EVENT_FAILURES = 5;
 /** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
 const MAX_IN_FLIGHT = 64;
+/** The receipts stream's name (libs/ephemeral EPHEMERAL_STREAMS.receipts). */
+const RECEIPTS_STREAM = 'receipts';
+/** Users remembered with the badge last sent to their pushers. */
+const MAX_BADGES_REMEMBERED = 50_000;
 
 /**
  * The push gateway's consumer of the room output (ARCHITECTURE.md "Push";
@@ -51,6 +55,9 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private stopped = false;
   private readonly failures = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** The last `counts.unread` sent to each user's pushers (in memory: a restart sends one badge update more, which is harmless). */
+  private readonly badges = new Map<string, number>();
+  private badgeQueue: Promise<void> = Promise.resolve();
   private readonly metrics: {
     events: ReturnType<Metrics['counter']>;
     notifications: ReturnType<Metrics['counter']>;
@@ -77,6 +84,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
     this.stores = await PushStores.shared(this.store, this.bus);
     this.subscription = await this.bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (message) => {
       if (message.data?.stream === EVENTS_STREAM) void this.drain();
+      else if (message.data?.stream === RECEIPTS_STREAM) this.queueBadges(message.data);
     });
     this.timer = setInterval(() => void this.drain(), POLL_MS);
     this.timer.unref();
@@ -207,6 +215,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
         this.stateString(record.room_id, 'm.room.canonical_alias', 'alias'),
         stores.counter.unreadAcrossRooms(userId, record.stream),
       ]);
+      this.rememberBadge(userId, unread);
       for (const pusher of pushers) {
         const url = (JSON.parse(pusher.data) as { url?: unknown }).url;
         if (typeof url !== 'string') continue;
@@ -222,6 +231,53 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
       }
     }
     await stores.notifications.markPushed(userId, record._id);
+  }
+
+  /**
+   * After a receipt ("Marking notifications as read"), the users' unread
+   * count may have dropped: their pushers get a counts-only request when it
+   * differs from the last one sent. A public receipt's wake names only the
+   * room, so its local members with HTTP pushers are checked. One check at a
+   * time (a queue), so a burst of receipts does not flood storage.
+   */
+  private queueBadges(wake: SyncWake): void {
+    this.badgeQueue = this.badgeQueue
+      .then(() => this.sendBadges(wake))
+      .catch((err: unknown) => this.logger.warn(`badge update failed: ${(err as Error).message}`));
+  }
+
+  private async sendBadges(wake: SyncWake): Promise<void> {
+    const stores = this.stores;
+    if (!stores || this.stopped) return;
+    const candidates = Array.isArray(wake.user_ids)
+      ? wake.user_ids.filter((u) => typeof u === 'string')
+      : typeof wake.room_id === 'string'
+        ? await stores.rooms.joinedUsers(wake.room_id)
+        : [];
+    const users = await stores.pushers.usersWithPushers(candidates.filter((u) => this.isLocal(u)));
+    if (users.size === 0) return;
+    const upTo = await stores.rooms.safeStreamPosition();
+    for (const userId of users) {
+      const unread = await stores.counter.unreadAcrossRooms(userId, upTo);
+      if (this.badges.get(userId) === unread) continue;
+      this.rememberBadge(userId, unread);
+      for (const pusher of (await stores.pushers.forUser(userId)).filter((p) => p.kind === 'http')) {
+        const url = (JSON.parse(pusher.data) as { url?: unknown }).url;
+        if (typeof url !== 'string') continue;
+        const outcome = await sendToPusher(url, badgeBody(pusher, unread));
+        this.metrics.pushes.inc({ outcome: !outcome.delivered ? 'failed' : outcome.rejected.includes(pusher.pushkey) ? 'rejected' : 'delivered' });
+        if (outcome.delivered && outcome.rejected.includes(pusher.pushkey)) await stores.pushers.deleteRejected(userId, pusher.app_id, pusher.pushkey);
+      }
+    }
+  }
+
+  private rememberBadge(userId: string, unread: number): void {
+    this.badges.delete(userId);
+    this.badges.set(userId, unread);
+    if (this.badges.size > MAX_BADGES_REMEMBERED) {
+      const oldest = this.badges.keys().next().value;
+      if (oldest !== undefined) this.badges.delete(oldest);
+    }
   }
 
   private async stateString(roomId: string, type: string, key: string): Promise<string | null> {

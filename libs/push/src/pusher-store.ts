@@ -70,6 +70,13 @@ export class PusherStore {
     return this.pushers.find({ user_id: userId }, { sort: { _id: 1 } });
   }
 
+  /** Which of these users have a pusher of `kind` (one query). */
+  async usersWithPushers(userIds: readonly string[], kind = 'http'): Promise<Set<string>> {
+    if (userIds.length === 0) return new Set();
+    const found = await this.pushers.find({ user_id: { $in: [...userIds] }, kind });
+    return new Set(found.map((p) => p.user_id));
+  }
+
   /**
    * Creates or replaces the user's pusher. Without `append`, "the homeserver
    * must remove any other pushers with the same App ID and pushkey for
