@@ -12,10 +12,11 @@ import { RelationsModule } from './relations/relations.module';
 import { SearchModule } from './search/search.module';
 import { ReportingModule } from './reporting/reporting.module';
 import { PushModule } from './push/push.module';
+import { UserDirectoryModule } from './user-directory/user-directory.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule],
+  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

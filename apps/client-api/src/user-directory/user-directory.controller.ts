@@ -1,0 +1,38 @@
+import { Body, Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { AccessTokenGuard, CurrentRequester, Errors, requireJsonObject, type Requester } from '@atrium/http';
+import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { UserDirectoryService, type DirectoryUser } from './user-directory.service';
+
+/** users.yaml `limit`: "Defaults to 10." */
+const DEFAULT_LIMIT = 10;
+/** The most results one request gets; a larger limit is clamped (the answer is then `limited` if more matched). */
+const MAX_LIMIT = 100;
+
+/**
+ * POST /_matrix/client/v3/user_directory/search (data/api/client-server/users.yaml).
+ * `search_term` is required (M_MISSING_PARAM when absent, M_BAD_JSON when not
+ * a string); `limit` must be an integer (M_BAD_JSON) and not negative
+ * (M_INVALID_PARAM).
+ */
+@Controller(CLIENT_PREFIXES)
+@UseGuards(AccessTokenGuard)
+export class UserDirectoryController {
+  constructor(private readonly directory: UserDirectoryService) {}
+
+  @Post('user_directory/search')
+  @HttpCode(200)
+  async search(@CurrentRequester() requester: Requester, @Body() rawBody: unknown): Promise<{ results: DirectoryUser[]; limited: boolean }> {
+    const body = requireJsonObject(rawBody);
+    const term = body['search_term'];
+    if (term === undefined) throw Errors.missingParam('search_term');
+    if (typeof term !== 'string') throw Errors.badJson('"search_term" must be a string');
+    const rawLimit = body['limit'];
+    let limit = DEFAULT_LIMIT;
+    if (rawLimit !== undefined) {
+      if (typeof rawLimit !== 'number' || !Number.isInteger(rawLimit)) throw Errors.badJson('"limit" must be an integer');
+      if (rawLimit < 0) throw Errors.invalidParam('"limit" must not be negative');
+      limit = Math.min(rawLimit, MAX_LIMIT);
+    }
+    return this.directory.search(requester.userId, term, limit);
+  }
+}
