@@ -13,10 +13,11 @@ import { SearchModule } from './search/search.module';
 import { ReportingModule } from './reporting/reporting.module';
 import { PushModule } from './push/push.module';
 import { UserDirectoryModule } from './user-directory/user-directory.module';
+import { IgnoredUsersModule } from './ignored-users/ignored-users';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule],
+  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

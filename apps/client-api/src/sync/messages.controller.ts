@@ -1,9 +1,10 @@
-import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, Optional, Param, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
 import { effectiveLimit, lazyLoadMembers, type RoomEventFilter } from '@atrium/matrix';
 import { bundleAggregations } from '@atrium/relations';
 import type { EventRecord, MembershipRecord, RoomStore } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { IgnoredUsers } from '../ignored-users/ignored-users';
 import { parseRoomEventFilterParam } from './filter-errors';
 import { EventFormatter, historyVisibilityOf, visibleEvents, walkRoom } from './room-history';
 import { integerParam } from './sync.controller';
@@ -32,6 +33,7 @@ export class MessagesController {
   constructor(
     @Inject(SYNC_ROOM_STORE) private readonly rooms: RoomStore,
     private readonly sync: SyncService,
+    @Optional() private readonly ignoredUsers?: IgnoredUsers,
   ) {}
 
   /**
@@ -93,7 +95,9 @@ export class MessagesController {
     const startToken = fromParam === undefined || fromParam === '' ? eventsToken(start) : fromParam;
     if (requested === 0) return { start: startToken, chunk: [] };
 
-    const page = await walkRoom(this.rooms, requester.userId, roomId, { from: low, to: high, direction: backward ? 'backward' : 'forward', limit, filter: { ...filter, limit: undefined }, membership });
+    // "Ignoring Users": ignored senders' non-state events are left out.
+    const ignored = await this.ignoredUsers?.of(requester.userId);
+    const page = await walkRoom(this.rooms, requester.userId, roomId, { from: low, to: high, direction: backward ? 'backward' : 'forward', limit, filter: { ...filter, limit: undefined }, membership, ignored });
     // Bundled aggregations (client-server-api "Aggregations of child events").
     const chunk = await bundleAggregations(this.rooms, formatter.formatAll(page.events), page.events, { userId: requester.userId });
     const out: Json = { start: startToken, chunk };
@@ -120,6 +124,9 @@ export class MessagesController {
     // event_context.yaml 404: "The event was not found or you do not have permission to read this event."
     if (!event || event.room_id !== roomId) throw Errors.notFound('Event not found');
     if ((await visibleEvents(this.rooms, requester.userId, [event], membership)).length === 0) throw Errors.notFound('Event not found');
+    // "Ignoring Users": a message of an ignored user is not given, as if unreadable; its surroundings lose theirs too.
+    const ignored = await this.ignoredUsers?.of(requester.userId);
+    if (event.state_key === null && ignored?.has(event.sender)) throw Errors.notFound('Event not found');
     const { safe } = await this.sync.eventsPositions();
     const limit = Math.min(requested, MAX_LIMIT);
     // As other servers do: half the limit before the event (rounded down), the rest after.
@@ -128,11 +135,11 @@ export class MessagesController {
     const walkFilter = { ...filter, limit: undefined };
     const before =
       beforeLimit > 0
-        ? await walkRoom(this.rooms, requester.userId, roomId, { from: 0, to: event.stream - 1, direction: 'backward', limit: beforeLimit, filter: walkFilter, membership })
+        ? await walkRoom(this.rooms, requester.userId, roomId, { from: 0, to: event.stream - 1, direction: 'backward', limit: beforeLimit, filter: walkFilter, membership, ignored })
         : { events: [], more: true, next: event.stream - 1 };
     const after =
       afterLimit > 0
-        ? await walkRoom(this.rooms, requester.userId, roomId, { from: event.stream, to: Math.max(safe, event.stream), direction: 'forward', limit: afterLimit, filter: walkFilter, membership })
+        ? await walkRoom(this.rooms, requester.userId, roomId, { from: event.stream, to: Math.max(safe, event.stream), direction: 'forward', limit: afterLimit, filter: walkFilter, membership, ignored })
         : { events: [], more: true, next: event.stream };
     const formatter = new EventFormatter(requester);
     const last = after.events.length > 0 ? after.events[after.events.length - 1] : event;

@@ -157,7 +157,17 @@ export async function walkRoom(
   rooms: RoomStore,
   userId: string,
   roomId: string,
-  options: { from: number; to: number; direction: 'backward' | 'forward'; limit: number; filter?: RoomEventFilter; membership: MembershipRecord | null; maxBatches?: number },
+  options: {
+    from: number;
+    to: number;
+    direction: 'backward' | 'forward';
+    limit: number;
+    filter?: RoomEventFilter;
+    membership: MembershipRecord | null;
+    maxBatches?: number;
+    /** Senders whose non-state events are left out ("Ignoring Users": state events are still sent). */
+    ignored?: ReadonlySet<string>;
+  },
 ): Promise<Page> {
   const { limit, direction } = options;
   const batchSize = Math.min(Math.max(limit + 1, 20), 500);
@@ -180,6 +190,7 @@ export async function walkRoom(
     for (let i = 0; i < batch.length; i++) {
       const record = batch[i];
       if (!visible.has(record) || !recordMatches(options.filter, record)) continue;
+      if (record.state_key === null && options.ignored?.has(record.sender)) continue;
       if (chosen.length === limit) {
         stoppedAt = i;
         break;

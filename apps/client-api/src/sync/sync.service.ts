@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Errors, type Requester } from '@atrium/http';
 import {
   effectiveLimit,
@@ -14,6 +14,7 @@ import { EVENTS_STREAM, StreamAllocator, eventOf, unsignedOf, type EventRecord, 
 import type { DocumentStore } from '@atrium/storage';
 import { CACHE, DOCUMENT_STORE } from '@atrium/platform';
 import type { Cache } from '@atrium/cache';
+import { IgnoredUsers } from '../ignored-users/ignored-users';
 import { LazyMemberCache } from './lazy-members';
 import { EventFormatter, membershipAt, recordMatches, walkRoom } from './room-history';
 import { SyncNotifier } from './sync-notifier';
@@ -101,6 +102,7 @@ export class SyncService {
     @Inject(SYNC_SECTIONS) private readonly sections: SyncSection[],
     private readonly notifier: SyncNotifier,
     @Inject(CACHE) cache: Cache,
+    @Optional() private readonly ignoredUsers?: IgnoredUsers,
   ) {
     this.streams = StreamAllocator.open(store);
     this.lazyMembers = new LazyMemberCache(cache);
@@ -167,6 +169,8 @@ export class SyncService {
     // Rooms with events in (F, T] in one query (null: too many to list, ask room by room).
     const active = initial ? null : await this.rooms.roomsWithEventsBetween(F, T);
     let hasUpdates = initial;
+    // "Ignoring Users": read per request, so a change to the list applies from the next response on.
+    const ignored = (await this.ignoredUsers?.of(userId)) ?? new Set<string>();
 
     for (const stored of await this.rooms.roomsOfUser(userId)) {
       roomIds.add(stored.room_id);
@@ -180,12 +184,17 @@ export class SyncService {
           joinedRoomIds.push(m.room_id);
           const full = initial || params.fullState || changed;
           if (!full && !(active ? active.has(m.room_id) : await this.rooms.roomHasEventsBetween(m.room_id, F, T))) break;
-          response.rooms.join[m.room_id] = await this.joinedRoom(requester, m, F, T, full, filter, formatter, to);
+          const room = await this.joinedRoom(requester, m, F, T, full, filter, formatter, to, ignored);
+          // Only ignored users' events in the range: nothing to send, and no reason to end a long-poll.
+          if (!full && ignored.size > 0 && room.timeline.events.length === 0 && !room.timeline.limited && room.state.events.length === 0) break;
+          response.rooms.join[m.room_id] = room;
           hasUpdates = true;
           break;
         }
         case 'invite':
           if (!changed && !params.fullState) break;
+          // "Servers must not send room invites from ignored users to clients."
+          if (ignored.has(m.sender)) break;
           response.rooms.invite[m.room_id] = { invite_state: { events: await this.strippedState(m) } };
           hasUpdates = true;
           break;
@@ -199,7 +208,7 @@ export class SyncService {
           // A forgotten room is not shown again; an initial or full-state sync shows left rooms only with include_leave.
           if (m.forgotten) break;
           if (initial || params.fullState ? roomFilter?.include_leave !== true : !changed) break;
-          response.rooms.leave[m.room_id] = await this.leftRoom(requester, m, F, filter, formatter, to, initial || params.fullState);
+          response.rooms.leave[m.room_id] = await this.leftRoom(requester, m, F, filter, formatter, to, initial || params.fullState, ignored);
           hasUpdates = true;
           break;
         }
@@ -260,9 +269,10 @@ export class SyncService {
     filter: Filter,
     formatter: EventFormatter,
     to: StreamPositions,
+    ignored: ReadonlySet<string> = new Set(),
   ): Promise<JoinedRoomOut> {
     const out = this.emptyJoinedRoom(to);
-    const timeline = await this.timeline(requester.userId, m, F, T, filter.room?.timeline);
+    const timeline = await this.timeline(requester.userId, m, F, T, filter.room?.timeline, ignored);
     // Bundled aggregations (client-server-api "Aggregations of child events"), as known at this sync's position.
     const events = await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: T });
     out.timeline = { events, limited: timeline.limited, prev_batch: eventsToken(timeline.start - 1, to) };
@@ -273,8 +283,8 @@ export class SyncService {
   }
 
   /** A left (or banned) room: the events up to the leave, and the state as for a joined room. */
-  private async leftRoom(requester: Requester, m: MembershipRecord, F: number, filter: Filter, formatter: EventFormatter, to: StreamPositions, full: boolean): Promise<Json> {
-    const timeline = await this.timeline(requester.userId, m, F, m.stream, filter.room?.timeline);
+  private async leftRoom(requester: Requester, m: MembershipRecord, F: number, filter: Filter, formatter: EventFormatter, to: StreamPositions, full: boolean, ignored: ReadonlySet<string> = new Set()): Promise<Json> {
+    const timeline = await this.timeline(requester.userId, m, F, m.stream, filter.room?.timeline, ignored);
     return {
       state: { events: formatter.formatAll(await this.stateFor(requester, m, F, timeline, full, filter.room?.state)) },
       timeline: {
@@ -286,9 +296,9 @@ export class SyncService {
     };
   }
 
-  private async timeline(userId: string, m: MembershipRecord, F: number, upTo: number, timelineFilter: RoomEventFilter | undefined) {
+  private async timeline(userId: string, m: MembershipRecord, F: number, upTo: number, timelineFilter: RoomEventFilter | undefined, ignored?: ReadonlySet<string>) {
     const limit = effectiveLimit(timelineFilter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
-    const page = await walkRoom(this.rooms, userId, m.room_id, { from: F, to: upTo, direction: 'backward', limit, filter: timelineFilter, membership: m });
+    const page = await walkRoom(this.rooms, userId, m.room_id, { from: F, to: upTo, direction: 'backward', limit, filter: timelineFilter, membership: m, ignored });
     const events = page.events.reverse();
     // The first timeline event's position; with no events, the timeline "starts" after upTo.
     const start = events.length > 0 ? events[0].stream : upTo + 1;

@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, Param, Put, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, CurrentRequester, Errors, requireJsonObject, type Requester } from '@atrium/http';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { IGNORED_USER_LIST, validateIgnoredUserList } from '../ignored-users/ignored-users';
 import { UserDataStores } from './user-data.stores';
 import { byteLength, methodNotAllowed, requireRoomId, requireSelf } from './user-params';
 
@@ -35,7 +36,10 @@ export class AccountDataController {
   ): Promise<Record<string, never>> {
     requireSelf(requester, userId, 'add account data');
     refuseServerManaged(type);
-    await this.stores.accountData.set(userId, null, type, requireJsonObject(body));
+    const content = requireJsonObject(body);
+    // "Ignoring Users": the list is read by /sync and /messages; malformed content is refused (see validateIgnoredUserList).
+    if (type === IGNORED_USER_LIST) validateIgnoredUserList(content);
+    await this.stores.accountData.set(userId, null, type, content);
     return {};
   }
 
