@@ -127,6 +127,12 @@ export class ReceiptStore {
     return this.records.get(recordId(roomId, userId, type, threadId));
   }
 
+  /** Several stored receipts in one read by IDs (push counts read every room's receipts of one user); missing ones are left out. */
+  getMany(keys: ReadonlyArray<{ roomId: string; userId: string; type: ReceiptType; threadId?: string | null }>): Promise<ReceiptRecord[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return this.records.getMany(keys.map((k) => recordId(k.roomId, k.userId, k.type, k.threadId ?? null)));
+  }
+
   /**
    * The receipts of the rooms written in (from, to] that `viewer` may see
    * (private receipts only their owner's), grouped by room in stream order.
