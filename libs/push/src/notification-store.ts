@@ -1,4 +1,4 @@
-import type { Collection, Doc, DocumentStore } from '@atrium/storage';
+import type { Collection, Doc, DocumentStore, Filter } from '@atrium/storage';
 import type { PushAction } from '@atrium/matrix';
 
 /**
@@ -44,6 +44,12 @@ export interface SentMarkRecord extends Doc {
   event_stream: number;
 }
 
+/** The position of the user's latest notification row in a room: a room whose mark is at or below the read position has nothing unread, without a query on the rows. */
+export interface LatestRecord extends Doc {
+  _id: string; // user_id \n room_id
+  event_stream: number;
+}
+
 export interface CursorRecord extends Doc {
   _id: string;
   position: number;
@@ -75,6 +81,7 @@ export class NotificationStore {
   private constructor(
     private readonly rows: Collection<NotificationRecord>,
     private readonly marks: Collection<SentMarkRecord>,
+    private readonly latest: Collection<LatestRecord>,
     private readonly cursors: Collection<CursorRecord>,
     private readonly now: () => number,
   ) {}
@@ -86,6 +93,7 @@ export class NotificationStore {
         indexes: [{ fields: ['user_id', 'room_id', 'thread_id', 'event_stream'] }, { fields: ['user_id', 'event_stream'] }],
       }),
       await store.collection<SentMarkRecord>({ name: 'push_sent_marks' }),
+      await store.collection<LatestRecord>({ name: 'push_room_latest' }),
       await store.collection<CursorRecord>({ name: 'push_cursor' }),
       now,
     );
@@ -95,8 +103,13 @@ export class NotificationStore {
     return `${userId}\n${eventId}`;
   }
 
-  /** Records a notification; false when it was already recorded (a replay). */
-  record(n: NewNotification): Promise<boolean> {
+  /**
+   * Records a notification; false when it was already recorded (a replay).
+   * The room's latest mark moves first, so it is never below a stored row
+   * (a crash in between leaves it ahead, which only costs a query).
+   */
+  async record(n: NewNotification): Promise<boolean> {
+    await this.moveForward(this.latest, `${n.userId}\n${n.roomId}`, { _id: `${n.userId}\n${n.roomId}`, event_stream: n.eventStream });
     return this.rows.insert({
       _id: NotificationStore.rowId(n.userId, n.eventId),
       user_id: n.userId,
@@ -126,20 +139,40 @@ export class NotificationStore {
     await this.rows.update(NotificationStore.rowId(userId, eventId), { pushed: true });
   }
 
-  /** Notification and highlight counts of one thread of a room in (after, upTo]. */
-  async countThread(query: CountQuery, threadId: string): Promise<{ notification_count: number; highlight_count: number }> {
-    const filter = { user_id: query.userId, room_id: query.roomId, thread_id: threadId, event_stream: { $gt: query.after, $lte: query.upTo } };
+  /** The latest-row marks of the user in these rooms (one read by IDs). */
+  async latestInRooms(userId: string, roomIds: readonly string[]): Promise<Map<string, number>> {
+    if (roomIds.length === 0) return new Map();
+    const marks = await this.latest.getMany(roomIds.map((roomId) => `${userId}\n${roomId}`));
+    return new Map(marks.map((m) => [m._id.slice(userId.length + 1), m.event_stream]));
+  }
+
+  /** The user's rows of a room in (after, upTo], oldest first, at most `limit` (one query; threads are told apart by the caller). */
+  rowsAfter(query: CountQuery, limit: number): Promise<NotificationRecord[]> {
+    return this.rows.find(
+      { user_id: query.userId, room_id: query.roomId, event_stream: { $gt: query.after, $lte: query.upTo } },
+      { sort: { event_stream: 1 }, limit },
+    );
+  }
+
+  /** The user's rows of several rooms after `after` up to `upTo`, at most `limit` (one query for a /sync response). */
+  rowsOfRooms(userId: string, roomIds: readonly string[], after: number, upTo: number, limit: number): Promise<NotificationRecord[]> {
+    if (roomIds.length === 0) return Promise.resolve([]);
+    return this.rows.find({ user_id: userId, room_id: { $in: [...roomIds] }, event_stream: { $gt: after, $lte: upTo } }, { sort: { event_stream: 1 }, limit });
+  }
+
+  /** The sent marks of the user's main timelines of these rooms (one read by IDs). */
+  async sentMarksMain(userId: string, roomIds: readonly string[]): Promise<Map<string, number>> {
+    if (roomIds.length === 0) return new Map();
+    const marks = await this.marks.getMany(roomIds.map((roomId) => `${userId}\n${roomId}\nmain`));
+    return new Map(marks.map((m) => [m.room_id, m.event_stream]));
+  }
+
+  /** Notification and highlight counts of a room in (after, upTo], all threads (used past the rowsAfter limit). */
+  async countRoom(query: CountQuery): Promise<{ notification_count: number; highlight_count: number }> {
+    const filter = { user_id: query.userId, room_id: query.roomId, event_stream: { $gt: query.after, $lte: query.upTo } };
     const notification_count = await this.rows.count(filter);
     const highlight_count = notification_count === 0 ? 0 : await this.rows.count({ ...filter, highlight: true });
     return { notification_count, highlight_count };
-  }
-
-  /** Rows outside the main timeline in (after, upTo], oldest first, at most `limit`. */
-  threadRows(query: CountQuery, limit: number): Promise<NotificationRecord[]> {
-    return this.rows.find(
-      { user_id: query.userId, room_id: query.roomId, thread_id: { $ne: 'main' }, event_stream: { $gt: query.after, $lte: query.upTo } },
-      { sort: { event_stream: 1 }, limit },
-    );
   }
 
   /** GET /notifications: the user's rows before `before` (exclusive), newest first. */
@@ -148,22 +181,21 @@ export class NotificationStore {
     return this.rows.find(filter, { sort: { event_stream: -1 }, limit });
   }
 
-  /** The rooms the user has notifications in among their latest `limit` rows (for the push `counts.unread`). */
-  async recentRooms(userId: string, limit = 500): Promise<Set<string>> {
-    const rows = await this.rows.find({ user_id: userId }, { sort: { event_stream: -1 }, limit });
-    return new Set(rows.map((r) => r.room_id));
-  }
-
   // ---- what the user sent (an implicit receipt) ----
 
   /** Moves the user's sent mark of (room, thread) forward to `eventStream` (never back). */
   async markSent(userId: string, roomId: string, threadId: string, eventStream: number): Promise<void> {
     const id = `${userId}\n${roomId}\n${threadId}`;
+    await this.moveForward(this.marks, id, { _id: id, user_id: userId, room_id: roomId, thread_id: threadId, event_stream: eventStream });
+  }
+
+  /** Inserts `doc` or raises its `event_stream`, never lowering it (conditional writes only: rule 4). */
+  private async moveForward<T extends Doc & { event_stream: number }>(collection: Collection<T>, id: string, doc: T): Promise<void> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      if (await this.marks.insert({ _id: id, user_id: userId, room_id: roomId, thread_id: threadId, event_stream: eventStream })) return;
-      if (await this.marks.update(id, { event_stream: eventStream }, { event_stream: { $lt: eventStream } })) return;
-      const current = await this.marks.get(id);
-      if (current && current.event_stream >= eventStream) return;
+      if (await collection.insert(doc)) return;
+      if (await collection.update(id, { event_stream: doc.event_stream } as Partial<T>, { event_stream: { $lt: doc.event_stream } } as Filter<T>)) return;
+      const current = await collection.get(id);
+      if (current && current.event_stream >= doc.event_stream) return;
     }
   }
 

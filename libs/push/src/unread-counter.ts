@@ -1,6 +1,6 @@
-import { MAIN_THREAD, type ReceiptStore } from '@atrium/ephemeral';
-import { eventOf, type RoomStore } from '@atrium/rooms';
-import type { NotificationStore } from './notification-store';
+import { MAIN_THREAD, RECEIPT_TYPES, type ReceiptStore } from '@atrium/ephemeral';
+import { eventOf, type EventRecord, type RoomStore } from '@atrium/rooms';
+import type { NotificationRecord, NotificationStore } from './notification-store';
 import type { PushEvaluator, RoomPushContext } from './push-evaluator';
 
 /**
@@ -34,8 +34,12 @@ export interface RoomCounts {
   threads: Record<string, Counts>;
 }
 
-/** Thread rows read per room; beyond this a thread's count stops growing. */
-const MAX_THREAD_ROWS = 2000;
+/** Rows read per room; past this the room's total is counted instead (threads then stop growing). */
+const MAX_ROWS = 1000;
+/** Rows read at once for all the rooms of a response; past this, per room. */
+const MAX_BATCH_ROWS = 5000;
+/** Events of the gap past the gateway's cursor read at once for all rooms; past this, per room. */
+const MAX_GAP_EVENTS = 500;
 /** Events evaluated inline per room when the gateway lags. */
 const MAX_INLINE_EVENTS = 200;
 
@@ -43,6 +47,12 @@ export const zeroCounts = (): Counts => ({ notification_count: 0, highlight_coun
 function add(into: Counts, n: Counts): void {
   into.notification_count += n.notification_count;
   into.highlight_count += n.highlight_count;
+}
+
+/** A room's read positions known before its rows are read. */
+interface RoomFloors {
+  unthreaded: number;
+  main: number;
 }
 
 export class UnreadCounter {
@@ -71,12 +81,81 @@ export class UnreadCounter {
   }
 
   /**
-   * Counts in the room up to events position `upTo`. `perThread` (the filter's
+   * Counts in one room up to events position `upTo`. `perThread` (the filter's
    * `unread_thread_notifications`) puts the threads apart from the main timeline.
    */
   async roomCounts(userId: string, roomId: string, upTo: number, perThread: boolean, gatewayCursor?: number): Promise<RoomCounts> {
-    const unthreaded = await this.receiptFloor(roomId, userId, null);
-    const floors = new Map<string, number>();
+    return (await this.countsForRooms(userId, [roomId], upTo, perThread, gatewayCursor)).get(roomId) ?? { total: zeroCounts(), threads: {} };
+  }
+
+  /**
+   * Counts in many rooms (a /sync response), with few queries per room
+   * (FerretDB answers a query on a field in tens of milliseconds): the
+   * gateway's cursor and the gap after it are read once for all rooms, the
+   * latest-row marks in one read by IDs; a room then costs its receipts
+   * (reads by ID) and, only when its mark is past the read position, one
+   * query on its rows.
+   */
+  async countsForRooms(userId: string, roomIds: readonly string[], upTo: number, perThread: boolean, gatewayCursor?: number): Promise<Map<string, RoomCounts>> {
+    const out = new Map<string, RoomCounts>();
+    if (roomIds.length === 0) return out;
+    const cursor = Math.min(upTo, gatewayCursor ?? (await this.notifications.cursor()));
+    let gap: Map<string, EventRecord[]> | null = new Map();
+    if (upTo > cursor) {
+      const events = await this.rooms.allEventsBetween(cursor, upTo, MAX_GAP_EVENTS);
+      if (events.length >= MAX_GAP_EVENTS) gap = null;
+      else for (const e of events) gap.set(e.room_id, [...(gap.get(e.room_id) ?? []), e]);
+    }
+    const latest = await this.notifications.latestInRooms(userId, roomIds);
+
+    // Every room's read positions in two reads by IDs: the unthreaded and `main` receipts of both types, and the sent marks.
+    const keys = roomIds.flatMap((roomId) =>
+      RECEIPT_TYPES.flatMap((type) => [
+        { roomId, userId, type, threadId: null },
+        { roomId, userId, type, threadId: MAIN_THREAD },
+      ]),
+    );
+    const unthreaded = new Map<string, number>();
+    const mainFloor = new Map<string, number>();
+    for (const r of await this.receipts.getMany(keys)) {
+      const into = r.thread_id === null ? unthreaded : mainFloor;
+      into.set(r.room_id, Math.max(into.get(r.room_id) ?? 0, r.event_stream));
+    }
+    for (const [roomId, stream] of await this.notifications.sentMarksMain(userId, roomIds)) mainFloor.set(roomId, Math.max(mainFloor.get(roomId) ?? 0, stream));
+
+    // The rows of the rooms with something recorded past their read position, in one query when they fit.
+    const unread = roomIds.filter((roomId) => (latest.get(roomId) ?? 0) > (unthreaded.get(roomId) ?? 0));
+    let rowsByRoom: Map<string, NotificationRecord[]> | null = new Map();
+    if (unread.length > 0 && cursor > 0) {
+      const after = Math.min(...unread.map((roomId) => unthreaded.get(roomId) ?? 0));
+      const rows = await this.notifications.rowsOfRooms(userId, unread, after, cursor, MAX_BATCH_ROWS);
+      if (rows.length >= MAX_BATCH_ROWS) rowsByRoom = null;
+      else for (const row of rows) rowsByRoom.set(row.room_id, [...(rowsByRoom.get(row.room_id) ?? []), row]);
+    }
+
+    for (const roomId of roomIds) {
+      const floors: RoomFloors = { unthreaded: unthreaded.get(roomId) ?? 0, main: Math.max(unthreaded.get(roomId) ?? 0, mainFloor.get(roomId) ?? 0) };
+      out.set(
+        roomId,
+        await this.oneRoom(userId, roomId, upTo, perThread, cursor, gap ? (gap.get(roomId) ?? []) : null, latest.get(roomId) ?? 0, floors, rowsByRoom ? (rowsByRoom.get(roomId) ?? []) : null),
+      );
+    }
+    return out;
+  }
+
+  private async oneRoom(
+    userId: string,
+    roomId: string,
+    upTo: number,
+    perThread: boolean,
+    cursor: number,
+    gapEvents: EventRecord[] | null,
+    latestRow: number,
+    known: RoomFloors,
+    prefetchedRows: NotificationRecord[] | null,
+  ): Promise<RoomCounts> {
+    const unthreaded = known.unthreaded;
+    const floors = new Map<string, number>([[MAIN_THREAD, known.main]]);
     const floorOf = async (threadId: string): Promise<number> => {
       let floor = floors.get(threadId);
       if (floor === undefined) {
@@ -85,13 +164,15 @@ export class UnreadCounter {
       }
       return floor;
     };
-    const cursor = Math.min(upTo, gatewayCursor ?? (await this.notifications.cursor()));
-    const query = { userId, roomId, upTo: cursor };
+    const records = (
+      gapEvents ?? (upTo > cursor ? await this.rooms.roomEvents(roomId, { from: cursor, to: upTo, direction: 'forward', limit: MAX_INLINE_EVENTS }) : [])
+    ).filter((r) => r.stream > unthreaded && r.stream > cursor && r.stream <= upTo);
+    // Nothing recorded after the read position and nothing new past the cursor: nothing unread.
+    if (latestRow <= unthreaded && records.length === 0) return { total: zeroCounts(), threads: {} };
 
     // Events past the gateway's cursor, evaluated now (their own sends move the floors first).
     const inline: Array<{ threadId: string; stream: number; counts: Counts }> = [];
-    if (upTo > cursor) {
-      const records = await this.rooms.roomEvents(roomId, { from: Math.max(cursor, unthreaded), to: upTo, direction: 'forward', limit: MAX_INLINE_EVENTS });
+    if (records.length > 0) {
       const recorded = await this.notifications.recordedEvents(userId, records.map((r) => r._id));
       let context: RoomPushContext | undefined;
       for (const record of records) {
@@ -114,17 +195,23 @@ export class UnreadCounter {
       }
     }
 
-    const main = await this.notifications.countThread({ ...query, after: await floorOf(MAIN_THREAD) }, MAIN_THREAD);
+    const main = zeroCounts();
     const threads: Record<string, Counts> = {};
-    for (const row of await this.notifications.threadRows({ ...query, after: unthreaded }, MAX_THREAD_ROWS)) {
-      if (row.event_stream <= (await floorOf(row.thread_id))) continue;
-      add((threads[row.thread_id] ??= zeroCounts()), { notification_count: 1, highlight_count: row.highlight ? 1 : 0 });
+    const place = async (threadId: string, stream: number, counts: Counts): Promise<void> => {
+      if (stream <= (await floorOf(threadId))) return;
+      add(threadId === MAIN_THREAD ? main : (threads[threadId] ??= zeroCounts()), counts);
+    };
+    if (latestRow > unthreaded) {
+      const query = { userId, roomId, after: unthreaded, upTo: cursor };
+      const rows = prefetchedRows?.filter((r) => r.event_stream > unthreaded) ?? (await this.notifications.rowsAfter(query, MAX_ROWS));
+      if (rows.length >= MAX_ROWS) {
+        // Too many to tell apart: the room's total since the unthreaded read position, all in the main timeline.
+        add(main, await this.notifications.countRoom(query));
+      } else {
+        for (const row of rows) await place(row.thread_id, row.event_stream, { notification_count: 1, highlight_count: row.highlight ? 1 : 0 });
+      }
     }
-    for (const item of inline) {
-      if (item.stream <= (await floorOf(item.threadId))) continue;
-      if (item.threadId === MAIN_THREAD) add(main, item.counts);
-      else add((threads[item.threadId] ??= zeroCounts()), item.counts);
-    }
+    for (const item of inline) await place(item.threadId, item.stream, item.counts);
 
     if (perThread) return { total: main, threads };
     const total = { ...main };
@@ -134,12 +221,9 @@ export class UnreadCounter {
 
   /** push_notifier.yaml `counts.unread`: "The number of unread messages a user has across all of the rooms they are a member of." */
   async unreadAcrossRooms(userId: string, upTo: number): Promise<number> {
-    const joined = new Set((await this.rooms.roomsOfUser(userId, ['join'])).map((m) => m.room_id));
+    const joined = (await this.rooms.roomsOfUser(userId, ['join'])).map((m) => m.room_id);
     let unread = 0;
-    for (const roomId of await this.notifications.recentRooms(userId)) {
-      if (!joined.has(roomId)) continue;
-      unread += (await this.roomCounts(userId, roomId, upTo, false, upTo)).total.notification_count;
-    }
+    for (const counts of (await this.countsForRooms(userId, joined, upTo, false, upTo)).values()) unread += counts.total.notification_count;
     return unread;
   }
 }

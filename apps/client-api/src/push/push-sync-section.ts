@@ -80,10 +80,8 @@ export class UnreadNotificationsSyncSection implements SyncSection {
     }
     if (targets.size === 0) return { hasUpdates: false };
     const perThread = request.filter.room?.timeline?.unread_thread_notifications === true;
-    const cursor = await stores.notifications.cursor();
     const rooms: Record<string, Record<string, unknown>> = {};
-    for (const roomId of targets) {
-      const counts = await stores.counter.roomCounts(request.userId, roomId, request.to.events, perThread, cursor);
+    for (const [roomId, counts] of await stores.counter.countsForRooms(request.userId, [...targets], request.to.events, perThread)) {
       rooms[roomId] = perThread ? { unread_notifications: counts.total, unread_thread_notifications: counts.threads } : { unread_notifications: counts.total };
     }
     return { rooms, hasUpdates: receiptMoved };
