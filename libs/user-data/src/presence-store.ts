@@ -15,6 +15,14 @@ export interface PresenceRecord extends Doc {
   status_msg: string | null;
   last_active_ts: number;
   stream: number;
+  /**
+   * What the last write told clients (phaseOf at its time): `active`
+   * (online, currently_active), `inactive` (online, not currently active),
+   * `idle` (read as unavailable), `none` (not online). announceInactivity
+   * finds online users whose phase has moved on since. Absent on records
+   * written before it existed.
+   */
+  phase?: string;
 }
 
 /** The content of an `m.presence` event (event schema m.presence) and of GET /presence/{userId}/status. */
@@ -35,6 +43,27 @@ export interface PresenceContent {
 export const IDLE_TIMEOUT_MS = 5 * 60 * 1000;
 /** "Last active ago": an online user active this recently is `currently_active`. */
 export const CURRENTLY_ACTIVE_MS = 60 * 1000;
+/**
+ * An online user inactive this long gets an update saying `currently_active:
+ * false` ("the server will not send further updates to the last active time
+ * until an update is sent to the client with either a) currently_active set
+ * to false or b) a presence state other than online"). Later than
+ * CURRENTLY_ACTIVE_MS: a polling client bumps its activity about once a
+ * minute (syncActivity), and announcing in between would double the presence
+ * traffic of every connected user; GET /presence is exact meanwhile.
+ */
+export const INACTIVE_ANNOUNCE_MS = 2 * CURRENTLY_ACTIVE_MS;
+
+type PresencePhase = 'active' | 'inactive' | 'idle' | 'none';
+
+/** The phase a record's view is in at `now` (see PresenceRecord.phase). */
+export function presencePhase(presence: string, lastActiveTs: number, now: number): PresencePhase {
+  if (presence !== 'online') return 'none';
+  const ago = now - lastActiveTs;
+  if (lastActiveTs > 0 && ago > IDLE_TIMEOUT_MS) return 'idle';
+  if (lastActiveTs > 0 && ago > CURRENTLY_ACTIVE_MS) return 'inactive';
+  return 'active';
+}
 
 export class PresenceStore {
   private constructor(
@@ -45,7 +74,11 @@ export class PresenceStore {
   ) {}
 
   static async open(store: DocumentStore, positions: StreamPositionSource, wake: WakeSync, now: () => number = Date.now): Promise<PresenceStore> {
-    const records = await store.collection<PresenceRecord>({ name: 'presence', indexes: [{ fields: ['stream'] }] });
+    const records = await store.collection<PresenceRecord>({
+      name: 'presence',
+      // The second index serves announceInactivity (online users by phase and last activity).
+      indexes: [{ fields: ['stream'] }, { fields: ['presence', 'phase', 'last_active_ts'] }],
+    });
     return new PresenceStore(records, positions, wake, now);
   }
 
@@ -89,10 +122,43 @@ export class PresenceStore {
     return this.write(userId, { presence: state, status_msg: current?.status_msg ?? null, last_active_ts: lastActive }, await audience());
   }
 
+  /**
+   * "Idle timeout" and "Last active ago" as updates: puts a new position on
+   * each online user whose view changed since their last write only because
+   * time passed — no longer currently active (after INACTIVE_ANNOUNCE_MS) or
+   * idle, read as `unavailable` (after IDLE_TIMEOUT_MS) — so /sync sends the
+   * `m.presence` update clients wait for. Run periodically (every client-api
+   * process may: the write is a compare-and-set on the record's position, so
+   * a newer write, such as fresh activity, is never overwritten and two
+   * sweeps announce once). At most `limit` users per kind per call; returns
+   * how many were announced.
+   */
+  async announceInactivity(audience: (userId: string) => Promise<string[]>, limit = 200): Promise<number> {
+    const now = this.now();
+    const idle = await this.records.find({ presence: 'online', phase: { $ne: 'idle' }, last_active_ts: { $gt: 0, $lte: now - IDLE_TIMEOUT_MS } }, { limit });
+    const inactive = await this.records.find({ presence: 'online', phase: 'active', last_active_ts: { $gt: 0, $lte: now - INACTIVE_ANNOUNCE_MS } }, { limit });
+    const seen = new Set<string>();
+    let announced = 0;
+    for (const record of [...idle, ...inactive]) {
+      if (seen.has(record._id)) continue;
+      seen.add(record._id);
+      const phase = presencePhase(record.presence, record.last_active_ts, now);
+      if (phase === record.phase) continue;
+      const position = await this.positions.withPosition(USER_DATA_STREAMS.presence, async (position) =>
+        (await this.records.update(record._id, { phase, stream: position }, { stream: record.stream })) ? position : null,
+      );
+      if (position === null) continue;
+      await this.wake({ stream: USER_DATA_STREAMS.presence, position, user_ids: [...new Set([record._id, ...(await audience(record._id))])] });
+      announced += 1;
+    }
+    return announced;
+  }
+
   private async write(userId: string, fields: { presence: string; status_msg: string | null; last_active_ts: number }, audience: string[]): Promise<number> {
+    const phase = presencePhase(fields.presence, fields.last_active_ts, this.now());
     const position = await this.positions.withPosition(USER_DATA_STREAMS.presence, async (position) => {
-      if (!(await this.records.insert({ _id: userId, ...fields, stream: position }))) {
-        await this.records.update(userId, { ...fields, stream: position }, { stream: { $lt: position } });
+      if (!(await this.records.insert({ _id: userId, ...fields, phase, stream: position }))) {
+        await this.records.update(userId, { ...fields, phase, stream: position }, { stream: { $lt: position } });
       }
       return position;
     });

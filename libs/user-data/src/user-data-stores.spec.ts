@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { StreamAllocator } from '@atrium/rooms';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import { AccountDataStore } from './account-data-store';
-import { IDLE_TIMEOUT_MS, PresenceStore } from './presence-store';
+import { IDLE_TIMEOUT_MS, INACTIVE_ANNOUNCE_MS, PresenceStore } from './presence-store';
 import { ProfileStore } from './profile-store';
 import type { SyncWake } from './streams';
 import { TO_DEVICE_TXN_RETENTION_MS, ToDeviceStore } from './to-device-store';
@@ -109,6 +109,34 @@ describe('user-data stores (on the SQLite adapter)', () => {
       expect(await presence.get('@a:x')).toMatchObject({ presence: 'unavailable', currently_active: false, status_msg: 'busy' });
       await presence.set('@a:x', 'offline', undefined, []);
       expect(await presence.get('@a:x')).toMatchObject({ presence: 'offline', status_msg: 'busy' });
+    });
+
+    it('announces an online user going inactive, then idle, once each, and never over fresh activity', async () => {
+      const presence = await PresenceStore.open(store, positions, wake, () => now);
+      const audience = async (userId: string): Promise<string[]> => (userId === '@a:x' ? ['@b:x'] : []);
+      const p1 = await presence.set('@a:x', 'online', null, []);
+      await presence.set('@c:x', 'offline', null, []);
+      expect(await presence.announceInactivity(audience)).toBe(0);
+
+      now += INACTIVE_ANNOUNCE_MS + 1;
+      expect(await presence.announceInactivity(audience)).toBe(1);
+      expect(wakes.at(-1)).toEqual({ stream: 'presence', position: expect.any(Number), user_ids: ['@a:x', '@b:x'] });
+      const p2 = wakes.at(-1)!.position;
+      expect((await presence.changes(['@a:x'], p1, p2)).map((c) => c.content)).toEqual([
+        { presence: 'online', last_active_ago: INACTIVE_ANNOUNCE_MS + 1, currently_active: false },
+      ]);
+      expect(await presence.announceInactivity(audience)).toBe(0);
+
+      now += IDLE_TIMEOUT_MS;
+      expect(await presence.announceInactivity(audience)).toBe(1);
+      const p3 = wakes.at(-1)!.position;
+      expect((await presence.changes(['@a:x'], p2, p3)).map((c) => c.content)).toMatchObject([{ presence: 'unavailable', currently_active: false }]);
+      expect(await presence.announceInactivity(audience)).toBe(0);
+
+      // Fresh activity starts over: active, nothing to announce.
+      await presence.syncActivity('@a:x', 'online', async () => []);
+      expect(await presence.announceInactivity(audience)).toBe(0);
+      expect(await presence.get('@a:x')).toMatchObject({ presence: 'online', currently_active: true });
     });
 
     it('marks a syncing user online only when something changes', async () => {

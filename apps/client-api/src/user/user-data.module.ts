@@ -6,6 +6,7 @@ import type { DocumentStore } from '@atrium/storage';
 import { AccountDataController } from './account-data.controller';
 import { CapabilitiesController } from './capabilities.controller';
 import { PresenceController } from './presence.controller';
+import { PresenceIdleSweep } from './presence-idle';
 import { ProfileController } from './profile.controller';
 import { ProfilePropagation } from './profile-propagation';
 import { ThreepidController, ThreepidTokenController } from './threepid.controller';
@@ -39,6 +40,7 @@ import { UserDataStores } from './user-data.stores';
       inject: [DOCUMENT_STORE, BUS, ACCOUNT_STORE],
     },
     ProfilePropagation,
+    PresenceIdleSweep,
   ],
   exports: [UserDataStores],
 })
