@@ -239,6 +239,31 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
       expect(bodies(timeline(await sync(alice), roomId))).toEqual(expect.arrayContaining(['bob 1', 'bob 2 (ignored)', 'alice 1', 'bob 3']));
     });
 
+    it('leaves ignored users’ thread replies out of bundled aggregations in /sync, /messages and /context', async () => {
+      const hana = await newUser('hana');
+      const ivan = await newUser('ivan');
+      const { room_id: room } = await hana.sdk.createRoom({ preset: 'public_chat' as never });
+      await ivan.sdk.joinRoom(room);
+      await hana.sdk.setIgnoredUsers([ivan.userId]);
+      const { event_id: root } = await hana.sdk.sendMessage(room, { msgtype: MsgType.Text, body: 'root' });
+      const reply = (sender: Session, body: string) =>
+        sender.sdk.sendEvent(room, 'm.room.message' as never, { msgtype: 'm.text', body, 'm.relates_to': { rel_type: 'm.thread', event_id: root } } as never);
+      await reply(ivan, 'ivan in thread');
+      await reply(hana, 'hana in thread');
+      const threadOf = (events: Array<{ event_id: string; unsigned?: Json }>): Json | undefined => {
+        const relations = events.find((e) => e.event_id === root)?.unsigned?.['m.relations'] as Json | undefined;
+        return relations?.['m.thread'] as Json | undefined;
+      };
+      const expected = { count: 1, current_user_participated: true, latest_event: expect.objectContaining({ sender: hana.userId }) };
+      expect(threadOf(timeline(await sync(hana), room) as never)).toEqual(expected);
+      const messages = await call(hana, 'GET', `/v3/rooms/${enc(room)}/messages?dir=b&limit=20`);
+      expect(threadOf(messages.json.chunk as never)).toEqual(expected);
+      const context = await call(hana, 'GET', `/v3/rooms/${enc(room)}/context/${enc(root)}?limit=0`);
+      expect(threadOf([context.json.event] as never)).toEqual(expected);
+      // Ivan's own view counts both.
+      expect(threadOf(timeline(await sync(ivan), room) as never)).toMatchObject({ count: 2 });
+    });
+
     it('does not show invites from ignored users', async () => {
       const dave = await newUser('dave');
       const erin = await newUser('erin');

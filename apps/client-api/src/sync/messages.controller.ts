@@ -99,7 +99,7 @@ export class MessagesController {
     const ignored = await this.ignoredUsers?.of(requester.userId);
     const page = await walkRoom(this.rooms, requester.userId, roomId, { from: low, to: high, direction: backward ? 'backward' : 'forward', limit, filter: { ...filter, limit: undefined }, membership, ignored });
     // Bundled aggregations (client-server-api "Aggregations of child events").
-    const chunk = await bundleAggregations(this.rooms, formatter.formatAll(page.events), page.events, { userId: requester.userId });
+    const chunk = await bundleAggregations(this.rooms, formatter.formatAll(page.events), page.events, { userId: requester.userId, ignoredUsers: ignored });
     const out: Json = { start: startToken, chunk };
     // "If no further events are available … this property is omitted."
     if (page.more) out['end'] = eventsToken(page.next);
@@ -149,9 +149,9 @@ export class MessagesController {
     return {
       start: eventsToken(before.next),
       end: eventsToken(after.next),
-      events_before: await bundleAggregations(this.rooms, formatter.formatAll(before.events), before.events, { userId: requester.userId }),
-      event: (await bundleAggregations(this.rooms, [formatter.format(event)], [event], { userId: requester.userId }))[0],
-      events_after: await bundleAggregations(this.rooms, formatter.formatAll(after.events), after.events, { userId: requester.userId }),
+      events_before: await bundleAggregations(this.rooms, formatter.formatAll(before.events), before.events, { userId: requester.userId, ignoredUsers: ignored }),
+      event: (await bundleAggregations(this.rooms, [formatter.format(event)], [event], { userId: requester.userId, ignoredUsers: ignored }))[0],
+      events_after: await bundleAggregations(this.rooms, formatter.formatAll(after.events), after.events, { userId: requester.userId, ignoredUsers: ignored }),
       state,
     };
   }

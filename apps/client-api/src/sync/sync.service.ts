@@ -274,7 +274,7 @@ export class SyncService {
     const out = this.emptyJoinedRoom(to);
     const timeline = await this.timeline(requester.userId, m, F, T, filter.room?.timeline, ignored);
     // Bundled aggregations (client-server-api "Aggregations of child events"), as known at this sync's position.
-    const events = await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: T });
+    const events = await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: T, ignoredUsers: ignored });
     out.timeline = { events, limited: timeline.limited, prev_batch: eventsToken(timeline.start - 1, to) };
     out.state.events = formatter.formatAll(await this.stateFor(requester, m, F, timeline, full, filter.room?.state));
     const memberChange = full || timeline.events.some((e) => e.type === 'm.room.member') || out.state.events.some((e) => e['type'] === 'm.room.member');
@@ -288,7 +288,7 @@ export class SyncService {
     return {
       state: { events: formatter.formatAll(await this.stateFor(requester, m, F, timeline, full, filter.room?.state)) },
       timeline: {
-        events: await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: m.stream }),
+        events: await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: m.stream, ignoredUsers: ignored }),
         limited: timeline.limited,
         prev_batch: eventsToken(timeline.start - 1, to),
       },
