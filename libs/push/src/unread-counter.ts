@@ -100,28 +100,30 @@ export class UnreadCounter {
     const out = new Map<string, RoomCounts>();
     if (roomIds.length === 0) return out;
     const cursor = Math.min(upTo, gatewayCursor ?? (await this.notifications.cursor()));
-    let gap: Map<string, EventRecord[]> | null = new Map();
-    if (upTo > cursor) {
-      const events = await this.rooms.allEventsBetween(cursor, upTo, MAX_GAP_EVENTS);
-      if (events.length >= MAX_GAP_EVENTS) gap = null;
-      else for (const e of events) gap.set(e.room_id, [...(gap.get(e.room_id) ?? []), e]);
-    }
-    const latest = await this.notifications.latestInRooms(userId, roomIds);
-
-    // Every room's read positions in two reads by IDs: the unthreaded and `main` receipts of both types, and the sent marks.
+    // Every room's read positions by IDs: the unthreaded and `main` receipts of both types, and the sent marks.
     const keys = roomIds.flatMap((roomId) =>
       RECEIPT_TYPES.flatMap((type) => [
         { roomId, userId, type, threadId: null },
         { roomId, userId, type, threadId: MAIN_THREAD },
       ]),
     );
+    // Independent reads, in parallel.
+    const [gapEvents, latest, receipts, sent] = await Promise.all([
+      upTo > cursor ? this.rooms.allEventsBetween(cursor, upTo, MAX_GAP_EVENTS) : Promise.resolve([]),
+      this.notifications.latestInRooms(userId, roomIds),
+      this.receipts.getMany(keys),
+      this.notifications.sentMarksMain(userId, roomIds),
+    ]);
+    let gap: Map<string, EventRecord[]> | null = new Map();
+    if (gapEvents.length >= MAX_GAP_EVENTS) gap = null;
+    else for (const e of gapEvents) gap.set(e.room_id, [...(gap.get(e.room_id) ?? []), e]);
     const unthreaded = new Map<string, number>();
     const mainFloor = new Map<string, number>();
-    for (const r of await this.receipts.getMany(keys)) {
+    for (const r of receipts) {
       const into = r.thread_id === null ? unthreaded : mainFloor;
       into.set(r.room_id, Math.max(into.get(r.room_id) ?? 0, r.event_stream));
     }
-    for (const [roomId, stream] of await this.notifications.sentMarksMain(userId, roomIds)) mainFloor.set(roomId, Math.max(mainFloor.get(roomId) ?? 0, stream));
+    for (const [roomId, stream] of sent) mainFloor.set(roomId, Math.max(mainFloor.get(roomId) ?? 0, stream));
 
     // The rows of the rooms with something recorded past their read position, in one query when they fit.
     const unread = roomIds.filter((roomId) => (latest.get(roomId) ?? 0) > (unthreaded.get(roomId) ?? 0));

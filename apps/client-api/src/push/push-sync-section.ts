@@ -6,9 +6,6 @@ import type { DocumentStore } from '@atrium/storage';
 import { EphemeralStores } from '../ephemeral/ephemeral.stores';
 import type { SyncSection, SyncSectionRequest, SyncSectionResult } from '../sync/sync-sections';
 
-/** Events read from the output log to find the rooms with new events on an incremental sync. */
-const RECENT_EVENTS_READ = 200;
-
 /**
  * Each joined room's `unread_notifications` and, when the filter sets
  * `room.timeline.unread_thread_notifications`, `unread_thread_notifications`
@@ -54,28 +51,30 @@ export class UnreadNotificationsSyncSection implements SyncSection {
     if (full) {
       for (const roomId of roomIds) targets.add(roomId);
     } else {
-      // Rooms with new events: one read of the output log when the gap is short, else one query per room.
-      const recent = await stores.rooms.allEventsBetween(request.from.events, request.to.events, RECENT_EVENTS_READ);
-      if (recent.length < RECENT_EVENTS_READ) {
-        const joinedIds = new Set(roomIds);
-        for (const record of recent) if (joinedIds.has(record.room_id)) targets.add(record.room_id);
+      // Rooms with new events (one query on the stream index, room by room past its limit), receipts, typing and
+      // room account data (the rooms other sections put in the response: the sync service gives a room a section
+      // adds zero counts by default, so they get their real counts here). The reads are independent: in parallel.
+      const ephemeral = await EphemeralStores.shared(this.store, this.bus);
+      const [withEvents, receipts, typing, accountData] = await Promise.all([
+        stores.rooms.roomsWithEventsBetween(request.from.events, request.to.events),
+        stores.receipts.changes(roomIds, request.userId, request.from.receipts, request.to.receipts),
+        ephemeral.typing.changedRooms(roomIds, request.from.typing, request.to.typing),
+        ephemeral.accountData.changes(request.userId, request.from.account_data, request.to.account_data),
+      ]);
+      const joined = new Set(roomIds);
+      if (withEvents) {
+        for (const roomId of withEvents) if (joined.has(roomId)) targets.add(roomId);
       } else {
         for (const roomId of roomIds) {
           if (await stores.rooms.roomHasEventsBetween(roomId, request.from.events, request.to.events)) targets.add(roomId);
         }
       }
-      const receipts = await stores.receipts.changes(roomIds, request.userId, request.from.receipts, request.to.receipts);
       for (const [roomId, records] of receipts) {
         // Any receipt puts the room in the response (the ephemeral section); the user's own one changes the counts.
         targets.add(roomId);
         if (records.some((r) => r.user_id === request.userId)) receiptMoved = true;
       }
-      // Rooms other sections put in the response (typing, room account data): the sync service gives a room a
-      // section adds zero counts by default, so they get their real counts here.
-      const ephemeral = await EphemeralStores.shared(this.store, this.bus);
-      for (const roomId of await ephemeral.typing.changedRooms(roomIds, request.from.typing, request.to.typing)) targets.add(roomId);
-      const accountData = await ephemeral.accountData.changes(request.userId, request.from.account_data, request.to.account_data);
-      const joined = new Set(roomIds);
+      for (const roomId of typing) targets.add(roomId);
       for (const roomId of Object.keys(accountData.rooms)) if (joined.has(roomId)) targets.add(roomId);
     }
     if (targets.size === 0) return { hasUpdates: false };
