@@ -49,7 +49,9 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
   const enc = encodeURIComponent;
 
   beforeAll(async () => {
-    server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false' } });
+    // Cluster: two client-api replicas behind the round-robin router, so the directory index (one cursor in
+    // storage, an indexer per replica) is written by one process and searched through the other.
+    server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false' }, replicas: { 'client-api': 2 } });
     base = server.baseUrl;
   });
 
