@@ -409,6 +409,20 @@ describe.each(modes)('user data (%s mode)', (mode) => {
       expect(old.to_device?.events ?? []).toEqual([]);
     });
 
+    it('gives at most 100 to-device messages per response and the rest in the next', async () => {
+      const lena = await newUser('lena');
+      const { next_batch: since } = await sync(lena);
+      for (let i = 0; i < 105; i++) {
+        await bob.sdk.sendToDevice('org.example.many', new Map([[lena.userId, new Map([[lena.deviceId, { i }]])]]), `many-${i}`);
+      }
+      const first = await sync(lena, since);
+      expect(first.to_device?.events.map((e) => e.content.i)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      const second = await sync(lena, first.next_batch);
+      expect(second.to_device?.events.map((e) => e.content.i)).toEqual([100, 101, 102, 103, 104]);
+      const third = await sync(lena, second.next_batch);
+      expect(third.to_device?.events ?? []).toEqual([]);
+    });
+
     it("sends to every device of a user with '*', once per transaction", async () => {
       const frank = await newUser('frank');
       const frankPhone = await loginAgain(frank);

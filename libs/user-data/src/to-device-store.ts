@@ -7,10 +7,17 @@ import { USER_DATA_STREAMS, type StreamPositionSource, type WakeSync } from './s
  * "Servers should store pending messages for local users until they are
  * successfully delivered to the destination device": one document per
  * (target device, sending transaction), with the message content as a string
- * and the position of its request on the `to_device` stream. A sync whose
- * `since` token is past a message's position acknowledges it, and the message
- * is then deleted ("the server should infer that any send-to-device messages
- * in that response have been delivered successfully, and delete them").
+ * and the position of its request on the `to_device` stream.
+ *
+ * Each device's messages are a queue read in arrival order, at most 100 per
+ * /sync ("100 messages is recommended as a reasonable limit"). A message
+ * handed out in a response is marked with that response's to_device position
+ * (`sent_in`, set once); when the client comes back with a token at or past
+ * it, the message was received and is deleted ("the server should infer that
+ * any send-to-device messages in that response have been delivered
+ * successfully, and delete them"). A client retrying with an older token gets
+ * the unconfirmed messages again; messages beyond the limit wait for the next
+ * sync whatever its token says, so the limit never loses one.
  */
 export interface ToDeviceRecord extends Doc {
   _id: string; // user_id \n device_id \n sender \n sender_device \n txn_id
@@ -20,6 +27,8 @@ export interface ToDeviceRecord extends Doc {
   type: string;
   content: string;
   stream: number;
+  /** The to_device position of the first response that carried it; 0 until then. */
+  sent_in: number;
 }
 
 /**
@@ -97,6 +106,7 @@ export class ToDeviceStore {
           type,
           content: JSON.stringify(d.content),
           stream: position,
+          sent_in: 0,
         });
       }
       return position;
@@ -110,27 +120,24 @@ export class ToDeviceStore {
   }
 
   /**
-   * Pending messages of one device in `(from, to]`, oldest first, at most
-   * `limit` (all when undefined). `position` is how far the result reaches:
-   * `to` when everything fitted, else the position of the last message
-   * returned (the rest come in the next sync).
+   * One /sync's to-device part for a device: first deletes what the client
+   * confirmed (messages sent in a response at or before `confirmed`, the
+   * `since` token's position), then hands out the oldest pending messages
+   * with a position up to `upTo` (the response's position), at most `limit`,
+   * marking those handed out for the first time with `upTo`.
    */
-  async pending(userId: string, deviceId: string, from: number, to: number, limit?: number): Promise<{ events: ToDeviceEvent[]; position: number }> {
-    const records = await this.messages.find(
-      { user_id: userId, device_id: deviceId, stream: { $gt: from, $lte: to } },
-      limit === undefined ? { sort: { stream: 1 } } : { sort: { stream: 1 }, limit: limit + 1 },
-    );
-    const limited = limit !== undefined && records.length > limit;
-    const shown = limited ? records.slice(0, limit) : records;
-    return {
-      events: shown.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as Record<string, unknown> })),
-      position: limited ? shown[shown.length - 1].stream : to,
-    };
+  async deliver(userId: string, deviceId: string, confirmed: number, upTo: number, limit = TO_DEVICE_SYNC_LIMIT): Promise<ToDeviceEvent[]> {
+    if (confirmed > 0) await this.messages.deleteMany({ user_id: userId, device_id: deviceId, sent_in: { $gt: 0, $lte: confirmed } });
+    const records = await this.messages.find({ user_id: userId, device_id: deviceId, stream: { $lte: upTo } }, { sort: { stream: 1 }, limit });
+    for (const record of records) {
+      if (record.sent_in === 0) await this.messages.update(record._id, { sent_in: upTo }, { sent_in: 0 });
+    }
+    return records.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as Record<string, unknown> }));
   }
 
-  /** The client came back with a token at `upTo`: everything up to it was delivered and goes. */
-  acknowledge(userId: string, deviceId: string, upTo: number): Promise<number> {
-    return this.messages.deleteMany({ user_id: userId, device_id: deviceId, stream: { $lte: upTo } });
+  /** How many messages wait for a device (tests and metrics). */
+  pendingCount(userId: string, deviceId: string): Promise<number> {
+    return this.messages.count({ user_id: userId, device_id: deviceId });
   }
 
   /** Forgets transactions older than TO_DEVICE_TXN_RETENTION_MS, at most once per TXN_PRUNE_INTERVAL_MS per process. */

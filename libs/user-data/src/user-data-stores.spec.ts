@@ -165,7 +165,7 @@ describe('user-data stores (on the SQLite adapter)', () => {
   });
 
   describe('ToDeviceStore', () => {
-    it('delivers in order, once per transaction, and deletes what a later token acknowledges', async () => {
+    it('delivers in order, once per transaction, and deletes what a later token confirms', async () => {
       const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
       expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(true);
       expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(false);
@@ -173,21 +173,44 @@ describe('user-data stores (on the SQLite adapter)', () => {
         { userId: '@b:x', deviceId: 'BDEV', content: { n: 2 } },
         { userId: '@b:x', deviceId: 'OTHER', content: { n: 2 } },
       ]);
-      const to = await toDevice.safePosition();
-      const first = await toDevice.pending('@b:x', 'BDEV', 0, to);
-      expect(first.events).toEqual([
+      const t1 = await toDevice.safePosition();
+      expect(await toDevice.deliver('@b:x', 'BDEV', 0, t1)).toEqual([
         { sender: '@a:x', type: 'm.test', content: { n: 1 } },
         { sender: '@a:x', type: 'm.test', content: { n: 2 } },
       ]);
-      expect(first.position).toBe(to);
-      // The same since token again: nothing acknowledged yet, the same messages.
-      expect((await toDevice.pending('@b:x', 'BDEV', 0, to)).events).toHaveLength(2);
-      expect(await toDevice.acknowledge('@b:x', 'BDEV', to)).toBe(2);
-      expect((await toDevice.pending('@b:x', 'BDEV', 0, to)).events).toEqual([]);
-      expect((await toDevice.pending('@b:x', 'OTHER', 0, to)).events).toHaveLength(1);
+      // The same since token again: nothing confirmed yet, the same messages.
+      expect(await toDevice.deliver('@b:x', 'BDEV', 0, t1)).toHaveLength(2);
+      // A token at t1 confirms them: deleted, for this device only.
+      expect(await toDevice.deliver('@b:x', 'BDEV', t1, t1)).toEqual([]);
+      expect(await toDevice.pendingCount('@b:x', 'BDEV')).toBe(0);
+      expect(await toDevice.pendingCount('@b:x', 'OTHER')).toBe(1);
       // A retry after delivery and deletion is still recognised.
       expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(false);
       expect(wakes.filter((w) => w.stream === 'to_device')).toHaveLength(2);
+    });
+
+    it('keeps a message handed out in a response until a token at or past that response confirms it', async () => {
+      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
+      await toDevice.send('@a:x', 'ADEV', 'x1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }]);
+      const t1 = await toDevice.safePosition();
+      expect(await toDevice.deliver('@b:x', 'BDEV', 0, t1)).toHaveLength(1);
+      await toDevice.send('@a:x', 'ADEV', 'x2', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 2 } }]);
+      const t2 = await toDevice.safePosition();
+      // A retry with the old token at t2 hands out both; the first keeps its mark (t1).
+      expect((await toDevice.deliver('@b:x', 'BDEV', 0, t2)).map((e) => e.content.n)).toEqual([1, 2]);
+      // Coming back with t1 confirms only the first response's message.
+      expect((await toDevice.deliver('@b:x', 'BDEV', t1, t2)).map((e) => e.content.n)).toEqual([2]);
+      expect(await toDevice.deliver('@b:x', 'BDEV', t2, t2)).toEqual([]);
+    });
+
+    it('hands out at most the limit per response and loses none beyond it', async () => {
+      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
+      for (let i = 0; i < 5; i++) await toDevice.send('@a:x', 'ADEV', `t${i}`, 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { i } }]);
+      const to = await toDevice.safePosition();
+      expect((await toDevice.deliver('@b:x', 'BDEV', 0, to, 3)).map((e) => e.content.i)).toEqual([0, 1, 2]);
+      // The next token is `to`, past every message's position: only the three sent are confirmed.
+      expect((await toDevice.deliver('@b:x', 'BDEV', to, to, 3)).map((e) => e.content.i)).toEqual([3, 4]);
+      expect(await toDevice.deliver('@b:x', 'BDEV', to, to, 3)).toEqual([]);
     });
 
     it('forgets sending transactions after the retention period', async () => {
@@ -197,21 +220,9 @@ describe('user-data stores (on the SQLite adapter)', () => {
       now += TO_DEVICE_TXN_RETENTION_MS + 1;
       await toDevice.send('@a:x', 'ADEV', 'new', 'm.test', message);
       expect(await toDevice.pruneTransactions(true)).toBe(0);
-      await toDevice.acknowledge('@b:x', 'BDEV', await toDevice.safePosition());
       // The old transaction is forgotten: a (very late) retry is delivered again; the new one is still known.
       expect(await toDevice.send('@a:x', 'ADEV', 'old', 'm.test', message)).toBe(true);
       expect(await toDevice.send('@a:x', 'ADEV', 'new', 'm.test', message)).toBe(false);
-    });
-
-    it('stops at the limit and says how far it reached', async () => {
-      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
-      for (let i = 0; i < 5; i++) await toDevice.send('@a:x', 'ADEV', `t${i}`, 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { i } }]);
-      const to = await toDevice.safePosition();
-      const page = await toDevice.pending('@b:x', 'BDEV', 0, to, 3);
-      expect(page.events.map((e) => e.content.i)).toEqual([0, 1, 2]);
-      const rest = await toDevice.pending('@b:x', 'BDEV', page.position, to, 3);
-      expect(rest.events.map((e) => e.content.i)).toEqual([3, 4]);
-      expect(rest.position).toBe(to);
     });
   });
 });

@@ -83,12 +83,9 @@ export class PresenceSyncSection implements SyncSection {
 
 /**
  * Top-level `to_device` (modules/send_to_device.md "Server behaviour"):
- * messages for this device in arrival order. A `since` token at position p
- * acknowledges everything up to p, which is then deleted.
- *
- * Every pending message up to `to` is returned: the spec's 100-message limit
- * needs the section to end the response's to_device position early, which
- * SyncSectionResult has no field for yet.
+ * messages for this device in arrival order, at most 100 per response. The
+ * `since` token's position confirms the messages of the response that gave
+ * it, which are then deleted (ToDeviceStore.deliver).
  */
 @Injectable()
 export class ToDeviceSyncSection implements SyncSection {
@@ -101,9 +98,7 @@ export class ToDeviceSyncSection implements SyncSection {
   }
 
   async build(request: SyncSectionRequest): Promise<SyncSectionResult> {
-    const from = request.from.to_device;
-    if (from > 0) await this.stores.toDevice.acknowledge(request.userId, request.deviceId, from);
-    const { events } = await this.stores.toDevice.pending(request.userId, request.deviceId, from, request.to.to_device);
+    const events = await this.stores.toDevice.deliver(request.userId, request.deviceId, request.from.to_device, request.to.to_device);
     return { top: events.length > 0 || request.initial ? { to_device: { events } } : {}, hasUpdates: events.length > 0 };
   }
 }
