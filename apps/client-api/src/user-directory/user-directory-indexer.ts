@@ -14,6 +14,8 @@ const MAX_BATCHES_PER_RUN = 50;
 const POLL_MS = 5000;
 /** Wake-ups within this window fold into one run (one read per burst of sends, not per send). */
 const DEBOUNCE_MS = 100;
+/** Failed attempts at one event before it is skipped (a poison event must not stop the directory for everyone). */
+const MAX_EVENT_FAILURES = 5;
 
 const DIRECTORY_TYPES = new Set(['m.room.member', 'm.room.join_rules', 'm.room.history_visibility']);
 
@@ -37,6 +39,7 @@ export class UserDirectoryIndexer implements OnModuleInit, OnModuleDestroy {
   private current: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  private readonly failures = new Map<string, number>();
 
   constructor(
     @Inject(USER_DIRECTORY_ROOM_STORE) private readonly rooms: RoomStore,
@@ -98,10 +101,31 @@ export class UserDirectoryIndexer implements OnModuleInit, OnModuleDestroy {
       const safe = await this.rooms.safeStreamPosition();
       if (safe <= from) return;
       const batch = await this.rooms.allEventsBetween(from, safe, BATCH);
-      for (const record of batch) await this.apply(record);
+      for (const record of batch) {
+        if (!(await this.applyWithBound(record))) return; // retried on the next run, from the same cursor
+      }
       const to = batch.length < BATCH ? safe : batch[batch.length - 1].stream;
       // If another replica moved it first, its position stands (both applied the same events).
       await this.directory.advanceCursor(from, to);
+    }
+  }
+
+  /** False when the event failed and should be retried; one that failed MAX_EVENT_FAILURES times is skipped (logged). */
+  private async applyWithBound(record: EventRecord): Promise<boolean> {
+    try {
+      await this.apply(record);
+      this.failures.delete(record._id);
+      return true;
+    } catch (err) {
+      const failures = (this.failures.get(record._id) ?? 0) + 1;
+      if (failures >= MAX_EVENT_FAILURES) {
+        this.failures.delete(record._id);
+        this.logger.error(`user directory: skipping ${record._id} after ${failures} failures: ${(err as Error).message}`);
+        return true;
+      }
+      this.failures.set(record._id, failures);
+      this.logger.warn(`user directory: ${record._id} failed (${failures}): ${(err as Error).message}`);
+      return false;
     }
   }
 

@@ -52,7 +52,9 @@ export class UserDirectoryService {
     const query = queryWords(searchTerm);
     if (query.length === 0) return { results: [], limited: false };
     // Catch up with the log first, so a user who joined a moment ago is found (bounded wait).
-    await Promise.race([this.indexer.drain(), new Promise((resolve) => setTimeout(resolve, CATCH_UP_MS).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.indexer.drain(), new Promise((resolve) => (timer = setTimeout(resolve, CATCH_UP_MS)))]);
+    clearTimeout(timer);
 
     const myRooms = new Set((await this.rooms.roomsOfUser(requesterId, ['join'])).map((m) => m.room_id));
     const publicity = new Map<string, boolean>();
