@@ -3,6 +3,7 @@ import type { Bus, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import type { PushEvaluation, PushRuleset, RoomEvent } from '@atrium/matrix';
 import { BUS, CONFIG, DOCUMENT_STORE, TELEMETRY } from '@atrium/platform';
+import { MAIN_THREAD } from '@atrium/ephemeral';
 import { PushStores, type RoomPushContext } from '@atrium/push';
 import { eventOf, EVENTS_STREAM, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
@@ -18,6 +19,8 @@ const MAX_BATCHES_PER_RUN = 50;
 const POLL_MS = 1000;
 /** Failed attempts at one event before it is skipped (a poison event must not stop push for everyone). */
 const MAX_EVENT_FAILURES = 5;
+/** Recipients of one event evaluated and written at once. */
+const RECIPIENT_CONCURRENCY = 16;
 /** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
 const MAX_IN_FLIGHT = 64;
 /** The receipts stream's name (libs/ephemeral EPHEMERAL_STREAMS.receipts). */
@@ -168,32 +171,40 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
       room = await stores.evaluator.roomContext(record.room_id);
       rooms.set(record.room_id, room);
     }
-    let threadId: string | undefined;
-    const thread = async (): Promise<string> => (threadId ??= await stores.evaluator.threadOf(event));
+    let threadOfEvent: string | undefined;
+    const thread = async (): Promise<string> => (threadOfEvent ??= await stores.evaluator.threadOf(event));
     // "either by using the API or by sending an event": what a local user sends reads their thread up to it.
     if (this.isLocal(event.sender)) await stores.notifications.markSent(event.sender, record.room_id, await thread(), record.stream);
 
-    for (const userId of stores.evaluator.recipients(record, event, room, (u) => this.isLocal(u))) {
-      let ruleset = rules.get(userId);
-      if (!ruleset) {
-        ruleset = await stores.evaluator.rulesOf(userId);
-        rules.set(userId, ruleset);
-      }
-      const evaluation = await stores.evaluator.evaluate(userId, event, room, ruleset);
-      if (!evaluation.notify) continue;
-      const inserted = await stores.notifications.record({
-        userId,
-        roomId: record.room_id,
-        eventId: record._id,
-        threadId: await thread(),
-        eventStream: record.stream,
-        highlight: evaluation.highlight,
-        actions: evaluation.actions,
-      });
-      if (inserted) this.metrics.notifications.inc({ highlight: String(evaluation.highlight) });
-      if (!inserted && (await stores.notifications.get(userId, record._id))?.pushed) continue;
-      await this.schedulePush(userId, record, event, evaluation);
+    // Recipients are independent: evaluated and written a few at a time (round trips overlap; FerretDB answers each in milliseconds).
+    const recipients = stores.evaluator.recipients(record, event, room, (u) => this.isLocal(u));
+    const threadId = recipients.length > 0 ? await thread() : MAIN_THREAD;
+    for (let i = 0; i < recipients.length; i += RECIPIENT_CONCURRENCY) {
+      await Promise.all(recipients.slice(i, i + RECIPIENT_CONCURRENCY).map((userId) => this.notifyOne(userId, record, event, room, rules, threadId)));
     }
+  }
+
+  private async notifyOne(userId: string, record: EventRecord, event: RoomEvent, room: RoomPushContext, rules: Map<string, PushRuleset>, threadId: string): Promise<void> {
+    const stores = this.stores as PushStores;
+    let ruleset = rules.get(userId);
+    if (!ruleset) {
+      ruleset = await stores.evaluator.rulesOf(userId);
+      rules.set(userId, ruleset);
+    }
+    const evaluation = await stores.evaluator.evaluate(userId, event, room, ruleset);
+    if (!evaluation.notify) return;
+    const inserted = await stores.notifications.record({
+      userId,
+      roomId: record.room_id,
+      eventId: record._id,
+      threadId,
+      eventStream: record.stream,
+      highlight: evaluation.highlight,
+      actions: evaluation.actions,
+    });
+    if (inserted) this.metrics.notifications.inc({ highlight: String(evaluation.highlight) });
+    if (!inserted && (await stores.notifications.get(userId, record._id))?.pushed) return;
+    await this.schedulePush(userId, record, event, evaluation);
   }
 
   private async schedulePush(userId: string, record: EventRecord, event: RoomEvent, evaluation: PushEvaluation): Promise<void> {

@@ -191,9 +191,10 @@ export class NotificationStore {
 
   /** Inserts `doc` or raises its `event_stream`, never lowering it (conditional writes only: rule 4). */
   private async moveForward<T extends Doc & { event_stream: number }>(collection: Collection<T>, id: string, doc: T): Promise<void> {
+    // The document usually exists and is behind (positions only grow): the update first, one round trip.
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      if (await collection.insert(doc)) return;
       if (await collection.update(id, { event_stream: doc.event_stream } as Partial<T>, { event_stream: { $lt: doc.event_stream } } as Filter<T>)) return;
+      if (await collection.insert(doc)) return;
       const current = await collection.get(id);
       if (current && current.event_stream >= doc.event_stream) return;
     }
