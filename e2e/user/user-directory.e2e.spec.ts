@@ -266,6 +266,24 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
       expect(threadOf(timeline(await sync(ivan), room) as never)).toMatchObject({ count: 2 });
     });
 
+    it('gives thread roots sent by ignored users redacted in GET /threads', async () => {
+      const jack = await newUser('jack');
+      const kim = await newUser('kim');
+      const { room_id: room } = await jack.sdk.createRoom({ preset: 'public_chat' as never });
+      await kim.sdk.joinRoom(room);
+      const { event_id: root } = await kim.sdk.sendMessage(room, { msgtype: MsgType.Text, body: 'root by kim' });
+      await jack.sdk.sendEvent(room, 'm.room.message' as never, { msgtype: 'm.text', body: 'jack replies', 'm.relates_to': { rel_type: 'm.thread', event_id: root } } as never);
+      const threads = async (): Promise<Array<{ event_id: string; sender: string; content: Json; unsigned?: Json }>> => {
+        const response = await fetch(`${base}/_matrix/client/v1/rooms/${enc(room)}/threads`, { headers: { authorization: `Bearer ${jack.accessToken}` } });
+        return ((await response.json()) as { chunk: Array<{ event_id: string; sender: string; content: Json; unsigned?: Json }> }).chunk;
+      };
+      expect((await threads()).map((e) => e.content['body'])).toEqual(['root by kim']);
+      await jack.sdk.setIgnoredUsers([kim.userId]);
+      const [redacted] = await threads();
+      expect(redacted).toMatchObject({ event_id: root, sender: kim.userId, content: {} });
+      expect((redacted.unsigned?.['m.relations'] as Json)['m.thread']).toMatchObject({ count: 1, current_user_participated: true });
+    });
+
     it('does not show invites from ignored users', async () => {
       const dave = await newUser('dave');
       const erin = await newUser('erin');

@@ -1,5 +1,6 @@
 import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
+import { getRoomVersion, redactEvent } from '@atrium/matrix';
 import type { EventRecord } from '@atrium/rooms';
 import { RelationsService } from './relations.service';
 import { eventsPositionParam, limitParam, positionToken } from './params';
@@ -82,7 +83,15 @@ export class ThreadsController {
       }
     }
     if (!more && high > 0) next = high; // the bounded walk stopped early: resume below it
-    const out: Json = { chunk: await this.service.format(roots, requester) };
+    const chunk = await this.service.format(roots, requester);
+    // threads_list.yaml: "If the thread root event was sent by an ignored user, the event is returned redacted
+    // to the caller" (content reduced by the room version's redaction rules; the thread's aggregation stays).
+    const ignored = await this.service.ignoredUsers(requester.userId);
+    const version = ignored.size > 0 && roots.some((r) => ignored.has(r.sender)) ? getRoomVersion((await rooms.getRoom(roomId))?.version ?? '') : undefined;
+    if (version) {
+      for (const event of chunk) if (ignored.has(event['sender'] as string)) event['content'] = redactEvent({ type: event['type'], content: event['content'] }, version).content;
+    }
+    const out: Json = { chunk };
     if (next !== undefined) out['next_batch'] = positionToken(next);
     return out;
   }
