@@ -112,6 +112,16 @@ describe('RoomWriter', () => {
     expect(await rooms.getRoom(roomId)).toMatchObject({ version: versionId, creator: alice, visibility: 'private' });
   });
 
+  it('gives two identical v12 createRoom requests in the same millisecond two rooms', async () => {
+    // A frozen clock: both create events would otherwise have the same reference hash, so the same room ID.
+    const frozen = new RoomWriter(rooms, bus, { serverName: SERVER, signingKey: key, cache: new MemoryCache(), now: () => 1_700_000_000_000 });
+    const [a, b] = await Promise.all([frozen.createRoom(createRequest('12')), frozen.createRoom(createRequest('12'))]);
+    expect(a.room_id).not.toBe(b.room_id);
+    for (const roomId of [a.room_id, b.room_id]) {
+      expect((await history(roomId)).map((e) => e.type)).toEqual(['m.room.create', 'm.room.member', 'm.room.power_levels', 'm.room.join_rules', 'm.room.history_visibility']);
+    }
+  });
+
   it('refuses what the auth rules refuse, naming the rule, and stores nothing', async () => {
     const { room_id: roomId } = await writer.createRoom(createRequest('12'));
     const before = (await history(roomId)).length;

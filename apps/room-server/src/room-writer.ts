@@ -413,6 +413,21 @@ export class RoomWriter {
 
   // ---- room creation ----
 
+  /** The signed m.room.create event; `delayMs` moves its timestamp (and so a v12 room ID) forward. */
+  private buildCreateEvent(sender: string, content: JsonObject, version: RoomVersion, delayMs: number): RoomEvent {
+    const roomId = version.roomIdFromCreateEvent ? undefined : `!${randomId(18)}:${this.options.serverName}`;
+    try {
+      const pdu = buildPdu(
+        { room_id: roomId, sender, type: 'm.room.create', state_key: '', content, origin_server_ts: this.now() + delayMs, depth: 1, prev_events: [], auth_events: [] },
+        version,
+      );
+      return toRoomEvent(signPdu(pdu, version, this.options.serverName, this.options.signingKey), version);
+    } catch (err) {
+      if (err instanceof CanonicalJsonError) throw Errors.badJson(`creation_content is not valid canonical JSON: ${err.message}`);
+      throw err;
+    }
+  }
+
   /**
    * POST /createRoom: the m.room.create event, then the given events in order
    * (client-server-api createRoom: "It MUST apply the events implied by the
@@ -427,26 +442,27 @@ export class RoomWriter {
     if (version.implicitRoomCreator) delete content['creator'];
     else content['creator'] = request.sender;
 
-    const roomId = version.roomIdFromCreateEvent ? undefined : `!${randomId(18)}:${this.options.serverName}`;
-    let create: RoomEvent;
-    try {
-      const pdu = buildPdu(
-        { room_id: roomId, sender: request.sender, type: 'm.room.create', state_key: '', content, origin_server_ts: this.now(), depth: 1, prev_events: [], auth_events: [] },
-        version,
-      );
-      create = toRoomEvent(signPdu(pdu, version, this.options.serverName, this.options.signingKey), version);
-    } catch (err) {
-      if (err instanceof CanonicalJsonError) throw Errors.badJson(`creation_content is not valid canonical JSON: ${err.message}`);
-      throw err;
+    // From room version 12 the room ID is the create event's reference hash, so two
+    // identical requests by one user within one millisecond would name the same room.
+    // The room record is the claim: if another create took the ID, this one is made
+    // again one millisecond later (a new ID), so no second request writes into the first room.
+    let create: RoomEvent | undefined;
+    for (let attempt = 0; create === undefined; attempt++) {
+      if (attempt >= 5) throw new Error('could not allocate a room ID for createRoom after 5 attempts');
+      const candidate = this.buildCreateEvent(request.sender, content, version, attempt);
+      const verdict = authorizeEvent(candidate, () => undefined, version);
+      if (!verdict.allowed) throw roomCode(400, 'M_INVALID_ROOM_STATE', `m.room.create refused: ${verdict.reason} (rule ${verdict.rule})`);
+      if (await this.rooms.getRoom(candidate.room_id)) continue;
+      // The alias first: a taken alias fails the request before anything is stored.
+      if (request.alias !== undefined && !(await this.rooms.createAlias(request.alias, candidate.room_id, request.sender))) {
+        throw roomCode(400, 'M_ROOM_IN_USE', `Room alias ${request.alias} already exists`);
+      }
+      if (await this.rooms.createRoom({ roomId: candidate.room_id, version: version.id, creator: request.sender, visibility: request.visibility })) {
+        create = candidate;
+      } else if (request.alias !== undefined) {
+        await this.rooms.deleteAlias(request.alias); // lost the race for this ID: the alias is made again with the next one
+      }
     }
-    const verdict = authorizeEvent(create, () => undefined, version);
-    if (!verdict.allowed) throw roomCode(400, 'M_INVALID_ROOM_STATE', `m.room.create refused: ${verdict.reason} (rule ${verdict.rule})`);
-
-    // The alias first: a taken alias fails the request before anything is stored.
-    if (request.alias !== undefined && !(await this.rooms.createAlias(request.alias, create.room_id, request.sender))) {
-      throw roomCode(400, 'M_ROOM_IN_USE', `Room alias ${request.alias} already exists`);
-    }
-    await this.rooms.createRoom({ roomId: create.room_id, version: version.id, creator: request.sender, visibility: request.visibility });
     const room = (await this.rooms.getRoom(create.room_id)) as RoomRecord;
 
     await this.serialise(room._id, async () => {
