@@ -26,7 +26,8 @@ export interface ArmedWait {
 
 interface Waiter {
   userId: string;
-  roomIds: ReadonlySet<string>;
+  /** null until the first read of the user's rooms: then any room's notification wakes it. */
+  roomIds: ReadonlySet<string> | null;
   fired: boolean;
   resolve?: (woken: boolean) => void;
 }
@@ -81,13 +82,18 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
     const roomId = typeof wake.room_id === 'string' ? wake.room_id : undefined;
     const users = Array.isArray(wake.user_ids) ? new Set(wake.user_ids) : undefined;
     for (const waiter of this.waiters) {
-      const forRoom = roomId !== undefined && waiter.roomIds.has(roomId);
+      const forRoom = roomId !== undefined && (waiter.roomIds === null || waiter.roomIds.has(roomId));
       const forUser = users?.has(waiter.userId) ?? false;
       if (forRoom || forUser || (roomId === undefined && users === undefined)) this.fire(waiter);
     }
   }
 
-  arm(userId: string, roomIds: ReadonlySet<string>): ArmedWait {
+  /**
+   * `roomIds` null: the rooms are not known yet (armed before the first read), so
+   * a notification for any room wakes the waiter; a spurious wake costs one
+   * rebuild, a missed one would cost the whole recheck interval.
+   */
+  arm(userId: string, roomIds: ReadonlySet<string> | null): ArmedWait {
     const waiter: Waiter = { userId, roomIds, fired: false };
     this.waiters.add(waiter);
     this.waitingGauge.set(this.waiters.size);

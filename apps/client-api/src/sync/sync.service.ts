@@ -127,7 +127,7 @@ export class SyncService {
     const timeout = initial || params.fullState ? 0 : Math.min(Math.max(0, params.timeoutMs), MAX_SYNC_TIMEOUT_MS);
     const deadline = Date.now() + timeout;
     // Armed before the first read: a notification arriving while we read is not lost.
-    const armed = this.notifier.arm(requester.userId, new Set());
+    const armed = this.notifier.arm(requester.userId, null);
     try {
       for (let round = 0; round < 100_000; round++) {
         const positions = await this.eventsPositions();
