@@ -3,7 +3,6 @@ import type { Bus, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import type { PushEvaluation, PushRuleset, RoomEvent } from '@atrium/matrix';
 import { BUS, CONFIG, DOCUMENT_STORE, TELEMETRY } from '@atrium/platform';
-import { MAIN_THREAD } from '@atrium/ephemeral';
 import { PushStores, type RoomPushContext } from '@atrium/push';
 import { eventOf, EVENTS_STREAM, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
@@ -19,8 +18,37 @@ const MAX_BATCHES_PER_RUN = 50;
 const POLL_MS = 1000;
 /** Failed attempts at one event before it is skipped (a poison event must not stop push for everyone). */
 const MAX_EVENT_FAILURES = 5;
-/** Recipients of one event evaluated and written at once. */
-const RECIPIENT_CONCURRENCY = 16;
+/** Writes of a batch in flight at once. */
+const WRITE_CONCURRENCY = 16;
+
+/** A notification a batch's evaluation asks for. */
+interface PendingNotification {
+  userId: string;
+  record: EventRecord;
+  event: RoomEvent;
+  threadId: string;
+  evaluation: PushEvaluation;
+}
+
+interface EvaluatedBatch {
+  notifications: PendingNotification[];
+  /** The latest event each local sender sent per room and thread in the batch. */
+  sent: Map<string, { userId: string; roomId: string; threadId: string; stream: number }>;
+}
+
+/** Runs `fn` over `items`, at most `limit` at once; results in order. */
+async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 /** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
 const MAX_IN_FLIGHT = 64;
 /** The receipts stream's name (libs/ephemeral EPHEMERAL_STREAMS.receipts). */
@@ -134,35 +162,41 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
       this.metrics.lag.set(Math.max(0, safe - from));
       if (safe <= from) return;
       const batch = await stores.rooms.allEventsBetween(from, safe, BATCH);
-      const rooms = new Map<string, RoomPushContext>();
-      const rules = new Map<string, PushRuleset>();
-      for (const record of batch) {
-        if (!(await this.processWithBound(record, rooms, rules))) return; // retried on the next run
-      }
+      const evaluated = await this.evaluateBatch(batch);
+      if (!evaluated) return; // an event failed: the batch is retried on the next run
+      await this.writeBatch(evaluated);
       const to = batch.length < BATCH ? safe : batch[batch.length - 1].stream;
       // Compare-and-set: if another replica moved it, its position stands (both processed the same events idempotently).
       await stores.notifications.advanceCursor(from, to);
     }
   }
 
-  /** False when the event failed and should be retried; a repeatedly failing event is skipped. */
-  private async processWithBound(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: Map<string, PushRuleset>): Promise<boolean> {
-    try {
-      await this.processEvent(record, rooms, rules);
-      this.metrics.events.inc();
-      this.failures.delete(record._id);
-      return true;
-    } catch (err) {
-      const failures = (this.failures.get(record._id) ?? 0) + 1;
-      this.failures.set(record._id, failures);
-      this.logger.warn(`push evaluation of ${record._id} failed (${failures}/${MAX_EVENT_FAILURES}): ${(err as Error).message}`);
-      if (failures < MAX_EVENT_FAILURES) return false;
-      this.failures.delete(record._id);
-      return true;
+  /**
+   * Evaluates every event of a batch in order (room contexts change with
+   * state events), without writing. Null when an event failed and should be
+   * retried; one that failed MAX_EVENT_FAILURES times is skipped.
+   */
+  private async evaluateBatch(batch: readonly EventRecord[]): Promise<EvaluatedBatch | null> {
+    const out: EvaluatedBatch = { notifications: [], sent: new Map() };
+    const rooms = new Map<string, RoomPushContext>();
+    const rules = new Map<string, PushRuleset>();
+    for (const record of batch) {
+      try {
+        await this.evaluateEvent(record, rooms, rules, out);
+        this.metrics.events.inc();
+        this.failures.delete(record._id);
+      } catch (err) {
+        const failures = (this.failures.get(record._id) ?? 0) + 1;
+        this.failures.set(record._id, failures);
+        this.logger.warn(`push evaluation of ${record._id} failed (${failures}/${MAX_EVENT_FAILURES}): ${(err as Error).message}`);
+        if (failures < MAX_EVENT_FAILURES) return null;
+        this.failures.delete(record._id);
+      }
     }
+    return out;
   }
 
-  private async processEvent(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: Map<string, PushRuleset>): Promise<void> {
+  private async evaluateEvent(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: Map<string, PushRuleset>, out: EvaluatedBatch): Promise<void> {
     const stores = this.stores as PushStores;
     const event = eventOf(record);
     // State changes (members, power levels) change the context of what follows.
@@ -171,40 +205,57 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
       room = await stores.evaluator.roomContext(record.room_id);
       rooms.set(record.room_id, room);
     }
-    let threadOfEvent: string | undefined;
-    const thread = async (): Promise<string> => (threadOfEvent ??= await stores.evaluator.threadOf(event));
-    // "either by using the API or by sending an event": what a local user sends reads their thread up to it.
-    if (this.isLocal(event.sender)) await stores.notifications.markSent(event.sender, record.room_id, await thread(), record.stream);
-
-    // Recipients are independent: evaluated and written a few at a time (round trips overlap; FerretDB answers each in milliseconds).
     const recipients = stores.evaluator.recipients(record, event, room, (u) => this.isLocal(u));
-    const threadId = recipients.length > 0 ? await thread() : MAIN_THREAD;
-    for (let i = 0; i < recipients.length; i += RECIPIENT_CONCURRENCY) {
-      await Promise.all(recipients.slice(i, i + RECIPIENT_CONCURRENCY).map((userId) => this.notifyOne(userId, record, event, room, rules, threadId)));
+    const local = this.isLocal(event.sender);
+    if (recipients.length === 0 && !local) return;
+    const threadId = await stores.evaluator.threadOf(event);
+    // "either by using the API or by sending an event": what a local user sends reads their thread up to it.
+    if (local) out.sent.set(`${event.sender}\n${record.room_id}\n${threadId}`, { userId: event.sender, roomId: record.room_id, threadId, stream: record.stream });
+    const missing = recipients.filter((u) => !rules.has(u));
+    await Promise.all(missing.map(async (u) => rules.set(u, await stores.evaluator.rulesOf(u))));
+    for (const userId of recipients) {
+      const evaluation = await stores.evaluator.evaluate(userId, event, room, rules.get(userId));
+      if (evaluation.notify) out.notifications.push({ userId, record, event, threadId, evaluation });
     }
   }
 
-  private async notifyOne(userId: string, record: EventRecord, event: RoomEvent, room: RoomPushContext, rules: Map<string, PushRuleset>, threadId: string): Promise<void> {
+  /**
+   * Writes a batch's results, many at a time (FerretDB answers each write in
+   * milliseconds; they are independent): the latest-row marks (one per user
+   * and room, before any row, so a mark is never below a stored row), the sent
+   * marks, the rows; then pushes for the users who have HTTP pushers (one
+   * query for the batch). A failed write throws: the batch is redone.
+   */
+  private async writeBatch(batch: EvaluatedBatch): Promise<void> {
     const stores = this.stores as PushStores;
-    let ruleset = rules.get(userId);
-    if (!ruleset) {
-      ruleset = await stores.evaluator.rulesOf(userId);
-      rules.set(userId, ruleset);
+    const latest = new Map<string, { userId: string; roomId: string; stream: number }>();
+    for (const n of batch.notifications) {
+      const key = `${n.userId}\n${n.record.room_id}`;
+      latest.set(key, { userId: n.userId, roomId: n.record.room_id, stream: Math.max(latest.get(key)?.stream ?? 0, n.record.stream) });
     }
-    const evaluation = await stores.evaluator.evaluate(userId, event, room, ruleset);
-    if (!evaluation.notify) return;
-    const inserted = await stores.notifications.record({
-      userId,
-      roomId: record.room_id,
-      eventId: record._id,
-      threadId,
-      eventStream: record.stream,
-      highlight: evaluation.highlight,
-      actions: evaluation.actions,
+    await inParallel([...latest.values()], WRITE_CONCURRENCY, (m) => stores.notifications.moveLatest(m.userId, m.roomId, m.stream));
+    await inParallel([...batch.sent.values()], WRITE_CONCURRENCY, (m) => stores.notifications.markSent(m.userId, m.roomId, m.threadId, m.stream));
+    const inserted = await inParallel(batch.notifications, WRITE_CONCURRENCY, (n) =>
+      stores.notifications.insertRow({
+        userId: n.userId,
+        roomId: n.record.room_id,
+        eventId: n.record._id,
+        threadId: n.threadId,
+        eventStream: n.record.stream,
+        highlight: n.evaluation.highlight,
+        actions: n.evaluation.actions,
+      }),
+    );
+    batch.notifications.forEach((n, i) => {
+      if (inserted[i]) this.metrics.notifications.inc({ highlight: String(n.evaluation.highlight) });
     });
-    if (inserted) this.metrics.notifications.inc({ highlight: String(evaluation.highlight) });
-    if (!inserted && (await stores.notifications.get(userId, record._id))?.pushed) return;
-    await this.schedulePush(userId, record, event, evaluation);
+    const withPushers = await stores.pushers.usersWithPushers([...new Set(batch.notifications.map((n) => n.userId))]);
+    for (const [i, n] of batch.notifications.entries()) {
+      if (!withPushers.has(n.userId)) continue;
+      // A replayed row already pushed is not pushed again.
+      if (!inserted[i] && (await stores.notifications.get(n.userId, n.record._id))?.pushed) continue;
+      await this.schedulePush(n.userId, n.record, n.event, n.evaluation);
+    }
   }
 
   private async schedulePush(userId: string, record: EventRecord, event: RoomEvent, evaluation: PushEvaluation): Promise<void> {

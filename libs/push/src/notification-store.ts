@@ -109,7 +109,18 @@ export class NotificationStore {
    * (a crash in between leaves it ahead, which only costs a query).
    */
   async record(n: NewNotification): Promise<boolean> {
-    await this.moveForward(this.latest, `${n.userId}\n${n.roomId}`, { _id: `${n.userId}\n${n.roomId}`, event_stream: n.eventStream });
+    await this.moveLatest(n.userId, n.roomId, n.eventStream);
+    return this.insertRow(n);
+  }
+
+  /** The first half of `record`, for callers that write many rows: move each (user, room) mark once, then insert the rows. */
+  moveLatest(userId: string, roomId: string, eventStream: number): Promise<void> {
+    const id = `${userId}\n${roomId}`;
+    return this.moveForward(this.latest, id, { _id: id, event_stream: eventStream });
+  }
+
+  /** The row alone (after `moveLatest` for its user and room); false when it exists. */
+  insertRow(n: NewNotification): Promise<boolean> {
     return this.rows.insert({
       _id: NotificationStore.rowId(n.userId, n.eventId),
       user_id: n.userId,
