@@ -1,5 +1,6 @@
-import { Body, Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
-import { AccessTokenGuard, CurrentRequester, Errors, requireJsonObject, type Requester } from '@atrium/http';
+import { Body, Controller, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
+import { AccessTokenGuard, CurrentRequester, Errors, requireJsonObject, type RateLimit, type RateLimiter, type Requester } from '@atrium/http';
+import { RATE_LIMITER } from '@atrium/platform';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { UserDirectoryService, type DirectoryUser } from './user-directory.service';
 
@@ -7,6 +8,12 @@ import { UserDirectoryService, type DirectoryUser } from './user-directory.servi
 const DEFAULT_LIMIT = 10;
 /** The most results one request gets; a larger limit is clamped (the answer is then `limited` if more matched). */
 const MAX_LIMIT = 100;
+/**
+ * users.yaml lists 429 for this endpoint: a search reads up to a few thousand
+ * index records, so each user gets 2 per second with bursts of 20 (typing in
+ * a search box sends one per keystroke). Off with `rate_limits.enabled: false`.
+ */
+const SEARCH_RATE: RateLimit = { per_second: 2, burst: 20 };
 
 /**
  * POST /_matrix/client/v3/user_directory/search (data/api/client-server/users.yaml).
@@ -17,11 +24,15 @@ const MAX_LIMIT = 100;
 @Controller(CLIENT_PREFIXES)
 @UseGuards(AccessTokenGuard)
 export class UserDirectoryController {
-  constructor(private readonly directory: UserDirectoryService) {}
+  constructor(
+    private readonly directory: UserDirectoryService,
+    @Inject(RATE_LIMITER) private readonly rateLimiter: RateLimiter,
+  ) {}
 
   @Post('user_directory/search')
   @HttpCode(200)
   async search(@CurrentRequester() requester: Requester, @Body() rawBody: unknown): Promise<{ results: DirectoryUser[]; limited: boolean }> {
+    await this.rateLimiter.check('user_directory', requester.userId, SEARCH_RATE);
     const body = requireJsonObject(rawBody);
     const term = body['search_term'];
     if (term === undefined) throw Errors.missingParam('search_term');

@@ -2,11 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InProcessBus, type Bus } from '@atrium/bus';
+import { MemoryCache } from '@atrium/cache';
+import { MatrixError, RateLimiter, type Requester } from '@atrium/http';
 import type { JsonObject, RoomEvent } from '@atrium/matrix';
 import { EVENTS_STREAM, RoomStore } from '@atrium/rooms';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import { ProfileStore } from '@atrium/user-data';
 import { UserDirectoryIndexer } from './user-directory-indexer';
+import { UserDirectoryController } from './user-directory.controller';
 import { UserDirectoryService } from './user-directory.service';
 import { UserDirectoryStore } from './user-directory-store';
 
@@ -121,5 +124,16 @@ describe('UserDirectoryService (SQLite, two indexers)', () => {
     expect(await services[0].search('@me:x', 'numerous', 5)).toMatchObject({ limited: false });
     expect(await services[0].search('@me:x', 'numerous', 0)).toEqual({ results: [], limited: true });
     expect(await services[0].search('@me:x', '  ', 3)).toEqual({ results: [], limited: false });
+  });
+
+  it('answers 429 M_LIMIT_EXCEEDED past 20 searches at once by one user, when rate limits are on', async () => {
+    const controller = new UserDirectoryController(services[0], new RateLimiter(new MemoryCache(), true, () => 1_000_000));
+    const requester = { userId: '@eager:x', deviceId: 'D' } as Requester;
+    for (let i = 0; i < 20; i++) await controller.search(requester, { search_term: 'zzz' });
+    const refused = await controller.search(requester, { search_term: 'zzz' }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(MatrixError);
+    expect(refused).toMatchObject({ status: 429, errcode: 'M_LIMIT_EXCEEDED' });
+    // Another user is not limited by it.
+    await expect(controller.search({ userId: '@calm:x', deviceId: 'D' } as Requester, { search_term: 'zzz' })).resolves.toMatchObject({ results: [] });
   });
 });
