@@ -438,4 +438,18 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
     expect((await api(bob, 'GET', '/notifications?limit=abc')).json.errcode).toBe('M_INVALID_PARAM');
     expect((await api(bob, 'GET', '/notifications?from=x')).json.errcode).toBe('M_INVALID_PARAM');
   });
+
+  it('@room from a sender with the room notification level highlights; from one without, it only notifies', async () => {
+    // Both readers start from nothing unread.
+    for (const user of [bob, carol]) {
+      const last = ((await initialCounts(user)).timeline.events as Json[]).at(-1)!.event_id as string;
+      expect((await api(user, 'POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(last)}`, {})).status).toBe(200);
+      await countsBecome(user, { notification_count: 0, highlight_count: 0 });
+    }
+    // alice created the room (power 100); carol has the default 0 against notifications.room (50).
+    await send(alice, '@room lunch', { 'm.mentions': { room: true } });
+    await countsBecome(carol, { notification_count: 1, highlight_count: 1 });
+    await send(carol, '@room me too', { 'm.mentions': { room: true } });
+    await countsBecome(bob, { notification_count: 2, highlight_count: 1 });
+  });
 });

@@ -190,6 +190,9 @@ export class UnreadCounter {
           if (row) counts = { notification_count: 1, highlight_count: row.highlight ? 1 : 0 };
         } else {
           context ??= await this.evaluator.roomContext(roomId);
+          // As the gateway does: only members who had joined by the event.
+          const membership = context.joined.get(userId);
+          if (!membership || membership.stream > record.stream) continue;
           const result = await this.evaluator.evaluate(userId, event, context);
           if (result.notify) counts = { notification_count: 1, highlight_count: result.highlight ? 1 : 0 };
         }
