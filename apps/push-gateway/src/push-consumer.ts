@@ -3,6 +3,7 @@ import type { Bus, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import type { PushEvaluation, PushRuleset, RoomEvent } from '@atrium/matrix';
 import { BUS, CONFIG, DOCUMENT_STORE, TELEMETRY } from '@atrium/platform';
+import { EPHEMERAL_STREAMS } from '@atrium/ephemeral';
 import { PushStores, type RoomPushContext } from '@atrium/push';
 import { eventOf, EVENTS_STREAM, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
@@ -20,6 +21,11 @@ const POLL_MS = 1000;
 const MAX_EVENT_FAILURES = 5;
 /** Writes of a batch in flight at once. */
 const WRITE_CONCURRENCY = 16;
+
+/** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
+const MAX_IN_FLIGHT = 64;
+/** Users remembered with the badge last sent to their pushers. */
+const MAX_BADGES_REMEMBERED = 50_000;
 
 /** A notification a batch's evaluation asks for. */
 interface PendingNotification {
@@ -49,12 +55,6 @@ async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
-/** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
-const MAX_IN_FLIGHT = 64;
-/** The receipts stream's name (libs/ephemeral EPHEMERAL_STREAMS.receipts). */
-const RECEIPTS_STREAM = 'receipts';
-/** Users remembered with the badge last sent to their pushers. */
-const MAX_BADGES_REMEMBERED = 50_000;
 
 /**
  * The push gateway's consumer of the room output (ARCHITECTURE.md "Push";
@@ -88,7 +88,10 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private readonly inFlight = new Set<Promise<void>>();
   /** The last `counts.unread` sent to each user's pushers (in memory: a restart sends one badge update more, which is harmless). */
   private readonly badges = new Map<string, number>();
-  private badgeQueue: Promise<void> = Promise.resolve();
+  /** Users and rooms whose receipts moved since the last badge check. */
+  private readonly badgeUsers = new Set<string>();
+  private readonly badgeRooms = new Set<string>();
+  private badgesRunning = false;
   private readonly metrics: {
     events: ReturnType<Metrics['counter']>;
     notifications: ReturnType<Metrics['counter']>;
@@ -115,7 +118,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
     this.stores = await PushStores.shared(this.store, this.bus);
     this.subscription = await this.bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (message) => {
       if (message.data?.stream === EVENTS_STREAM) void this.drain();
-      else if (message.data?.stream === RECEIPTS_STREAM) this.queueBadges(message.data);
+      else if (message.data?.stream === EPHEMERAL_STREAMS.receipts) this.queueBadges(message.data);
     });
     this.timer = setInterval(() => void this.drain(), POLL_MS);
     this.timer.unref();
@@ -299,37 +302,51 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
    * After a receipt ("Marking notifications as read"), the users' unread
    * count may have dropped: their pushers get a counts-only request when it
    * differs from the last one sent. A public receipt's wake names only the
-   * room, so its local members with HTTP pushers are checked. One check at a
-   * time (a queue), so a burst of receipts does not flood storage.
+   * room, so its local members with HTTP pushers are checked. One check runs
+   * at a time; the users and rooms named meanwhile are folded into its next
+   * round, so a burst of receipts costs one check per user, not one per receipt.
    */
-  private queueBadges(wake: SyncWake): void {
-    this.badgeQueue = this.badgeQueue
-      .then(() => this.sendBadges(wake))
-      .catch((err: unknown) => this.logger.warn(`badge update failed: ${(err as Error).message}`));
+  private queueBadges(wake?: SyncWake): void {
+    if (wake && Array.isArray(wake.user_ids)) for (const u of wake.user_ids) if (typeof u === 'string') this.badgeUsers.add(u);
+    if (wake && typeof wake.room_id === 'string') this.badgeRooms.add(wake.room_id);
+    if (this.badgesRunning || this.stopped) return;
+    this.badgesRunning = true;
+    void this.sendBadges()
+      .catch((err: unknown) => this.logger.warn(`badge update failed: ${(err as Error).message}`))
+      .finally(() => {
+        this.badgesRunning = false;
+        // Named after the last round looked: one more run.
+        if (this.badgeUsers.size > 0 || this.badgeRooms.size > 0) this.queueBadges();
+      });
   }
 
-  private async sendBadges(wake: SyncWake): Promise<void> {
+  /** Works through the users and rooms receipts named (each once however many receipts came in meanwhile). */
+  private async sendBadges(): Promise<void> {
     const stores = this.stores;
-    if (!stores || this.stopped) return;
-    const candidates = Array.isArray(wake.user_ids)
-      ? wake.user_ids.filter((u) => typeof u === 'string')
-      : typeof wake.room_id === 'string'
-        ? await stores.rooms.joinedUsers(wake.room_id)
-        : [];
-    const users = await stores.pushers.usersWithPushers(candidates.filter((u) => this.isLocal(u)));
-    if (users.size === 0) return;
-    const upTo = await stores.rooms.safeStreamPosition();
-    for (const userId of users) {
-      const unread = await stores.counter.unreadAcrossRooms(userId, upTo);
-      if (this.badges.get(userId) === unread) continue;
-      this.rememberBadge(userId, unread);
-      for (const pusher of (await stores.pushers.forUser(userId)).filter((p) => p.kind === 'http')) {
-        const url = (JSON.parse(pusher.data) as { url?: unknown }).url;
-        if (typeof url !== 'string') continue;
-        const outcome = await sendToPusher(url, badgeBody(pusher, unread));
-        this.metrics.pushes.inc({ outcome: !outcome.delivered ? 'failed' : outcome.rejected.includes(pusher.pushkey) ? 'rejected' : 'delivered' });
-        if (outcome.delivered && outcome.rejected.includes(pusher.pushkey)) await stores.pushers.deleteRejected(userId, pusher.app_id, pusher.pushkey);
-      }
+    for (let round = 0; round < 1000 && stores && !this.stopped && (this.badgeUsers.size > 0 || this.badgeRooms.size > 0); round++) {
+      const candidates = new Set(this.badgeUsers);
+      this.badgeUsers.clear();
+      const rooms = [...this.badgeRooms];
+      this.badgeRooms.clear();
+      for (const roomId of rooms) for (const u of await stores.rooms.joinedUsers(roomId)) candidates.add(u);
+      const users = await stores.pushers.usersWithPushers([...candidates].filter((u) => this.isLocal(u)));
+      if (users.size === 0) continue;
+      const upTo = await stores.rooms.safeStreamPosition();
+      for (const userId of users) await this.sendBadge(userId, upTo);
+    }
+  }
+
+  private async sendBadge(userId: string, upTo: number): Promise<void> {
+    const stores = this.stores as PushStores;
+    const unread = await stores.counter.unreadAcrossRooms(userId, upTo);
+    if (this.badges.get(userId) === unread) return;
+    this.rememberBadge(userId, unread);
+    for (const pusher of (await stores.pushers.forUser(userId)).filter((p) => p.kind === 'http')) {
+      const url = (JSON.parse(pusher.data) as { url?: unknown }).url;
+      if (typeof url !== 'string') continue;
+      const outcome = await sendToPusher(url, badgeBody(pusher, unread));
+      this.metrics.pushes.inc({ outcome: !outcome.delivered ? 'failed' : outcome.rejected.includes(pusher.pushkey) ? 'rejected' : 'delivered' });
+      if (outcome.delivered && outcome.rejected.includes(pusher.pushkey)) await stores.pushers.deleteRejected(userId, pusher.app_id, pusher.pushkey);
     }
   }
 
