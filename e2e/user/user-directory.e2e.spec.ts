@@ -223,6 +223,11 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
       expect(bodies(chunk)).toEqual(['alice 1']);
       expect(chunk.some((e) => e.sender === bob.userId && e.type === 'm.room.topic')).toBe(true);
 
+      // GET /event of an ignored message reads as not found; Bob's state event is still given.
+      expect((await call(alice, 'GET', `/v3/rooms/${enc(roomId)}/event/${enc(hidden)}`)).json.errcode).toBe('M_NOT_FOUND');
+      const topic = chunk.find((e) => e.sender === bob.userId && e.type === 'm.room.topic') as unknown as { event_id: string };
+      expect((await call(alice, 'GET', `/v3/rooms/${enc(roomId)}/event/${enc(topic.event_id)}`)).status).toBe(200);
+
       // /context: an ignored message reads as not found; around another event Bob's messages are left out.
       expect((await call(alice, 'GET', `/v3/rooms/${enc(roomId)}/context/${enc(hidden)}`)).json.errcode).toBe('M_NOT_FOUND');
       const context = await call(alice, 'GET', `/v3/rooms/${enc(roomId)}/context/${enc(aliceEvent)}?limit=20`);

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Optional, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import type { AccountStore } from '@atrium/accounts';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, MatrixError, optionalString, optionalStringArray, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
 import { domainOfId, getRoomVersion, isValidUserId, type JsonObject } from '@atrium/matrix';
@@ -7,6 +7,7 @@ import { ProfileStore } from '@atrium/user-data';
 import { bundleAggregations, checkNewRelation } from '@atrium/relations';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { IgnoredUsers } from '../ignored-users/ignored-users';
 import { planCreateRoom } from './create-room';
 import { RoomServerClient } from './room-server.client';
 import { RoomsService } from './rooms.service';
@@ -30,6 +31,7 @@ export class RoomsController {
     private readonly roomServer: RoomServerClient,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
     private readonly profiles: ProfileStore,
+    @Optional() private readonly ignoredUsers?: IgnoredUsers,
   ) {}
 
   private client(record: EventRecord, requester: Requester): ClientEvent {
@@ -507,8 +509,11 @@ export class RoomsController {
     const record = await this.rooms.store.getEvent(eventId);
     if (!record || record.room_id !== roomId) throw notFound();
     if (!(await canSeeEvent(this.rooms.store, requester.userId, record))) throw notFound();
+    // "Ignoring Users": "the client will no longer receive events sent by that user, with the exception of state events".
+    const ignored = await this.ignoredUsers?.of(requester.userId);
+    if (record.state_key === null && ignored?.has(record.sender)) throw notFound();
     // client-server-api "Aggregations of child events": /event carries the bundled aggregations.
-    const [event] = await bundleAggregations(this.rooms.store, [this.client(record, requester) as unknown as Record<string, unknown>], [record], { userId: requester.userId });
+    const [event] = await bundleAggregations(this.rooms.store, [this.client(record, requester) as unknown as Record<string, unknown>], [record], { userId: requester.userId, ignoredUsers: ignored });
     return event as unknown as ClientEvent;
   }
 }
