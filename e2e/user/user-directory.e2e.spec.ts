@@ -234,6 +234,11 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
       expect(context.status).toBe(200);
       expect(bodies(context.json.events_before as Array<{ content: Json }>)).toEqual([]);
 
+      // POST /search: Bob's messages are not results; his topic (a state event) is.
+      const searched = await call(alice, 'POST', '/v3/search', { search_categories: { room_events: { search_term: 'bob', filter: { rooms: [roomId] } } } });
+      const results = ((searched.json.search_categories as Json).room_events as { results: Array<{ result: { sender: string; type: string } }> }).results;
+      expect(results.filter((r) => r.result.sender === bob.userId).map((r) => r.result.type)).toEqual(['m.room.topic']);
+
       // Bob still sees his own messages.
       expect(bodies(timeline(await sync(bob), roomId))).toEqual(expect.arrayContaining(['bob 1', 'bob 2 (ignored)', 'alice 1']));
 

@@ -120,6 +120,8 @@ export class SearchService {
     const memberships = await this.rooms.roomsOfUser(userId, ['join', 'leave', 'ban', 'invite']);
     const matches: Match[] = [];
     const canSee = this.relations.visibilityChecker(userId);
+    // "Ignoring Users": ignored senders' messages are not given to the user, search results included (state events are).
+    const ignored = await this.relations.ignoredUsers(userId);
     let budget = SCAN_TOTAL;
     for (const membership of memberships) {
       const roomId = membership.room_id;
@@ -136,6 +138,7 @@ export class SearchService {
         high = batch[batch.length - 1].stream - 1;
         for (const record of batch) {
           if (!types.has(record.type) || record.redacted) continue;
+          if (record.state_key === null && ignored.has(record.sender) && record.sender !== userId) continue;
           const content = eventOf(record).content ?? {};
           if (criteria.filter && !eventMatchesFilter(criteria.filter, { type: record.type, sender: record.sender, room_id: record.room_id, content })) continue;
           const found = matchText(searchableText(record.type, content as JsonObject, criteria.keys), criteria.terms);
@@ -158,16 +161,18 @@ export class SearchService {
    */
   private async context(requester: Requester, record: EventRecord, options: { before: number; after: number; includeProfile: boolean }, snapshot: number): Promise<Json> {
     const canSee = this.relations.visibilityChecker(requester.userId);
+    const ignored = await this.relations.ignoredUsers(requester.userId);
+    const shown = (e: EventRecord): boolean => e.state_key !== null || !ignored.has(e.sender) || e.sender === requester.userId;
     const before: EventRecord[] = [];
     const after: EventRecord[] = [];
     if (options.before > 0) {
       for (const e of await this.rooms.roomEvents(record.room_id, { from: 0, to: record.stream - 1, limit: options.before, direction: 'backward' })) {
-        if (await canSee(e)) before.push(e);
+        if (shown(e) && (await canSee(e))) before.push(e);
       }
     }
     if (options.after > 0) {
       for (const e of await this.rooms.roomEvents(record.room_id, { from: record.stream, to: snapshot, limit: options.after, direction: 'forward' })) {
-        if (await canSee(e)) after.push(e);
+        if (shown(e) && (await canSee(e))) after.push(e);
       }
     }
     const out: Json = {
