@@ -24,6 +24,9 @@ const WRITE_CONCURRENCY = 16;
 
 /** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
 const MAX_IN_FLIGHT = 64;
+/** How long notification rows are kept, and how often old ones are deleted. */
+const KEEP_NOTIFICATIONS_MS = 30 * 24 * 3600_000;
+const PRUNE_EVERY_MS = 3600_000;
 /** Users remembered with the badge last sent to their pushers. */
 const MAX_BADGES_REMEMBERED = 50_000;
 
@@ -92,6 +95,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private readonly badgeUsers = new Set<string>();
   private readonly badgeRooms = new Set<string>();
   private badgesRunning = false;
+  private lastPrune = 0;
   private readonly metrics: {
     events: ReturnType<Metrics['counter']>;
     notifications: ReturnType<Metrics['counter']>;
@@ -171,6 +175,11 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
       const to = batch.length < BATCH ? safe : batch[batch.length - 1].stream;
       // Compare-and-set: if another replica moved it, its position stands (both processed the same events idempotently).
       await stores.notifications.advanceCursor(from, to);
+    }
+    if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
+      this.lastPrune = Date.now();
+      const pruned = await stores.notifications.pruneBefore(Date.now() - KEEP_NOTIFICATIONS_MS);
+      if (pruned > 0) this.logger.log(`deleted ${pruned} notifications older than 30 days`);
     }
   }
 

@@ -90,7 +90,7 @@ export class NotificationStore {
     return new NotificationStore(
       await store.collection<NotificationRecord>({
         name: 'push_notifications',
-        indexes: [{ fields: ['user_id', 'room_id', 'thread_id', 'event_stream'] }, { fields: ['user_id', 'event_stream'] }],
+        indexes: [{ fields: ['user_id', 'room_id', 'thread_id', 'event_stream'] }, { fields: ['user_id', 'event_stream'] }, { fields: ['ts'] }],
       }),
       await store.collection<SentMarkRecord>({ name: 'push_sent_marks' }),
       await store.collection<LatestRecord>({ name: 'push_room_latest' }),
@@ -190,6 +190,15 @@ export class NotificationStore {
   list(userId: string, before: number, limit: number, onlyHighlight: boolean): Promise<NotificationRecord[]> {
     const filter = onlyHighlight ? { user_id: userId, event_stream: { $lt: before }, highlight: true } : { user_id: userId, event_stream: { $lt: before } };
     return this.rows.find(filter, { sort: { event_stream: -1 }, limit });
+  }
+
+  /**
+   * Deletes the rows recorded before `ts` (ms since the epoch), as Synapse
+   * keeps push actions for 30 days: /notifications then lists the last 30
+   * days, and an older unread notification stops counting.
+   */
+  pruneBefore(ts: number): Promise<number> {
+    return this.rows.deleteMany({ ts: { $lt: ts } });
   }
 
   // ---- what the user sent (an implicit receipt) ----

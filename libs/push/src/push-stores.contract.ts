@@ -141,22 +141,30 @@ export function describePushStoresContract(adapter: string, open: () => Promise<
       });
 
       it('concurrent rule edits of one user lose nothing (compare-and-set on the account data)', async () => {
-      const { putRule } = await import('@atrium/matrix');
-      const ids = Array.from({ length: 8 }, (_, i) => `rule${i}`);
-      await Promise.all(ids.map((id) => push.rules.update(ALICE, (rules) => putRule(rules, 'override', id, { actions: [] }))));
-      const stored = (await push.rules.get(ALICE)).override.map((r) => r.rule_id);
-      expect(stored.filter((id) => id.startsWith('rule')).sort()).toEqual(ids);
-      // A refused edit writes nothing.
-      await expect(push.rules.update(ALICE, (rules) => putRule(rules, 'override', '.bad', { actions: [] }))).rejects.toThrow(/reserved/);
-    });
+        const { putRule } = await import('@atrium/matrix');
+        const ids = Array.from({ length: 8 }, (_, i) => `rule${i}`);
+        await Promise.all(ids.map((id) => push.rules.update(ALICE, (rules) => putRule(rules, 'override', id, { actions: [] }))));
+        const stored = (await push.rules.get(ALICE)).override.map((r) => r.rule_id);
+        expect(stored.filter((id) => id.startsWith('rule')).sort()).toEqual(ids);
+        // A refused edit writes nothing.
+        await expect(push.rules.update(ALICE, (rules) => putRule(rules, 'override', '.bad', { actions: [] }))).rejects.toThrow(/reserved/);
+      });
 
-    it('@room highlights only when the sender has the room notification level', async () => {
+      it('@room highlights only when the sender has the room notification level', async () => {
         const fromAlice = await message(ALICE, '@room hi', { 'm.mentions': { room: true } });
         const fromCarol = await message(CAROL, '@room hi', { 'm.mentions': { room: true } });
         const room = await push.evaluator.roomContext(ROOM);
         expect((await push.evaluator.evaluate(BOB, fromAlice.event, room)).highlight).toBe(true);
         expect((await push.evaluator.evaluate(BOB, fromCarol.event, room)).highlight).toBe(false);
       });
+    });
+
+    it('prunes rows older than a time', async () => {
+      const before = (await push.notifications.list(BOB, Number.MAX_SAFE_INTEGER, 100, false)).length;
+      expect(before).toBeGreaterThan(0);
+      expect(await push.notifications.pruneBefore(0)).toBe(0);
+      expect(await push.notifications.pruneBefore(Date.now() + 1000)).toBeGreaterThanOrEqual(before);
+      expect(await push.notifications.list(BOB, Number.MAX_SAFE_INTEGER, 100, false)).toEqual([]);
     });
 
     describe('pushers', () => {
