@@ -1,6 +1,7 @@
 /**
  * The user directory (POST /user_directory/search, users.yaml) and ignoring
- * users (modules/ignore_users.md) through matrix-js-sdk, with raw fetch for
+ * users (modules/ignore_users.md), and a message counting as presence
+ * activity, through matrix-js-sdk, with raw fetch for
  * /sync, /messages, /context and the error cases, in both modes.
  */
 import { MsgType, Visibility, type MatrixClient } from 'matrix-js-sdk';
@@ -150,6 +151,26 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
       }
       expect((await call(null, 'POST', '/v3/user_directory/search', { search_term: 'x' })).status).toBe(401);
       expect(await call(alice, 'POST', '/v3/user_directory/search', { search_term: '   ' })).toEqual({ status: 200, json: { results: [], limited: false } });
+    });
+  });
+
+  describe('presence activity', () => {
+    it('a message sent is activity: last_active_ago restarts and unavailable turns online', async () => {
+      const lena = await newUser('lena');
+      const mo = await newUser('mo');
+      const { room_id: room } = await lena.sdk.createRoom({ preset: 'public_chat' as never });
+      await mo.sdk.joinRoom(room);
+      await lena.sdk.setPresence({ presence: 'unavailable' });
+      expect(await mo.sdk.getPresence(lena.userId)).toMatchObject({ presence: 'unavailable' });
+      await lena.sdk.sendMessage(room, { msgtype: MsgType.Text, body: 'back' });
+      // The bump is not awaited by the send: poll briefly.
+      let seen: Json = {};
+      for (let i = 0; i < 50 && seen['presence'] !== 'online'; i++) {
+        seen = (await mo.sdk.getPresence(lena.userId)) as unknown as Json;
+        if (seen['presence'] !== 'online') await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(seen).toMatchObject({ presence: 'online', currently_active: true });
+      expect(seen['last_active_ago']).toBeLessThan(10_000);
     });
   });
 

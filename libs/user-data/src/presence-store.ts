@@ -123,6 +123,28 @@ export class PresenceStore {
   }
 
   /**
+   * A pro-active event other than syncing ("Last active ago": "A pro-active
+   * event may be sending a message to a room"): the last active time becomes
+   * now, and "any activity that bumps the last active time … will cause the
+   * server to automatically set their presence to online", so `unavailable`
+   * turns `online`. A user who is `offline` (not connected to an event stream,
+   * or hiding) or never had presence is left alone: no update is sent to
+   * everyone sharing a room each time a bot that never syncs posts. Written
+   * only when the state changes or the last write is older than
+   * CURRENTLY_ACTIVE_MS (a user sending many messages writes about once a
+   * minute). Returns the new position, or null when nothing was written.
+   */
+  async bumpActivity(userId: string, audience: () => Promise<string[]>): Promise<number | null> {
+    const current = await this.records.get(userId);
+    if (!current || (current.presence !== 'online' && current.presence !== 'unavailable')) return null;
+    const now = this.now();
+    const presence = 'online';
+    const fresh = now - current.last_active_ts <= CURRENTLY_ACTIVE_MS;
+    if (current.presence === presence && fresh) return null;
+    return this.write(userId, { presence, status_msg: current.status_msg, last_active_ts: now }, await audience());
+  }
+
+  /**
    * "Idle timeout" and "Last active ago" as updates: puts a new position on
    * each online user whose view changed since their last write only because
    * time passed — no longer currently active (after INACTIVE_ANNOUNCE_MS) or

@@ -139,6 +139,28 @@ describe('user-data stores (on the SQLite adapter)', () => {
       expect(await presence.get('@a:x')).toMatchObject({ presence: 'online', currently_active: true });
     });
 
+    it('bumps the last active time on other activity, turns unavailable online, leaves offline and unknown users, and writes at most once a minute', async () => {
+      const presence = await PresenceStore.open(store, positions, wake, () => now);
+      const audience = async (): Promise<string[]> => ['@b:x'];
+      await presence.set('@a:x', 'unavailable', null, []);
+      now += 10_000;
+      expect(await presence.bumpActivity('@a:x', audience)).toEqual(expect.any(Number));
+      expect(await presence.get('@a:x')).toMatchObject({ presence: 'online', last_active_ago: 0, currently_active: true });
+      now += 10_000;
+      expect(await presence.bumpActivity('@a:x', audience)).toBeNull();
+      expect(await presence.get('@a:x')).toMatchObject({ last_active_ago: 10_000 });
+      now += 61_000;
+      expect(await presence.bumpActivity('@a:x', audience)).toEqual(expect.any(Number));
+      expect(wakes.at(-1)?.user_ids).toEqual(['@a:x', '@b:x']);
+
+      await presence.set('@c:x', 'offline', null, []);
+      now += 61_000;
+      expect(await presence.bumpActivity('@c:x', audience)).toBeNull();
+      expect(await presence.get('@c:x')).toMatchObject({ presence: 'offline', last_active_ago: 61_000 });
+      expect(await presence.bumpActivity('@never:x', audience)).toBeNull();
+      expect(await presence.get('@never:x')).toBeNull();
+    });
+
     it('marks a syncing user online only when something changes', async () => {
       const presence = await PresenceStore.open(store, positions, wake, () => now);
       const audience = async (): Promise<string[]> => ['@b:x'];

@@ -8,6 +8,7 @@ import { bundleAggregations, checkNewRelation } from '@atrium/relations';
 import { canSeeEvent, eventOf, toClientEvent, type ClientEvent, type EventRecord, type RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { IgnoredUsers } from '../ignored-users/ignored-users';
+import { PresenceActivity } from '../user/presence-idle';
 import { planCreateRoom } from './create-room';
 import { RoomServerClient } from './room-server.client';
 import { RoomsService } from './rooms.service';
@@ -32,6 +33,7 @@ export class RoomsController {
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
     private readonly profiles: ProfileStore,
     @Optional() private readonly ignoredUsers?: IgnoredUsers,
+    @Optional() private readonly presenceActivity?: PresenceActivity,
   ) {}
 
   private client(record: EventRecord, requester: Requester): ClientEvent {
@@ -371,6 +373,8 @@ export class RoomsController {
       redacts,
       txn: { device_id: requester.deviceId, scope, txn_id: txnId },
     });
+    // Presence "Last active ago": "A pro-active event may be sending a message to a room" (not awaited: no latency added).
+    void this.presenceActivity?.bump(requester.userId);
     return { event_id: result.event_id };
   }
 

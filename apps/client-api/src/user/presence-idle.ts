@@ -1,6 +1,26 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { UserDataStores } from './user-data.stores';
 
+/**
+ * What other modules call on a user's pro-active action other than syncing
+ * (sending a message: presence module, "Last active ago"). Never fails the
+ * caller: a presence write that fails is logged.
+ */
+@Injectable()
+export class PresenceActivity {
+  private readonly logger = new Logger('PresenceActivity');
+
+  constructor(private readonly stores: UserDataStores) {}
+
+  async bump(userId: string): Promise<void> {
+    try {
+      await this.stores.presence.bumpActivity(userId, () => this.stores.presenceAudience(userId));
+    } catch (err) {
+      this.logger.warn(`presence activity of ${userId}: ${(err as Error).message}`);
+    }
+  }
+}
+
 /** How often online users are checked for inactivity (announcements are at most this late). */
 const SWEEP_MS = 10_000;
 

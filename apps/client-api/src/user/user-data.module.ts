@@ -6,7 +6,7 @@ import type { DocumentStore } from '@atrium/storage';
 import { AccountDataController } from './account-data.controller';
 import { CapabilitiesController } from './capabilities.controller';
 import { PresenceController } from './presence.controller';
-import { PresenceIdleSweep } from './presence-idle';
+import { PresenceActivity, PresenceIdleSweep } from './presence-idle';
 import { ProfileController } from './profile.controller';
 import { ProfilePropagation } from './profile-propagation';
 import { ThreepidController, ThreepidTokenController } from './threepid.controller';
@@ -41,7 +41,8 @@ import { UserDataStores } from './user-data.stores';
     },
     ProfilePropagation,
     PresenceIdleSweep,
+    PresenceActivity,
   ],
-  exports: [UserDataStores],
+  exports: [UserDataStores, PresenceActivity],
 })
 export class UserDataModule {}
