@@ -119,6 +119,16 @@ describe.each(modes)('user directory and ignored users (%s mode)', (mode) => {
       expect(await search(alice, `${tag}room`)).toEqual([carol.userId]);
     });
 
+    it('forgets a deactivated user (deactivation leaves every room)', async () => {
+      const tag = uniqueName('d');
+      const searcher = await newUser('searcher');
+      const gone = await newUser('gone', `Gone ${tag}`);
+      await gone.sdk.createRoom({ preset: 'public_chat' as never });
+      expect(await search(searcher, tag)).toEqual([gone.userId]);
+      await gone.sdk.deactivateAccount({ type: 'm.login.password', identifier: { type: 'm.id.user', user: gone.userId }, password: 'pw-123456' } as never);
+      expect(await search(searcher, tag)).toEqual([]);
+    });
+
     it('answers at most `limit` users and says when the list was cut', async () => {
       const tag = uniqueName('l');
       const owner = await newUser('owner', `Limit ${tag}`);
