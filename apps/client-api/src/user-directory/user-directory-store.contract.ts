@@ -1,5 +1,5 @@
 import type { DocumentStore } from '@atrium/storage';
-import { directoryTerms, entryMatches, queryWords, UserDirectoryStore, words } from './user-directory-store';
+import { UserDirectoryStore } from './user-directory-store';
 
 /** The user directory index on one adapter (SQLite and FerretDB run the same cases). */
 export function describeUserDirectoryStore(name: string, open: () => Promise<DocumentStore>): void {
@@ -80,14 +80,3 @@ export function describeUserDirectoryStore(name: string, open: () => Promise<Doc
     });
   });
 }
-
-describe('user directory terms', () => {
-  it('splits user IDs and display names into case-folded words', () => {
-    expect(words('@Alice.Smith:Example.ORG')).toEqual(['alice', 'smith', 'example', 'org']);
-    expect(directoryTerms('@bob:x.org', 'Bob the Builder')).toEqual(['bob', 'x', 'org', 'the', 'builder']);
-    expect(queryWords('  BUILDER bo ')).toEqual(['builder', 'bo']);
-    expect(queryWords('!!!')).toEqual([]);
-    expect(entryMatches({ terms: directoryTerms('@bob:x.org', 'Bob the Builder') }, queryWords('@bob:x build'))).toBe(true);
-    expect(entryMatches({ terms: directoryTerms('@bob:x.org', 'Bob') }, queryWords('bob builder'))).toBe(false);
-  });
-});
