@@ -1,6 +1,7 @@
 // Launchers for real servers used by tests (nats-server, redis-server, FerretDB, OTLP receiver),
 // and the process helpers they share (also used by the end-to-end support code).
 export * from './ferretdb';
+export * from './ferretdb-suite';
 export * from './otlp-receiver';
 export * from './nats';
 export * from './process';

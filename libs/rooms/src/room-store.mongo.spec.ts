@@ -1,17 +1,8 @@
 import { openDocumentStore } from '@atrium/storage';
-import { startFerretDb, type FerretDbServer } from '../../../tools/test-servers/ferretdb';
+import { useFerretDb } from '@atrium/test-servers';
 import { describeRoomStoreContract } from './room-store.contract';
 
 // The same contract on the MongoDB adapter, against FerretDB (as libs/storage's contract runs).
-let server: FerretDbServer | undefined;
-beforeAll(async () => {
-  server = await startFerretDb();
-}, 30_000);
-afterAll(async () => {
-  await server?.stop();
-});
+const ferretDb = useFerretDb();
 
-describeRoomStoreContract('MongoDB (FerretDB 1.24)', () => {
-  if (!server) throw new Error('FerretDB did not start');
-  return openDocumentStore(`${server.url.replace(/\/$/, '')}/atrium_rooms`);
-});
+describeRoomStoreContract('MongoDB (FerretDB 1.24)', () => openDocumentStore(ferretDb.url('atrium_rooms')));

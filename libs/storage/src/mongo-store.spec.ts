@@ -1,24 +1,13 @@
-import { startFerretDb, type FerretDbServer } from '../../../tools/test-servers/ferretdb';
+import { useFerretDb } from '@atrium/test-servers';
 import { describeDocumentStoreContract } from './contract';
 import { MongoDocumentStore, mongoDatabaseName } from './mongo-store';
 import { openDocumentStore } from './open-document-store';
 
 // The MongoDB adapter runs against FerretDB 1.24 with its SQLite backend
 // (ARCHITECTURE.md, "Storage"); a missing binary fails here, it is never skipped.
-let server: FerretDbServer | undefined;
-beforeAll(async () => {
-  server = await startFerretDb();
-}, 30_000);
-afterAll(async () => {
-  await server?.stop();
-});
+const ferretDb = useFerretDb();
 
-function url(db: string): string {
-  if (!server) throw new Error('FerretDB did not start');
-  return `${server.url.replace(/\/$/, '')}/${db}`;
-}
-
-describeDocumentStoreContract('MongoDB (FerretDB 1.24)', () => openDocumentStore(url('atrium_contract')));
+describeDocumentStoreContract('MongoDB (FerretDB 1.24)', () => openDocumentStore(ferretDb.url('atrium_contract')));
 
 describe('MongoDocumentStore specifics', () => {
   it('takes the database name from the URI path, atrium by default', () => {
@@ -29,8 +18,8 @@ describe('MongoDocumentStore specifics', () => {
   });
 
   it('opens a store from a mongodb:// URL and keeps databases apart', async () => {
-    const one = await openDocumentStore(url('atrium_one'));
-    const two = await openDocumentStore(url('atrium_two'));
+    const one = await openDocumentStore(ferretDb.url('atrium_one'));
+    const two = await openDocumentStore(ferretDb.url('atrium_two'));
     try {
       expect(one).toBeInstanceOf(MongoDocumentStore);
       await (await one.collection({ name: 'things' })).put({ _id: 'a', n: 1 });
