@@ -1,9 +1,11 @@
 import { Module } from '@nestjs/common';
+import { E2eeKeysController } from './e2ee-keys.controller';
 import { ServerKeysController } from './server-keys.controller';
 
 /**
- * Server keys (/_matrix/key/v2/**). The notary, the remote key cache and the
- * end-to-end encryption keys arrive with the federation and E2EE work.
+ * Server keys (/_matrix/key/v2/**) and the end-to-end encryption keys of
+ * clients (/keys/**, /room_keys/**: E2eeKeysController, logic in @atrium/e2ee).
+ * The notary and the remote key cache arrive with the federation work.
  */
-@Module({ controllers: [ServerKeysController] })
+@Module({ controllers: [ServerKeysController, E2eeKeysController] })
 export class KeyServerModule {}

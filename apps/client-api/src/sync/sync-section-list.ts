@@ -6,6 +6,7 @@
 import type { SyncSection } from './sync-sections';
 import { EphemeralSyncSection, ReceiptsStreamSection } from '../ephemeral/ephemeral-sync-sections';
 import { UnreadNotificationsSyncSection } from '../push/push-sync-section';
+import { E2eeSyncSection } from '../e2ee/e2ee-sync-section';
 import { AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection } from '../user/user-sync-sections';
 
-export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection, UnreadNotificationsSyncSection];
+export const SYNC_SECTION_CLASSES: Array<new (...args: never[]) => SyncSection> = [AccountDataSyncSection, PresenceSyncSection, ToDeviceSyncSection, ReceiptsStreamSection, EphemeralSyncSection, UnreadNotificationsSyncSection, E2eeSyncSection];

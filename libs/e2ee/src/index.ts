@@ -1,0 +1,2 @@
+export * from './e2ee-store';
+export * from './e2ee-service';
