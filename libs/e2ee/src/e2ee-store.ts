@@ -190,9 +190,13 @@ export class E2eeStore {
     await this.oneTimeKeys.insert({ _id: id(userId, deviceId, keyId), user_id: userId, device_id: deviceId, algorithm, key_id: keyId, json: JSON.stringify(key) });
   }
 
-  /** `one_time_key_counts`: unclaimed keys by algorithm. */
+  /**
+   * `one_time_key_counts`: unclaimed keys by algorithm. `signed_curve25519` is
+   * always present (0 when none are left), as Synapse does: clients decide to
+   * upload more keys from it, and some treat an absent count as unknown.
+   */
   async oneTimeKeyCounts(userId: string, deviceId: string): Promise<Record<string, number>> {
-    const counts: Record<string, number> = {};
+    const counts: Record<string, number> = { signed_curve25519: 0 };
     const rows = await this.oneTimeKeys.find({ user_id: userId, device_id: deviceId });
     for (const row of rows) counts[row.algorithm] = (counts[row.algorithm] ?? 0) + 1;
     return counts;
