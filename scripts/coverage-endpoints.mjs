@@ -71,6 +71,10 @@ function specPattern(path) {
   };
 }
 
+function build() {
+  execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root, stdio: 'inherit' });
+}
+
 function implementedRoutes() {
   // dist/ may be missing (or being rebuilt by a test run): build it then.
   if (!existsSync(join(root, 'dist/apps/homeserver/src/routes.js'))) build();

@@ -14,10 +14,12 @@ import { ReportingModule } from './reporting/reporting.module';
 import { PushModule } from './push/push.module';
 import { UserDirectoryModule } from './user-directory/user-directory.module';
 import { IgnoredUsersModule } from './ignored-users/ignored-users';
+import { MiscModule } from './misc/misc.module';
+import { LegacyModule } from './legacy/legacy.module';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule],
+  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, MiscModule, LegacyModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

@@ -1,8 +1,11 @@
 import { Controller, Get, Inject, Module } from '@nestjs/common';
 import type { AtriumConfig } from '@atrium/config';
 import { Errors } from '@atrium/http';
-import { CONFIG } from '@atrium/platform';
+import { OpenIdTokenStore } from '@atrium/accounts';
+import { CONFIG, DOCUMENT_STORE } from '@atrium/platform';
+import type { DocumentStore } from '@atrium/storage';
 import { ATRIUM_VERSION } from './version';
+import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openid.controller';
 
 /** Spec: data/api/server-server/version.yaml and wellknown.yaml (server-server-api "Server discovery"). */
 @Controller()
@@ -27,5 +30,8 @@ export class FederationDiscoveryController {
 }
 
 /** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
-@Module({ controllers: [FederationDiscoveryController] })
+@Module({
+  controllers: [FederationDiscoveryController, OpenIdUserInfoController],
+  providers: [{ provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] }],
+})
 export class FederationInboundModule {}

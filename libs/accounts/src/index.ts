@@ -1,2 +1,3 @@
 export * from './password';
 export * from './account-store';
+export * from './openid-token-store';

@@ -80,6 +80,20 @@ export interface AtriumConfig {
     /** Delegated federation target for /.well-known/matrix/server (host:port); unset serves none (404). */
     server?: string;
   };
+  /**
+   * TURN for VoIP (GET /voip/turnServer). Credentials follow the TURN REST
+   * API convention (coturn `use-auth-secret`): username `<expiry>:<user ID>`,
+   * password base64(HMAC-SHA1(shared secret, username)). No URIs: no TURN.
+   */
+  voip: {
+    turn_uris: string[];
+    /** Shared with the TURN server (coturn `static-auth-secret`); empty: no TURN. */
+    turn_shared_secret: string;
+    /** Lifetime of the credentials handed out, in ms. */
+    turn_user_lifetime_ms: number;
+    /** Whether guests may have TURN credentials. */
+    turn_allow_guests: boolean;
+  };
 }
 
 export function defaultConfig(serverName: string, dataDir = './data'): AtriumConfig {
@@ -108,5 +122,6 @@ export function defaultConfig(serverName: string, dataDir = './data'): AtriumCon
     telemetry: { log_level: 'info' },
     rooms: { default_version: '12' },
     well_known: {},
+    voip: { turn_uris: [], turn_shared_secret: '', turn_user_lifetime_ms: 24 * 3600 * 1000, turn_allow_guests: true },
   };
 }
