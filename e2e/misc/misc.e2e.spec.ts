@@ -5,17 +5,17 @@
  * the documented answers of features this server does not offer (SSO, login
  * tokens, OAuth 2.0 metadata, application services, support and policy server
  * well-knowns), and the deprecated GET /events, /initialSync,
- * /rooms/{roomId}/initialSync and /events/{eventId}. Through matrix-js-sdk
+ * /rooms/{roomId}/initialSync and /events/{eventId}; the space hierarchy. Through matrix-js-sdk
  * where it has the call, raw fetch otherwise; both modes.
  *
  * Spec: data/api/client-server/voip.yaml, openid.yaml, third_party_lookup.yaml,
  * admin.yaml, mutual_rooms.yaml, sso_login_redirect.yaml, login_token.yaml,
  * oauth_server_metadata.yaml, appservice_ping.yaml, appservice_room_directory.yaml,
  * support.yaml, policy_server.yaml, old_sync.yaml, room_initial_sync.yaml,
- * peeking_events.yaml; server-server openid.yaml.
+ * peeking_events.yaml, space_hierarchy.yaml; server-server openid.yaml.
  */
 import { createHmac } from 'node:crypto';
-import type { MatrixClient } from 'matrix-js-sdk';
+import { EventType, Preset, type MatrixClient } from 'matrix-js-sdk';
 import { client, matrixError, registerUser, uniqueName } from '../support/clients';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
 
@@ -223,6 +223,60 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
     it('support and policy server well-knowns: 404', async () => {
       expect((await raw(null, 'GET', '/.well-known/matrix/support', undefined, '')).status).toBe(404);
       expect((await raw(null, 'GET', '/.well-known/matrix/policy_server', undefined, '')).status).toBe(404);
+    });
+  });
+
+  describe('GET /v1/rooms/{roomId}/hierarchy', () => {
+    let space: string;
+    let publicChild: string;
+    let privateChild: string;
+    const hierarchy = (user: User, roomId: string, query = '') => raw(user.token, 'GET', `/rooms/${enc(roomId)}/hierarchy${query}`, undefined, '/_matrix/client/v1');
+
+    beforeAll(async () => {
+      space = (await alice.sdk.createRoom({ preset: Preset.PublicChat, name: 'space', creation_content: { type: 'm.space' } })).room_id;
+      publicChild = (await alice.sdk.createRoom({ preset: Preset.PublicChat, name: 'public child' })).room_id;
+      privateChild = (await alice.sdk.createRoom({ preset: Preset.PrivateChat, name: 'private child' })).room_id;
+      await alice.sdk.sendStateEvent(space, EventType.SpaceChild, { via: [server.serverName], order: 'b' }, privateChild);
+      await alice.sdk.sendStateEvent(space, EventType.SpaceChild, { via: [server.serverName], order: 'a', suggested: true }, publicChild);
+      // No via: not a child ("Invalid child rooms ... are not covered").
+      await alice.sdk.sendStateEvent(space, EventType.SpaceChild, { via: [] }, sharedRoom);
+    });
+
+    it('walks the space depth-first in the children order, with summaries and children state', async () => {
+      const result = await alice.sdk.getRoomHierarchy(space);
+      expect(result.rooms.map((r) => r.room_id)).toEqual([space, publicChild, privateChild]);
+      expect(result.next_batch).toBeUndefined();
+      const root = result.rooms[0];
+      expect(root).toMatchObject({ name: 'space', room_type: 'm.space', join_rule: 'public', num_joined_members: 1 });
+      expect(root.children_state.map((c) => c.state_key).sort()).toEqual([publicChild, privateChild].sort());
+      for (const c of root.children_state) expect(typeof c.origin_server_ts).toBe('number');
+      expect(result.rooms[2].children_state).toEqual([]);
+    });
+
+    it('leaves out rooms the user may not see, and non-suggested ones with suggested_only', async () => {
+      expect((await carol.sdk.getRoomHierarchy(space)).rooms.map((r) => r.room_id)).toEqual([space, publicChild]);
+      expect((await alice.sdk.getRoomHierarchy(space, undefined, undefined, true)).rooms.map((r) => r.room_id)).toEqual([space, publicChild]);
+      expect((await alice.sdk.getRoomHierarchy(space, undefined, 0)).rooms.map((r) => r.room_id)).toEqual([space]);
+    });
+
+    it('paginates with next_batch', async () => {
+      const first = await alice.sdk.getRoomHierarchy(space, 2);
+      expect(first.rooms.map((r) => r.room_id)).toEqual([space, publicChild]);
+      expect(first.next_batch).toBeDefined();
+      const second = await alice.sdk.getRoomHierarchy(space, 2, undefined, false, first.next_batch);
+      expect(second.rooms.map((r) => r.room_id)).toEqual([privateChild]);
+      expect(second.next_batch).toBeUndefined();
+      expect(errcodeOf(await hierarchy(alice, space, `?from=${enc(first.next_batch!)}&suggested_only=true`))).toEqual([400, 'M_INVALID_PARAM']);
+    });
+
+    it('refuses bad parameters and rooms the user may not view', async () => {
+      expect(errcodeOf(await hierarchy(alice, space, '?limit=0'))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(errcodeOf(await hierarchy(alice, space, '?max_depth=-1'))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(errcodeOf(await hierarchy(alice, space, '?suggested_only=maybe'))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(errcodeOf(await hierarchy(alice, space, '?from=garbage'))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(errcodeOf(await hierarchy(carol, privateChild))).toEqual([403, 'M_FORBIDDEN']);
+      expect(errcodeOf(await hierarchy(alice, `!unknown:${server.serverName}`))).toEqual([403, 'M_FORBIDDEN']);
+      expect(errcodeOf(await raw(null, 'GET', `/rooms/${enc(space)}/hierarchy`, undefined, '/_matrix/client/v1'))).toEqual([401, 'M_MISSING_TOKEN']);
     });
   });
 

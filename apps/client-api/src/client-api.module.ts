@@ -16,10 +16,11 @@ import { UserDirectoryModule } from './user-directory/user-directory.module';
 import { IgnoredUsersModule } from './ignored-users/ignored-users';
 import { MiscModule } from './misc/misc.module';
 import { LegacyModule } from './legacy/legacy.module';
+import { SpacesModule } from './spaces/hierarchy.controller';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, MiscModule, LegacyModule],
+  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, MiscModule, LegacyModule, SpacesModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],
