@@ -204,6 +204,50 @@ describe.each(modes)('e2ee (%s mode)', (mode) => {
       expect(sig.json.failures[owner.userId].NOSUCHDEVICE.errcode).toBeDefined();
     });
 
+    it('device_lists in /sync and /keys/changes: joins, key changes, a deleted device, leaves', async () => {
+      const watcher = await register('watch');
+      const other = await register('other');
+      const since0 = (await api(watcher.token, 'GET', '/sync?timeout=0')).json.next_batch as string;
+      const created = await api(watcher.token, 'POST', '/createRoom', { preset: 'private_chat', invite: [other.userId] });
+      const roomId = created.json.room_id as string;
+      expect((await api(other.token, 'POST', `/rooms/${encodeURIComponent(roomId)}/join`, {})).status).toBe(200);
+
+      // Bounded incremental syncs until `check` holds for the response.
+      let since = since0;
+      const syncUntil = (what: string, check: (body: Json) => boolean) =>
+        eventually(what, async () => {
+          const r = await api(watcher.token, 'GET', `/sync?timeout=1000&since=${encodeURIComponent(since)}`);
+          expect(r.status).toBe(200);
+          since = r.json.next_batch;
+          return check(r.json) ? r.json : undefined;
+        });
+      await syncUntil('other in changed after joining', (b) => b.device_lists?.changed?.includes(other.userId) === true);
+
+      const second = await login(other.localpart);
+      expect((await api(second.token, 'POST', '/keys/upload', { device_keys: signed(second) })).status).toBe(200);
+      await syncUntil('other in changed after a key upload', (b) => b.device_lists?.changed?.includes(other.userId) === true);
+      const changes = await api(watcher.token, 'GET', `/keys/changes?from=${encodeURIComponent(since0)}&to=${encodeURIComponent(since)}`);
+      expect(changes.status).toBe(200);
+      expect(changes.json.changed).toContain(other.userId);
+      expect((await api(watcher.token, 'GET', '/keys/changes?from=nope&to=s1')).status).toBe(400);
+      const listed = await api(watcher.token, 'POST', '/keys/query', { device_keys: { [other.userId]: [] } });
+      expect(Object.keys(listed.json.device_keys[other.userId])).toEqual([second.deviceId]);
+
+      // Deleting the device (UIA) removes its keys and tells the watcher.
+      const challenge = await api(other.token, 'DELETE', `/devices/${second.deviceId}`, {});
+      expect(challenge.status).toBe(401);
+      const deleted = await api(other.token, 'DELETE', `/devices/${second.deviceId}`, {
+        auth: { type: 'm.login.password', session: challenge.json.session, identifier: { type: 'm.id.user', user: other.localpart }, password: PASSWORD },
+      });
+      expect(deleted.status).toBe(200);
+      expect(Object.keys((await api(watcher.token, 'POST', '/keys/query', { device_keys: { [other.userId]: [] } })).json.device_keys[other.userId])).toEqual([]);
+      await syncUntil('other in changed after the device went', (b) => b.device_lists?.changed?.includes(other.userId) === true);
+
+      expect((await api(other.token, 'POST', `/rooms/${encodeURIComponent(roomId)}/leave`, {})).status).toBe(200);
+      const leftBody = await syncUntil('other in left', (b) => b.device_lists?.left?.includes(other.userId) === true);
+      expect(leftBody.device_lists.changed ?? []).not.toContain(other.userId);
+    });
+
     it('key backup: versions, the better key wins, etag and count, wrong version', async () => {
       const u = await register('backup');
       expect((await api(u.token, 'GET', '/room_keys/version')).status).toBe(404);

@@ -93,9 +93,9 @@ export class E2eeService {
    * with whom no room is shared any more after a leave in the range.
    */
   async deviceListDelta(userId: string, from: { events: number; deviceLists: number }, to: { events: number; deviceLists: number }): Promise<DeviceListDelta> {
-    const shared = await this.usersSharingRoom(userId);
+    // Cheap reads first, so an incremental sync with nothing new costs a few queries, not two per joined room.
+    const changedUsers = await this.store.changedBetween(from.deviceLists, to.deviceLists);
     const changed = new Set<string>();
-    for (const user of await this.store.changedBetween(from.deviceLists, to.deviceLists)) if (shared.has(user)) changed.add(user);
     const leftCandidates = new Set<string>();
     if (to.events > from.events) {
       for (const own of await this.rooms.membershipChanges(userId, from.events, to.events)) {
@@ -105,7 +105,10 @@ export class E2eeService {
           for (const member of await this.rooms.joinedUsers(own.room_id)) leftCandidates.add(member);
         }
       }
+      // Others' joins and leaves: only rooms with events in the range can hold them (null: too many to list, scan all).
+      const active = await this.rooms.roomsWithEventsBetween(from.events, to.events);
       for (const room of await this.rooms.roomsOfUser(userId, ['join'])) {
+        if (active && !active.has(room.room_id)) continue;
         for (const member of await this.rooms.membersOfRoom(room.room_id)) {
           if (member.user_id === userId || member.stream <= from.events || member.stream > to.events) continue;
           if (member.membership === 'join') changed.add(member.user_id);
@@ -113,9 +116,21 @@ export class E2eeService {
         }
       }
     }
+    if (changedUsers.size === 0 && changed.size === 0 && leftCandidates.size === 0) return { changed: [], left: [] };
+    const shared = await this.usersSharingRoom(userId);
+    for (const user of changedUsers) if (shared.has(user)) changed.add(user);
     const left = [...leftCandidates].filter((u) => u !== userId && !shared.has(u));
     for (const user of left) changed.delete(user);
     return { changed: [...changed].sort(), left: left.sort() };
+  }
+
+  /**
+   * A device was deleted (device_management.yaml; "its keys are deleted with it"):
+   * its device keys, one-time and fallback keys go, and the user's device list changes.
+   */
+  async deviceDeleted(userId: string, deviceId: string): Promise<void> {
+    await this.store.deleteDevice(userId, deviceId);
+    await this.deviceListChanged(userId);
   }
 
   // ---- POST /keys/upload ----

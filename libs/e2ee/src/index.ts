@@ -1,2 +1,3 @@
 export * from './e2ee-store';
 export * from './e2ee-service';
+export * from './device-events';

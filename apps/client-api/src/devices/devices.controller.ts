@@ -11,9 +11,11 @@ import {
   type Requester,
   type UserInteractiveAuth,
 } from '@atrium/http';
-import { ACCOUNT_STORE, USER_INTERACTIVE_AUTH } from '@atrium/platform';
+import { ACCOUNT_STORE, BUS, USER_INTERACTIVE_AUTH } from '@atrium/platform';
 import { AuthService } from '../auth/auth.service';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import type { Bus } from '@atrium/bus';
+import { publishDeviceDeleted } from '@atrium/e2ee';
 
 interface DeviceView {
   device_id: string;
@@ -38,6 +40,8 @@ export class DevicesController {
     private readonly auth: AuthService,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
     @Inject(USER_INTERACTIVE_AUTH) private readonly uia: UserInteractiveAuth,
+    /** To tell key-server a device went (its E2EE keys go, its user's device list changes: @atrium/e2ee). */
+    @Inject(BUS) private readonly bus: Bus,
   ) {}
 
   @Get('devices')
@@ -69,6 +73,7 @@ export class DevicesController {
     const body = optionalJsonObject(rawBody);
     await this.authorise(requester, body, `delete_devices:${requester.userId}:${deviceId}`);
     await this.accounts.deleteDevice(requester.userId, deviceId);
+    await publishDeviceDeleted(this.bus, requester.userId, deviceId);
     return {};
   }
 
@@ -79,7 +84,10 @@ export class DevicesController {
     const devices = optionalStringArray(body, 'devices');
     if (devices === undefined) throw Errors.missingParam('devices');
     await this.authorise(requester, body, `delete_devices:${requester.userId}:${[...devices].sort().join(',')}`);
-    for (const deviceId of devices) await this.accounts.deleteDevice(requester.userId, deviceId);
+    for (const deviceId of devices) {
+      await this.accounts.deleteDevice(requester.userId, deviceId);
+      await publishDeviceDeleted(this.bus, requester.userId, deviceId);
+    }
     return {};
   }
 
