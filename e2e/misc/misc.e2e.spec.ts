@@ -12,7 +12,8 @@
  * admin.yaml, mutual_rooms.yaml, sso_login_redirect.yaml, login_token.yaml,
  * oauth_server_metadata.yaml, appservice_ping.yaml, appservice_room_directory.yaml,
  * support.yaml, policy_server.yaml, old_sync.yaml, room_initial_sync.yaml,
- * peeking_events.yaml, space_hierarchy.yaml; server-server openid.yaml.
+ * peeking_events.yaml, space_hierarchy.yaml; server-server openid.yaml;
+ * admin.yaml and client-server-api "Account moderation" (locking, suspension).
  */
 import { createHmac } from 'node:crypto';
 import { EventType, Preset, type MatrixClient } from 'matrix-js-sdk';
@@ -277,6 +278,82 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
       expect(errcodeOf(await hierarchy(carol, privateChild))).toEqual([403, 'M_FORBIDDEN']);
       expect(errcodeOf(await hierarchy(alice, `!unknown:${server.serverName}`))).toEqual([403, 'M_FORBIDDEN']);
       expect(errcodeOf(await raw(null, 'GET', `/rooms/${enc(space)}/hierarchy`, undefined, '/_matrix/client/v1'))).toEqual([401, 'M_MISSING_TOKEN']);
+    });
+  });
+
+  describe('account moderation: GET/PUT /v1/admin/lock and /v1/admin/suspend', () => {
+    let admin: User;
+    let otherAdmin: User;
+    let dave: User;
+    let erin: User;
+    const v1 = '/_matrix/client/v1';
+
+    /** An administrator made with the CLI, as an operator does, then logged in. */
+    async function newAdmin(prefix: string): Promise<User> {
+      const localpart = uniqueName(prefix).toLowerCase();
+      await server.cli(['register-user', '--user', localpart, '--password', 'pw-admin-12345', '--admin']);
+      const login = await raw(null, 'POST', '/login', { type: 'm.login.password', identifier: { type: 'm.id.user', user: localpart }, password: 'pw-admin-12345' });
+      expect(login.status).toBe(200);
+      const creds = { userId: login.json.user_id as string, accessToken: login.json.access_token as string, deviceId: login.json.device_id as string };
+      return { userId: creds.userId, token: creds.accessToken, deviceId: creds.deviceId, sdk: client(base, creds) };
+    }
+
+    beforeAll(async () => {
+      [admin, otherAdmin, dave, erin] = await Promise.all([newAdmin('admin'), newAdmin('admin'), newUser('dave'), newUser('erin')]);
+    });
+
+    it('is for server administrators only, checked before any lookup', async () => {
+      for (const target of [dave.userId, '@nobody:example.org']) {
+        expect(errcodeOf(await raw(alice.token, 'GET', `/admin/lock/${enc(target)}`, undefined, v1))).toEqual([403, 'M_FORBIDDEN']);
+        expect(errcodeOf(await raw(alice.token, 'PUT', `/admin/suspend/${enc(target)}`, { suspended: true }, v1))).toEqual([403, 'M_FORBIDDEN']);
+      }
+      expect(errcodeOf(await raw(null, 'GET', `/admin/lock/${enc(dave.userId)}`, undefined, v1))).toEqual([401, 'M_MISSING_TOKEN']);
+      // whois: an administrator may look up anyone.
+      expect((await raw(admin.token, 'GET', `/admin/whois/${enc(dave.userId)}`)).json.user_id).toBe(dave.userId);
+    });
+
+    it('refuses remote, unknown, own and administrator targets and bad bodies', async () => {
+      expect(errcodeOf(await raw(admin.token, 'GET', `/admin/lock/${enc('@x:example.org')}`, undefined, v1))).toEqual([400, 'M_INVALID_PARAM']);
+      expect(errcodeOf(await raw(admin.token, 'GET', `/admin/suspend/${enc(`@nobody:${server.serverName}`)}`, undefined, v1))).toEqual([404, 'M_NOT_FOUND']);
+      expect(errcodeOf(await raw(admin.token, 'PUT', `/admin/lock/${enc(admin.userId)}`, { locked: true }, v1))).toEqual([403, 'M_FORBIDDEN']);
+      expect(errcodeOf(await raw(admin.token, 'PUT', `/admin/suspend/${enc(otherAdmin.userId)}`, { suspended: true }, v1))).toEqual([403, 'M_FORBIDDEN']);
+      expect(errcodeOf(await raw(admin.token, 'PUT', `/admin/lock/${enc(dave.userId)}`, {}, v1))).toEqual([400, 'M_MISSING_PARAM']);
+      expect(errcodeOf(await raw(admin.token, 'PUT', `/admin/lock/${enc(dave.userId)}`, { locked: 'yes' }, v1))).toEqual([400, 'M_BAD_JSON']);
+      expect((await raw(admin.token, 'GET', `/admin/lock/${enc(dave.userId)}`, undefined, v1)).json).toEqual({ locked: false });
+    });
+
+    it('a locked account gets 401 M_USER_LOCKED everywhere but logout, keeps its session, and is back when unlocked', async () => {
+      expect(await raw(admin.token, 'PUT', `/admin/lock/${enc(dave.userId)}`, { locked: true }, v1)).toMatchObject({ status: 200, json: { locked: true } });
+      expect((await raw(admin.token, 'GET', `/admin/lock/${enc(dave.userId)}`, undefined, v1)).json).toEqual({ locked: true });
+      const whoami = await raw(dave.token, 'GET', '/account/whoami');
+      expect([whoami.status, whoami.json.errcode, whoami.json.soft_logout]).toEqual([401, 'M_USER_LOCKED', true]);
+      expect((await matrixError(dave.sdk.createRoom({}))).errcode).toBe('M_USER_LOCKED');
+      const login = await raw(null, 'POST', '/login', { type: 'm.login.password', identifier: { type: 'm.id.user', user: dave.userId }, password: 'pw-misc-12345' });
+      expect(errcodeOf(login)).toEqual([401, 'M_USER_LOCKED']);
+      expect(await raw(admin.token, 'PUT', `/admin/lock/${enc(dave.userId)}`, { locked: false }, v1)).toMatchObject({ status: 200, json: { locked: false } });
+      expect((await raw(dave.token, 'GET', '/account/whoami')).json.user_id).toBe(dave.userId);
+      // Logout stays open to a locked account.
+      await raw(admin.token, 'PUT', `/admin/lock/${enc(erin.userId)}`, { locked: true }, v1);
+      expect((await raw(erin.token, 'POST', '/logout', {})).status).toBe(200);
+    });
+
+    it('a suspended account reads and leaves but does not send, join, create or change its profile', async () => {
+      const roomId = (await dave.sdk.createRoom({})).room_id;
+      const { event_id: own } = await dave.sdk.sendTextMessage(roomId, 'before');
+      expect(await raw(admin.token, 'PUT', `/admin/suspend/${enc(dave.userId)}`, { suspended: true }, v1)).toMatchObject({ status: 200, json: { suspended: true } });
+      expect((await raw(admin.token, 'GET', `/admin/suspend/${enc(dave.userId)}`, undefined, v1)).json).toEqual({ suspended: true });
+      expect((await matrixError(dave.sdk.sendTextMessage(roomId, 'during'))).errcode).toBe('M_USER_SUSPENDED');
+      expect((await matrixError(dave.sdk.createRoom({}))).errcode).toBe('M_USER_SUSPENDED');
+      expect((await matrixError(dave.sdk.joinRoom(publicHistoryRoom))).errcode).toBe('M_USER_SUSPENDED');
+      expect((await matrixError(dave.sdk.setDisplayName('new name'))).errcode).toBe('M_USER_SUSPENDED');
+      expect((await raw(dave.token, 'GET', '/sync?timeout=0')).status).toBe(200);
+      expect((await raw(dave.token, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=5`)).status).toBe(200);
+      // Redacting one's own events stays open.
+      expect((await raw(dave.token, 'PUT', `/rooms/${enc(roomId)}/redact/${enc(own)}/${uniqueName('r')}`, {})).status).toBe(200);
+      expect(await raw(admin.token, 'PUT', `/admin/suspend/${enc(dave.userId)}`, { suspended: false }, v1)).toMatchObject({ status: 200, json: { suspended: false } });
+      expect((await dave.sdk.sendTextMessage(roomId, 'after')).event_id).toMatch(/^\$/);
+      await raw(admin.token, 'PUT', `/admin/suspend/${enc(dave.userId)}`, { suspended: true }, v1);
+      expect((await raw(dave.token, 'POST', `/rooms/${enc(roomId)}/leave`, {})).status).toBe(200);
     });
   });
 

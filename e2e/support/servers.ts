@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { startFerretDb, startNats, startRedis } from '@atrium/test-servers';
 import { freePort, waitForHttp } from './ports';
 import { REPO_ROOT, startNodeProcess, type ManagedProcess } from './process';
@@ -17,7 +17,19 @@ export interface TestServer {
   /** Direct URLs of each service process (cluster) or of the one process (embedded, key `atrium`). */
   services: Record<string, string>;
   processes: ManagedProcess[];
+  /** Runs the homeserver CLI (e.g. `register-user … --admin`) against this server's config and storage; resolves to its output. */
+  cli(args: string[]): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Asynchronous: the cluster's router runs in the test process, so a blocking child would stall (and reset) its connections. */
+function runCli(configPath: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [join(REPO_ROOT, 'dist/apps/homeserver/src/main.js'), ...args, '--config', configPath], { cwd: REPO_ROOT, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
 }
 
 export interface TestServerOptions {
@@ -83,6 +95,7 @@ export async function startEmbeddedServer(options: TestServerOptions = {}): Prom
     baseUrl,
     services: { atrium: baseUrl, federation: `http://127.0.0.1:${federationPort}` },
     processes: [proc],
+    cli: (args) => runCli(configPath, args),
     async stop() {
       await proc.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -138,6 +151,7 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
     baseUrl: router.url,
     services: Object.fromEntries(processes.map((p) => [p.name, `http://127.0.0.1:${processPorts.get(p)}`])),
     processes,
+    cli: (args) => runCli(configPath, args, { ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}` }),
     async stop() {
       await Promise.all(processes.map((p) => p.stop()));
       await router.stop();

@@ -20,7 +20,14 @@ export interface UserRecord extends Doc {
   is_admin: boolean;
   deactivated: boolean;
   created_ts: number;
+  /** "Account locking" (PUT /admin/lock); absent on older records: not locked. */
+  locked?: boolean;
+  /** "Account suspension" (PUT /admin/suspend); absent: not suspended. */
+  suspended?: boolean;
 }
+
+/** The account moderation flags, copied onto every access token of the user so authenticating reads one record. */
+export type ModerationFlag = 'locked' | 'suspended';
 
 export interface DeviceRecord extends Doc {
   _id: string; // `${user_id}\n${device_id}`
@@ -44,6 +51,9 @@ interface AccessTokenRecord extends Doc {
   /** Set after a refresh: the refresh token that this pair replaces, revoked on first use of the pair. */
   replaces_refresh_id: string | null;
   created_ts: number;
+  /** Copies of the user's moderation flags (setModeration keeps them in step). */
+  locked?: boolean;
+  suspended?: boolean;
 }
 
 interface RefreshTokenRecord extends Doc {
@@ -189,6 +199,9 @@ export class AccountStore implements AccessTokenAuthenticator {
    * with a refresh token; otherwise it does not expire.
    */
   async issueTokens(userId: string, deviceId: string, options: { isGuest: boolean; withRefresh: boolean; lifetimeMs: number }): Promise<IssuedTokens> {
+    // A locked account "cannot obtain a new access token until the account has been unlocked";
+    // checked before the device's tokens are revoked, so a refused login ends no session.
+    if ((await this.users.get(userId))?.locked) throw Errors.userLocked();
     await this.accessTokens.deleteMany({ user_id: userId, device_id: deviceId });
     await this.refreshTokens.deleteMany({ user_id: userId, device_id: deviceId });
     return this.issuePair(userId, deviceId, options, null);
@@ -200,6 +213,8 @@ export class AccountStore implements AccessTokenAuthenticator {
     options: { isGuest: boolean; withRefresh: boolean; lifetimeMs: number },
     replacesRefreshId: string | null,
   ): Promise<IssuedTokens> {
+    const before = await this.users.get(userId);
+    if (before?.locked) throw Errors.userLocked();
     const accessToken = newToken('atr');
     let refreshToken: string | undefined;
     let refreshId: string | null = null;
@@ -223,7 +238,14 @@ export class AccountStore implements AccessTokenAuthenticator {
       refresh_id: refreshId,
       replaces_refresh_id: replacesRefreshId,
       created_ts: this.now(),
+      suspended: before?.suspended === true,
     });
+    // A lock or suspension written while this token was being issued: setModeration writes the
+    // user before the tokens, so either its token update saw this token or this read sees the flag.
+    const after = await this.users.get(userId);
+    if (after?.locked || after?.suspended !== before?.suspended) {
+      await this.accessTokens.update(digest(accessToken), { locked: after?.locked === true, suspended: after?.suspended === true });
+    }
     const issued: IssuedTokens = { access_token: accessToken };
     if (refreshToken) {
       issued.refresh_token = refreshToken;
@@ -242,7 +264,21 @@ export class AccountStore implements AccessTokenAuthenticator {
       throw Errors.unknownToken(true, 'Access token has expired');
     }
     if (record.replaces_refresh_id) await this.revokeReplaced(record._id, record.replaces_refresh_id);
-    return { userId: record.user_id, deviceId: record.device_id, isGuest: record.is_guest, tokenId: record._id };
+    const requester: Requester = { userId: record.user_id, deviceId: record.device_id, isGuest: record.is_guest, tokenId: record._id };
+    if (record.locked) requester.locked = true;
+    if (record.suspended) requester.suspended = true;
+    return requester;
+  }
+
+  /**
+   * Locks or suspends an account, or lifts it ("Account moderation"). The
+   * flag goes on the user, then on each of their access tokens (which stay
+   * valid: "Servers SHOULD NOT invalidate access tokens on locked accounts"),
+   * so authenticate() needs no second read.
+   */
+  async setModeration(userId: string, flag: ModerationFlag, value: boolean): Promise<void> {
+    await this.users.update(userId, { [flag]: value });
+    await this.accessTokens.updateMany({ user_id: userId }, { [flag]: value });
   }
 
   /** "The old refresh token remains valid until the new access token or refresh token is used." */
@@ -264,6 +300,8 @@ export class AccountStore implements AccessTokenAuthenticator {
     if (record.replaces_refresh_id) await this.refreshTokens.delete(record.replaces_refresh_id);
     const user = await this.users.get(record.user_id);
     if (!user || user.deactivated) throw Errors.unknownToken(false, 'Unknown refresh token');
+    // Locked: no new token, and the current pair is kept for when the lock is lifted.
+    if (user.locked) throw Errors.userLocked();
     await this.accessTokens.deleteMany({ user_id: record.user_id, device_id: record.device_id, refresh_id: id });
     // A repeated refresh of the same token replaces the pair it issued before.
     const previous = await this.refreshTokens.find({ user_id: record.user_id, device_id: record.device_id, replaces_refresh_id: id });

@@ -10,6 +10,10 @@ export interface Requester {
   isGuest: boolean;
   /** ID of the access token record (to log out exactly this session). */
   tokenId: string;
+  /** "Account locking": set while the account is locked (AccessTokenGuard refuses all but @AllowLocked handlers). */
+  locked?: boolean;
+  /** "Account suspension": set while the account is suspended (client-api refuses the suspended actions). */
+  suspended?: boolean;
 }
 
 /** Resolves an access token; throws M_UNKNOWN_TOKEN (with soft_logout when expired). */
@@ -21,6 +25,10 @@ export const ACCESS_TOKEN_AUTHENTICATOR = Symbol('ACCESS_TOKEN_AUTHENTICATOR');
 const GUESTS_ALLOWED = 'atrium:guests-allowed';
 /** Marks a handler guests may call (client-server-api "Guest access" lists them). */
 export const AllowGuests = (): MethodDecorator & ClassDecorator => SetMetadata(GUESTS_ALLOWED, true);
+
+const LOCKED_ALLOWED = 'atrium:locked-allowed';
+/** Marks a handler a locked account may still call ("Account locking": POST /logout and /logout/all). */
+export const AllowLocked = (): MethodDecorator & ClassDecorator => SetMetadata(LOCKED_ALLOWED, true);
 
 type RequestWithRequester = FastifyRequest & { requester?: Requester };
 
@@ -54,6 +62,11 @@ export class AccessTokenGuard implements CanActivate {
     if (requester.isGuest) {
       const allowed = this.reflector.getAllAndOverride<boolean>(GUESTS_ALLOWED, [context.getHandler(), context.getClass()]);
       if (!allowed) throw Errors.guestAccessForbidden();
+    }
+    // "When an account is locked, servers MUST return a 401 Unauthorized error response with an
+    // M_USER_LOCKED error code and soft_logout set to true on all but" the logout endpoints.
+    if (requester.locked && !this.reflector.getAllAndOverride<boolean>(LOCKED_ALLOWED, [context.getHandler(), context.getClass()])) {
+      throw Errors.userLocked();
     }
     request.requester = requester;
     return true;

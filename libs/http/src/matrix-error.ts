@@ -51,4 +51,8 @@ export const Errors = {
   weakPassword: (message: string) => new MatrixError(400, 'M_WEAK_PASSWORD', message),
   guestAccessForbidden: () => new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed'),
   unknown: (message = 'Internal server error') => new MatrixError(500, 'M_UNKNOWN', message),
+  /** "Account locking": 401 with soft_logout true, so clients keep their session for when the lock is lifted. */
+  userLocked: () => new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked', { soft_logout: true }),
+  /** "Account suspension": 403 for an action a suspended account may not take. */
+  userSuspended: () => new MatrixError(403, 'M_USER_SUSPENDED', 'You cannot perform this action while suspended.'),
 } as const;

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { AccountStore } from '@atrium/accounts';
-import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
+import { AccessTokenGuard, AllowGuests, AllowLocked, CurrentRequester, Errors, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
 import { ACCOUNT_STORE } from '@atrium/platform';
 import { AuthService, type LoginResponse, type RegisterResponse } from './auth.service';
 
@@ -45,6 +45,7 @@ export class AuthController {
   @HttpCode(200)
   @UseGuards(AccessTokenGuard)
   @AllowGuests()
+  @AllowLocked()
   async logout(@CurrentRequester() requester: Requester): Promise<Record<string, never>> {
     await this.accounts.logout(requester);
     return {};
@@ -53,6 +54,7 @@ export class AuthController {
   @Post('logout/all')
   @HttpCode(200)
   @UseGuards(AccessTokenGuard)
+  @AllowLocked()
   async logoutAll(@CurrentRequester() requester: Requester): Promise<Record<string, never>> {
     await this.accounts.logoutAll(requester.userId);
     return {};
