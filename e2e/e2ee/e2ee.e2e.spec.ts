@@ -322,5 +322,44 @@ describe.each(modes)('e2ee (%s mode)', (mode) => {
       expect(await decryptedBody(a3, roomId, later.event_id)).toBe('after alice3 arrived');
       expect(await decryptedBody(a1, roomId, later.event_id)).toBe('after alice3 arrived');
     });
+
+    it('cross-signing and key backup set up by the SDK: signatures accepted, room keys backed up', async () => {
+      const carol = await register('carol');
+      const dave = await register('dave');
+      const c = await cryptoClient(carol);
+      const crypto = c.getCrypto()!;
+      // First upload: no master key stored yet, so the server lets it through without UIA (cross_signing.yaml).
+      await crypto.bootstrapCrossSigning({
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+          await makeRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user: carol.localpart }, password: PASSWORD });
+        },
+      });
+      const status = await crypto.getCrossSigningStatus();
+      expect(status.publicKeysOnDevice).toBe(true);
+      // Dave sees carol's master and self-signing keys, and her device signed by the self-signing key.
+      const seen = await eventually('carol device signed by her self-signing key', async () => {
+        const q = await api(dave.token, 'POST', '/keys/query', { device_keys: { [carol.userId]: [] } });
+        const ssk = q.json.self_signing_keys[carol.userId] as Json | undefined;
+        const sskId = ssk ? Object.keys(ssk.keys as Json)[0] : undefined;
+        const sigs = q.json.device_keys[carol.userId]?.[carol.deviceId]?.signatures?.[carol.userId] as Json | undefined;
+        return sskId && sigs?.[sskId] ? q.json : undefined;
+      });
+      expect(seen.master_keys[carol.userId]).toBeDefined();
+      expect(seen.user_signing_keys[carol.userId]).toBeUndefined();
+
+      await crypto.resetKeyBackup();
+      const { room_id: roomId } = await c.createRoom({
+        preset: Preset.PrivateChat,
+        initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+      });
+      await eventually('carol sees her encrypted room', () => (c.getRoom(roomId)?.hasEncryptionStateEvent() ? true : undefined));
+      await c.sendMessage(roomId, { msgtype: MsgType.Text, body: 'backed up' });
+      const backup = await eventually('the room key in the server-side backup', async () => {
+        const v = await api(carol.token, 'GET', '/room_keys/version');
+        return v.status === 200 && (v.json.count as number) > 0 ? v.json : undefined;
+      }, 60_000);
+      const keys = await api(carol.token, 'GET', `/room_keys/keys?version=${encodeURIComponent(backup.version as string)}`);
+      expect(Object.keys(keys.json.rooms)).toEqual([roomId]);
+    });
   });
 });
