@@ -9,29 +9,14 @@
  * modules typing_notifications.md, receipts.md, read_markers.md.
  */
 import { ClientEvent, MatrixEvent, ReceiptType, RoomMemberEvent, type MatrixClient, type RoomMember } from 'matrix-js-sdk';
-import { startTestServer, type Mode, type TestServer } from '../support/servers';
-import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+import type { Mode, TestServer } from '../support/servers';
+import { matrixError, uniqueName } from '../support/clients';
+import { eventually, rawApi, rawSync, REGISTER_BURST_ENV, roomWithMembers, startWithUsers, type Json, type TestUser } from '../support/fixtures';
 
 const modes: Mode[] = ['embedded', 'cluster'];
+const PASSWORD = 'pw-ephemeral-123';
 
-interface User {
-  userId: string;
-  token: string;
-  sdk: MatrixClient;
-}
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/** Polls `check` every 50 ms until it returns a value, at most `ms`. */
-async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+type User = TestUser;
 
 describe.each(modes)('typing, receipts and read markers (%s mode)', (mode) => {
   let server: TestServer;
@@ -43,35 +28,8 @@ describe.each(modes)('typing, receipts and read markers (%s mode)', (mode) => {
   /** Messages alice sent in the room, oldest first. */
   const messages: string[] = [];
   const enc = encodeURIComponent;
-
-  async function newUser(prefix: string): Promise<User> {
-    const response = await registerUser(base, uniqueName(prefix), 'pw-ephemeral-123');
-    return {
-      userId: response.user_id,
-      token: response.access_token!,
-      sdk: client(base, { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id }),
-    };
-  }
-
-  async function api(user: User | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (user) headers.authorization = `Bearer ${user.token}`;
-    const response = await fetch(`${base}/_matrix/client/v3${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? (JSON.parse(text) as Json) : {} };
-  }
-
-  async function sync(user: User, query: Record<string, string | number | undefined> = {}): Promise<Json> {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
-    const res = await api(user, 'GET', `/sync?${params.toString()}`);
-    expect(res.status).toBe(200);
-    return res.json;
-  }
+  const api = (user: User | null, method: string, path: string, body?: unknown) => rawApi(base, user?.token, method, path, body);
+  const sync = (user: User, query: Record<string, string | number | undefined> = {}): Promise<Json> => rawSync(base, user.token, query);
 
   /** The room's ephemeral events of one type in a sync response. */
   function ephemeral(response: Json, type: string, room = roomId): Json[] {
@@ -100,18 +58,10 @@ describe.each(modes)('typing, receipts and read markers (%s mode)', (mode) => {
   const eventFor = (eventId: string): MatrixEvent => new MatrixEvent({ event_id: eventId, room_id: roomId, type: 'm.room.message', sender: alice.userId, content: {} });
 
   beforeAll(async () => {
-    server = await startTestServer(mode, {
-      replicas: mode === 'cluster' ? { 'client-api': 2 } : undefined,
-      env: { ATRIUM_RATE_LIMITS__REGISTER__BURST: '100', ATRIUM_RATE_LIMITS__REGISTER__PER_SECOND: '10' },
-    });
+    const options = { replicas: mode === 'cluster' ? { 'client-api': 2 } : undefined, env: REGISTER_BURST_ENV };
+    ({ server, users: [alice, bob, carol] } = await startWithUsers(mode, options, PASSWORD, ['alice', 'bob', 'carol']));
     base = server.baseUrl;
-    alice = await newUser('alice');
-    bob = await newUser('bob');
-    carol = await newUser('carol');
-    const created = await api(alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [bob.userId] });
-    expect(created.status).toBe(200);
-    roomId = created.json.room_id as string;
-    expect((await api(bob, 'POST', `/rooms/${enc(roomId)}/join`, {})).status).toBe(200);
+    roomId = await roomWithMembers(base, alice, [bob]);
     for (const body of ['one', 'two', 'three']) messages.push(await send(alice, body));
   });
 

@@ -12,30 +12,18 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PushRuleActionName, PushRuleKind, type MatrixClient } from 'matrix-js-sdk';
-import { startTestServer, type Mode, type TestServer } from '../support/servers';
-import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+import { PushRuleActionName, PushRuleKind } from 'matrix-js-sdk';
+import type { Mode, TestServer } from '../support/servers';
+import { matrixError, uniqueName } from '../support/clients';
+import { eventually as pollUntil, newUser as registerTestUser, rawApi, rawSync, REGISTER_BURST_ENV, roomWithMembers, startWithUsers, type Json, type TestUser } from '../support/fixtures';
 
 const modes: Mode[] = ['embedded', 'cluster'];
+const PASSWORD = 'pw-push-12345';
 
-interface User {
-  userId: string;
-  token: string;
-  sdk: MatrixClient;
-}
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type User = TestUser;
 
 /** Polls `check` every 100 ms until it returns a value, at most `ms`. */
-async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const eventually = <T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> => pollUntil(what, check, ms, 100);
 
 /** A push gateway peer: records every POST /_matrix/push/v1/notify and answers `rejected` as configured per pushkey. */
 class GatewayPeer {
@@ -77,27 +65,9 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
   let roomId: string;
   const gateway = new GatewayPeer();
   const enc = encodeURIComponent;
-
-  async function newUser(prefix: string): Promise<User> {
-    const response = await registerUser(base, uniqueName(prefix), 'pw-push-12345');
-    return {
-      userId: response.user_id,
-      token: response.access_token!,
-      sdk: client(base, { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id }),
-    };
-  }
-
-  async function api(user: User | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (user) headers.authorization = `Bearer ${user.token}`;
-    const response = await fetch(`${base}/_matrix/client/v3${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? (JSON.parse(text) as Json) : {} };
-  }
+  const newUser = (prefix: string): Promise<User> => registerTestUser(base, prefix, PASSWORD);
+  const api = (user: User | null, method: string, path: string, body?: unknown) => rawApi(base, user?.token, method, path, body);
+  const sync = (user: User, query: Record<string, string | number | undefined> = {}): Promise<Json> => rawSync(base, user.token, query);
 
   /**
    * Setup requests retried on 503 (the room server's answer did not come in
@@ -111,14 +81,6 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
       result = await call();
     }
     return result;
-  }
-
-  async function sync(user: User, query: Record<string, string | number | undefined> = {}): Promise<Json> {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
-    const res = await api(user, 'GET', `/sync?${params.toString()}`);
-    expect(res.status).toBe(200);
-    return res.json;
   }
 
   async function send(user: User, body: string, extra: Json = {}): Promise<string> {
@@ -144,17 +106,10 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
 
   beforeAll(async () => {
     await gateway.start();
-    server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__REGISTER__BURST: '100', ATRIUM_RATE_LIMITS__REGISTER__PER_SECOND: '10' } });
+    ({ server, users: [alice, bob, carol] } = await startWithUsers(mode, { env: REGISTER_BURST_ENV }, PASSWORD, ['alice', 'bob', 'carol']));
     base = server.baseUrl;
-    alice = await newUser('alice');
-    bob = await newUser('bob');
-    carol = await newUser('carol');
     // Three members, so the one-to-one rules stay out of the way: a plain message is .m.rule.message (notify, no highlight).
-    const created = await setupCall(() => api(alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [bob.userId, carol.userId] }));
-    expect(created.status).toBe(200);
-    roomId = created.json.room_id as string;
-    expect((await setupCall(() => api(bob, 'POST', `/rooms/${enc(roomId)}/join`, {}))).status).toBe(200);
-    expect((await setupCall(() => api(carol, 'POST', `/rooms/${enc(roomId)}/join`, {}))).status).toBe(200);
+    roomId = await roomWithMembers(base, alice, [bob, carol], setupCall);
   });
 
   afterAll(async () => {

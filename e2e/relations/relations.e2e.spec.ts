@@ -8,17 +8,15 @@
  * Raw fetch only where the SDK has no call (/sync without starting a client,
  * user reports, malformed bodies).
  */
-import { Direction, MsgType, type MatrixClient } from 'matrix-js-sdk';
-import { startTestServer, type Mode, type TestServer } from '../support/servers';
-import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+import { Direction, MsgType } from 'matrix-js-sdk';
+import type { Mode, TestServer } from '../support/servers';
+import { matrixError } from '../support/clients';
+import { newUser as registerTestUser, rawApi, REGISTER_BURST_ENV, startWithUsers, type TestUser } from '../support/fixtures';
 
 const modes: Mode[] = ['embedded', 'cluster'];
+const PASSWORD = 'pw-relations-123';
 
-interface User {
-  userId: string;
-  token: string;
-  sdk: MatrixClient;
-}
+type User = TestUser;
 
 type Json = Record<string, unknown>;
 
@@ -36,36 +34,14 @@ describe.each(modes)('relations, threads, search, reporting (%s mode)', (mode) =
   let carol: User;
   let roomId: string;
 
-  async function newUser(prefix: string): Promise<User> {
-    const response = await registerUser(base, uniqueName(prefix), 'pw-relations-123');
-    return {
-      userId: response.user_id,
-      token: response.access_token!,
-      sdk: client(base, { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id }),
-    };
-  }
-
+  const newUser = (prefix: string): Promise<User> => registerTestUser(base, prefix, PASSWORD);
   /** Raw HTTP under /_matrix/client/{version}. */
-  async function api(user: User, method: string, path: string, body?: unknown, version = 'v3'): Promise<{ status: number; json: Json }> {
-    const response = await fetch(`${base}/_matrix/client/${version}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${user.token}` },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? (JSON.parse(text) as Json) : {} };
-  }
-
+  const api = (user: User, method: string, path: string, body?: unknown, version = 'v3') => rawApi(base, user.token, method, path, body, `/_matrix/client/${version}`);
   const enc = encodeURIComponent;
 
   beforeAll(async () => {
-    server = await startTestServer(mode, {
-      env: { ATRIUM_RATE_LIMITS__REGISTER__BURST: '100', ATRIUM_RATE_LIMITS__REGISTER__PER_SECOND: '10' },
-    });
+    ({ server, users: [alice, bob, carol] } = await startWithUsers(mode, { env: REGISTER_BURST_ENV }, PASSWORD, ['alice', 'bob', 'carol']));
     base = server.baseUrl;
-    alice = await newUser('alice');
-    bob = await newUser('bob');
-    carol = await newUser('carol');
     ({ room_id: roomId } = await alice.sdk.createRoom({ preset: 'public_chat' as never, name: 'Relations' }));
     await bob.sdk.joinRoom(roomId);
   });

@@ -7,19 +7,15 @@
  * leaving rooms, and bad input. What one user does is checked through what
  * another user sees via the GET endpoints.
  */
-import { MsgType, type MatrixClient } from 'matrix-js-sdk';
+import { MsgType } from 'matrix-js-sdk';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
 import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+import { newUser as registerTestUser, rawApi, REGISTER_BURST_ENV, startWithUsers, type TestUser } from '../support/fixtures';
 
 const modes: Mode[] = ['embedded', 'cluster'];
+const PASSWORD = 'pw-rooms-123';
 
-interface User {
-  userId: string;
-  token: string;
-  deviceId: string;
-  sdk: MatrixClient;
-  password: string;
-}
+type User = TestUser;
 
 describe.each(modes)('rooms (%s mode)', (mode) => {
   let server: TestServer;
@@ -28,41 +24,14 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
   let bob: User;
   let carol: User;
 
-  async function newUser(prefix: string): Promise<User> {
-    const password = 'pw-rooms-123';
-    const response = await registerUser(base, uniqueName(prefix), password);
-    return {
-      userId: response.user_id,
-      token: response.access_token!,
-      deviceId: response.device_id!,
-      password,
-      sdk: client(base, { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id }),
-    };
-  }
-
+  const newUser = (prefix: string): Promise<User> => registerTestUser(base, prefix, PASSWORD);
   /** Raw HTTP for what the SDK does not expose (or exposes with client-side checks). */
-  async function api(user: User | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (user) headers.authorization = `Bearer ${user.token}`;
-    const response = await fetch(`${base}/_matrix/client/v3${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  }
-
+  const api = (user: User | null, method: string, path: string, body?: unknown) => rawApi(base, user?.token, method, path, body);
   const enc = encodeURIComponent;
 
   beforeAll(async () => {
-    server = await startTestServer(mode, {
-      env: { ATRIUM_RATE_LIMITS__REGISTER__BURST: '100', ATRIUM_RATE_LIMITS__REGISTER__PER_SECOND: '10' },
-    });
+    ({ server, users: [alice, bob, carol] } = await startWithUsers(mode, { env: REGISTER_BURST_ENV }, PASSWORD, ['alice', 'bob', 'carol']));
     base = server.baseUrl;
-    alice = await newUser('alice');
-    bob = await newUser('bob');
-    carol = await newUser('carol');
   });
 
   afterAll(async () => {

@@ -8,42 +8,16 @@
  * Spec: data/api/client-server/sync.yaml, filter.yaml, message_pagination.yaml, event_context.yaml.
  */
 import { ClientEvent, RoomEvent, type MatrixClient, type MatrixEvent, type Room } from 'matrix-js-sdk';
-import { startTestServer, type Mode, type TestServer } from '../support/servers';
-import { client, registerUser, uniqueName } from '../support/clients';
+import type { Mode, TestServer } from '../support/servers';
+import { uniqueName } from '../support/clients';
+import { eventually, newUser as registerTestUser, rawApi, rawSync, REGISTER_BURST_ENV, startWithUsers, within, type Json, type TestUser } from '../support/fixtures';
 import { startNodeProcess, type ManagedProcess } from '../support/process';
 import { waitForHttp } from '../support/ports';
 
 const modes: Mode[] = ['embedded', 'cluster'];
+const PASSWORD = 'pw-sync-123';
 
-interface User {
-  userId: string;
-  token: string;
-  deviceId: string;
-  sdk: MatrixClient;
-}
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/** Polls `check` every 50 ms until it returns a value, at most `ms`. */
-async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** `promise`, or a failure naming `what` after `ms`. */
-async function within<T>(what: string, promise: Promise<T>, ms = 20_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+type User = TestUser;
 
 describe.each(modes)('sync (%s mode)', (mode) => {
   let server: TestServer;
@@ -54,35 +28,9 @@ describe.each(modes)('sync (%s mode)', (mode) => {
   /** Processes a test started in place of the server's own (the restart test); stopped first. */
   const restarted: ManagedProcess[] = [];
 
-  async function newUser(prefix: string): Promise<User> {
-    const response = await registerUser(base, uniqueName(prefix), 'pw-sync-123');
-    return {
-      userId: response.user_id,
-      token: response.access_token!,
-      deviceId: response.device_id!,
-      sdk: client(base, { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id }),
-    };
-  }
-
-  async function api(user: User | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (user) headers.authorization = `Bearer ${user.token}`;
-    const response = await fetch(`${base}/_matrix/client/v3${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? (JSON.parse(text) as Json) : {} };
-  }
-
-  async function sync(user: User, query: Record<string, string | number | boolean | undefined> = {}): Promise<Json> {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, typeof v === 'string' ? v : JSON.stringify(v));
-    const res = await api(user, 'GET', `/sync?${params.toString()}`);
-    expect(res.status).toBe(200);
-    return res.json;
-  }
+  const newUser = (prefix: string): Promise<User> => registerTestUser(base, prefix, PASSWORD);
+  const api = (user: User | null, method: string, path: string, body?: unknown) => rawApi(base, user?.token, method, path, body);
+  const sync = (user: User, query: Record<string, string | number | boolean | undefined> = {}): Promise<Json> => rawSync(base, user.token, query);
 
   async function createRoom(owner: User, options: Json = {}): Promise<string> {
     const res = await api(owner, 'POST', '/createRoom', { preset: 'private_chat', ...options });
@@ -127,14 +75,9 @@ describe.each(modes)('sync (%s mode)', (mode) => {
   beforeAll(async () => {
     // Cluster: two client-api replicas behind the round-robin router, so consecutive
     // syncs (and the long-poll and the send that wakes it) land on different processes.
-    server = await startTestServer(mode, {
-      replicas: mode === 'cluster' ? { 'client-api': 2 } : undefined,
-      env: { ATRIUM_RATE_LIMITS__REGISTER__BURST: '100', ATRIUM_RATE_LIMITS__REGISTER__PER_SECOND: '10' },
-    });
+    const options = { replicas: mode === 'cluster' ? { 'client-api': 2 } : undefined, env: REGISTER_BURST_ENV };
+    ({ server, users: [alice, bob, carol] } = await startWithUsers(mode, options, PASSWORD, ['alice', 'bob', 'carol']));
     base = server.baseUrl;
-    alice = await newUser('alice');
-    bob = await newUser('bob');
-    carol = await newUser('carol');
   });
 
   afterAll(async () => {

@@ -4,18 +4,14 @@
  * capabilities, presence, send-to-device with delivery through /sync, and
  * the 3PID endpoints Atrium refuses.
  */
-import type { MatrixClient } from 'matrix-js-sdk';
-import { startTestServer, type Mode, type TestServer } from '../support/servers';
-import { client, matrixError, registerUser, uniqueName } from '../support/clients';
+import type { Mode, TestServer } from '../support/servers';
+import { client, matrixError } from '../support/clients';
+import { newUser as registerTestUser, rawApi, startWithUsers, type TestUser } from '../support/fixtures';
 
 const modes: Mode[] = ['embedded', 'cluster'];
+const PASSWORD = 'pw-123456';
 
-interface Session {
-  userId: string;
-  accessToken: string;
-  deviceId: string;
-  sdk: MatrixClient;
-}
+type Session = TestUser;
 
 describe.each(modes)('user data (%s mode)', (mode) => {
   let server: TestServer;
@@ -23,33 +19,16 @@ describe.each(modes)('user data (%s mode)', (mode) => {
   let alice: Session;
   let bob: Session;
 
-  async function newUser(prefix: string): Promise<Session> {
-    const response = await registerUser(base, uniqueName(prefix), 'pw-123456');
-    const credentials = { userId: response.user_id, accessToken: response.access_token!, deviceId: response.device_id! };
-    return { ...credentials, sdk: client(base, credentials) };
-  }
-
+  const newUser = (prefix: string): Promise<Session> => registerTestUser(base, prefix, PASSWORD);
   /** A raw request with an access token; answers status and JSON body. */
-  async function call(session: Session | null, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (session) headers.authorization = `Bearer ${session.accessToken}`;
-    const response = await fetch(`${base}/_matrix/client${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-  }
-
+  const call = (session: Session | null, method: string, path: string, body?: unknown) => rawApi(base, session?.token, method, path, body, '/_matrix/client');
   const enc = encodeURIComponent;
 
   beforeAll(async () => {
     // Two client-api replicas behind the round-robin router in cluster mode: tag writes race across
     // processes, and a long-poll on one replica must be woken by a write on the other.
-    server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false' }, replicas: { 'client-api': 2 } });
+    ({ server, users: [alice, bob] } = await startWithUsers(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false' }, replicas: { 'client-api': 2 } }, PASSWORD, ['alice', 'bob']));
     base = server.baseUrl;
-    alice = await newUser('alice');
-    bob = await newUser('bob');
   });
 
   afterAll(async () => {
@@ -149,7 +128,7 @@ describe.each(modes)('user data (%s mode)', (mode) => {
       // client-api process: the CI database, FerretDB 1.24, does not re-check an update's filter, so
       // libs/storage serialises conditional updates per process only (mongo-store.ts); across
       // processes that guarantee needs MongoDB itself.
-      const sdk = mode === 'cluster' ? client(server.services['client-api'], alice) : alice.sdk;
+      const sdk = mode === 'cluster' ? client(server.services['client-api'], { userId: alice.userId, accessToken: alice.token, deviceId: alice.deviceId }) : alice.sdk;
       await Promise.all(names.map((name, i) => sdk.setRoomTag(room, name, { order: i / 10 })));
       const { tags } = await alice.sdk.getRoomTags(room);
       expect(Object.keys(tags).sort()).toEqual(names);
@@ -360,7 +339,7 @@ describe.each(modes)('user data (%s mode)', (mode) => {
       const localpart = session.userId.slice(1, session.userId.indexOf(':'));
       const response = await client(base).loginRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user: localpart }, password });
       const credentials = { userId: response.user_id, accessToken: response.access_token, deviceId: response.device_id };
-      return { ...credentials, sdk: client(base, credentials) };
+      return { userId: credentials.userId, token: credentials.accessToken, deviceId: credentials.deviceId, password, sdk: client(base, credentials) };
     }
 
     it('gives global and room account data in the initial sync, then only what changed', async () => {
