@@ -46,7 +46,7 @@ import {
   type RoomEvent,
   type RoomVersion,
 } from '@atrium/matrix';
-import { EVENTS_STREAM, eventOf, toClientEvent, type EventRecord, type RoomRecord, type RoomStore } from '@atrium/rooms';
+import { EVENTS_STREAM, eventOf, SYNC_WAKE_SUBJECT, toClientEvent, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
 import type { CreateRoomRequest, SendEventRequest, SendEventResponse, StateDraft, UpgradeRoomRequest } from './room-server.api';
 
 /** server-server-api "Size limits": a PDU is at most 65536 bytes in canonical JSON. */
@@ -69,14 +69,8 @@ const MAX_FIELD_BYTES = 255;
 /** At most this many forward extremities become prev_events (the spec suggests a bound; Synapse uses 10). */
 const MAX_PREV_EVENTS = 10;
 
-/** What sync.wake carries (docs/client-server-design.md "Waking sync"). */
-export interface SyncWake {
-  stream: string;
-  position: number;
-  room_id?: string;
-  user_ids?: string[];
-}
-export const SYNC_WAKE_SUBJECT = 'sync.wake';
+/** What sync.wake carries: defined in libs/rooms, re-exported for this app's users. */
+export { SYNC_WAKE_SUBJECT, type SyncWake } from '@atrium/rooms';
 
 export interface RoomWriterOptions {
   serverName: string;

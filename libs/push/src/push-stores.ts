@@ -1,7 +1,7 @@
 import type { Bus } from '@atrium/bus';
 import { ReceiptStore } from '@atrium/ephemeral';
 import { RoomStore, StreamAllocator } from '@atrium/rooms';
-import type { DocumentStore } from '@atrium/storage';
+import { SharedPerStore, type DocumentStore } from '@atrium/storage';
 import { AccountDataStore, SYNC_WAKE_SUBJECT, type WakeSync } from '@atrium/user-data';
 import { NotificationStore } from './notification-store';
 import { PushEvaluator } from './push-evaluator';
@@ -18,7 +18,7 @@ import { UnreadCounter } from './unread-counter';
  * `m.push_rules` account data.
  */
 export class PushStores {
-  private static readonly opened = new WeakMap<DocumentStore, Promise<PushStores>>();
+  private static readonly opened = new SharedPerStore<PushStores>();
 
   private constructor(
     readonly rules: PushRulesStore,
@@ -31,13 +31,7 @@ export class PushStores {
   ) {}
 
   static shared(store: DocumentStore, bus: Bus): Promise<PushStores> {
-    let stores = PushStores.opened.get(store);
-    if (!stores) {
-      stores = PushStores.open(store, bus);
-      PushStores.opened.set(store, stores);
-      stores.catch(() => PushStores.opened.delete(store));
-    }
-    return stores;
+    return PushStores.opened.get(store, () => PushStores.open(store, bus));
   }
 
   static async open(store: DocumentStore, bus: Bus): Promise<PushStores> {

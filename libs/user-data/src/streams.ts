@@ -1,4 +1,4 @@
-import type { StreamAllocator } from '@atrium/rooms';
+import type { StreamAllocator, SyncWake } from '@atrium/rooms';
 
 /**
  * Stream names of the per-user streams this library writes
@@ -13,17 +13,11 @@ export const USER_DATA_STREAMS = {
 } as const;
 
 /**
- * What a writer sends on `sync.wake` after a write commits (design doc
- * "Waking sync"): per-user streams name the users whose long-polls wake.
+ * What a writer sends on `sync.wake` after a write commits (libs/rooms
+ * sync-wake.ts, as every writer sends it): per-user streams name the users
+ * whose long-polls wake.
  */
-export interface SyncWake {
-  stream: string;
-  position: number;
-  room_id?: string;
-  user_ids?: string[];
-}
-
-export const SYNC_WAKE_SUBJECT = 'sync.wake';
+export { SYNC_WAKE_SUBJECT, type SyncWake } from '@atrium/rooms';
 
 /** Sends a SyncWake; the stores call it after each committed write. */
 export type WakeSync = (wake: SyncWake) => Promise<void>;

@@ -1,7 +1,7 @@
 import type { Bus } from '@atrium/bus';
 import { ReceiptStore, TypingStore, type WakeSync } from '@atrium/ephemeral';
 import { RoomStore, StreamAllocator } from '@atrium/rooms';
-import type { DocumentStore } from '@atrium/storage';
+import { SharedPerStore, type DocumentStore } from '@atrium/storage';
 import { AccountDataStore, SYNC_WAKE_SUBJECT } from '@atrium/user-data';
 
 /**
@@ -15,7 +15,7 @@ import { AccountDataStore, SYNC_WAKE_SUBJECT } from '@atrium/user-data';
  * `EphemeralStores.shared` rather than through this module's injector.
  */
 export class EphemeralStores {
-  private static readonly opened = new WeakMap<DocumentStore, Promise<EphemeralStores>>();
+  private static readonly opened = new SharedPerStore<EphemeralStores>();
 
   private constructor(
     readonly typing: TypingStore,
@@ -27,14 +27,7 @@ export class EphemeralStores {
   ) {}
 
   static shared(store: DocumentStore, bus: Bus): Promise<EphemeralStores> {
-    let stores = EphemeralStores.opened.get(store);
-    if (!stores) {
-      stores = EphemeralStores.open(store, bus);
-      EphemeralStores.opened.set(store, stores);
-      // A failed open is not cached: the next caller tries again.
-      stores.catch(() => EphemeralStores.opened.delete(store));
-    }
-    return stores;
+    return EphemeralStores.opened.get(store, () => EphemeralStores.open(store, bus));
   }
 
   private static async open(store: DocumentStore, bus: Bus): Promise<EphemeralStores> {

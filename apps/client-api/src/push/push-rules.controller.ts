@@ -65,10 +65,8 @@ export class PushRulesController {
   }
 
   @Get('pushrules/global/:kind/:ruleId')
-  async getRule(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string): Promise<PushRule> {
-    const k = requireKind(kind);
-    const rules = await this.push.rules.get(requester.userId);
-    return asMatrixError(async () => findRule(rules, k, ruleId));
+  getRule(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string): Promise<PushRule> {
+    return this.findUserRule(requester.userId, kind, ruleId);
   }
 
   /** PUT: create or update a user rule; `before`/`after` place it (pushrules.yaml setPushRule). */
@@ -99,9 +97,7 @@ export class PushRulesController {
 
   @Get('pushrules/global/:kind/:ruleId/enabled')
   async isEnabled(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string): Promise<{ enabled: boolean }> {
-    const k = requireKind(kind);
-    const rules = await this.push.rules.get(requester.userId);
-    return asMatrixError(async () => ({ enabled: findRule(rules, k, ruleId).enabled }));
+    return { enabled: (await this.findUserRule(requester.userId, kind, ruleId)).enabled };
   }
 
   @Put('pushrules/global/:kind/:ruleId/enabled')
@@ -112,17 +108,12 @@ export class PushRulesController {
     @Param('ruleId') ruleId: string,
     @Body() body: unknown,
   ): Promise<Record<string, never>> {
-    const k = requireKind(kind);
-    const content = requireJsonObject(body);
-    await asMatrixError(() => this.push.rules.update(requester.userId, (rules) => setRuleEnabled(rules, k, ruleId, content)));
-    return {};
+    return this.editRule(requester.userId, kind, ruleId, body, setRuleEnabled);
   }
 
   @Get('pushrules/global/:kind/:ruleId/actions')
   async getActions(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string): Promise<{ actions: PushAction[] }> {
-    const k = requireKind(kind);
-    const rules = await this.push.rules.get(requester.userId);
-    return asMatrixError(async () => ({ actions: findRule(rules, k, ruleId).actions }));
+    return { actions: (await this.findUserRule(requester.userId, kind, ruleId)).actions };
   }
 
   @Put('pushrules/global/:kind/:ruleId/actions')
@@ -133,9 +124,27 @@ export class PushRulesController {
     @Param('ruleId') ruleId: string,
     @Body() body: unknown,
   ): Promise<Record<string, never>> {
+    return this.editRule(requester.userId, kind, ruleId, body, setRuleActions);
+  }
+
+  /** The user's rule (400 M_INVALID_PARAM for an unknown kind, 404 M_NOT_FOUND for a missing rule). */
+  private async findUserRule(userId: string, kind: string, ruleId: string): Promise<PushRule> {
+    const k = requireKind(kind);
+    const rules = await this.push.rules.get(userId);
+    return asMatrixError(async () => findRule(rules, k, ruleId));
+  }
+
+  /** Changes one rule with `edit` from a JSON object body (the `enabled` and `actions` PUTs). */
+  private async editRule(
+    userId: string,
+    kind: string,
+    ruleId: string,
+    body: unknown,
+    edit: (rules: PushRuleset, kind: PushRuleKind, ruleId: string, content: Record<string, unknown>) => PushRuleset,
+  ): Promise<Record<string, never>> {
     const k = requireKind(kind);
     const content = requireJsonObject(body);
-    await asMatrixError(() => this.push.rules.update(requester.userId, (rules) => setRuleActions(rules, k, ruleId, content)));
+    await asMatrixError(() => this.push.rules.update(userId, (rules) => edit(rules, k, ruleId, content)));
     return {};
   }
 }

@@ -4,20 +4,10 @@ import { domainOfId, type JsonObject } from '@atrium/matrix';
 import type { RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { RoomServerClient } from './room-server.client';
-import { RoomsService } from './rooms.service';
+import { RoomsService, type RoomSummary } from './rooms.service';
 
-interface PublicRoomsChunk {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-  name?: string;
-  topic?: string;
-  canonical_alias?: string;
-  avatar_url?: string;
-  join_rule?: string;
-  room_type?: string;
-}
+/** A /publicRooms chunk (PublishedRoomsChunk): the room summary without the fields only /room_summary gives. */
+type PublicRoomsChunk = Omit<RoomSummary, 'room_version' | 'encryption' | 'allowed_room_ids'>;
 
 interface PublicRoomsResponse {
   chunk: PublicRoomsChunk[];

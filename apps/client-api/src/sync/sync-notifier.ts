@@ -1,18 +1,11 @@
 import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Bus, Subscription } from '@atrium/bus';
 import { BUS, TELEMETRY } from '@atrium/platform';
+import { SYNC_WAKE_SUBJECT, type SyncWake } from '@atrium/rooms';
 import type { Metrics, Telemetry } from '@atrium/telemetry';
 
-/** The subject writers notify after a commit (docs/client-server-design.md "Waking sync"). */
-export const SYNC_WAKE_SUBJECT = 'sync.wake';
-
-/** What sync.wake carries. */
-export interface SyncWake {
-  stream: string;
-  position: number;
-  room_id?: string;
-  user_ids?: string[];
-}
+/** The subject writers notify after a commit, and what it carries (libs/rooms sync-wake.ts). */
+export { SYNC_WAKE_SUBJECT, type SyncWake };
 
 /** A registration for wake-ups, made before reading storage so no notification falls between the read and the wait. */
 export interface ArmedWait {

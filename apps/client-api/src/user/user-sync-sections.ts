@@ -8,6 +8,11 @@ import { UserDataStores } from './user-data.stores';
  * registered in sync/sync-section-list.ts.
  */
 
+/** A top-level `{ [key]: { events } }`: given when there are events, and (empty) on an initial sync. */
+function topEvents(request: SyncSectionRequest, key: string, events: readonly unknown[]): Record<string, unknown> {
+  return events.length > 0 || request.initial ? { [key]: { events } } : {};
+}
+
 /**
  * Top-level `account_data` (global account data, filtered by
  * `filter.account_data`) and each joined room's `account_data` (filtered by
@@ -37,7 +42,7 @@ export class AccountDataSyncSection implements SyncSection {
       if (kept.length > 0) rooms[roomId] = { account_data: { events: kept } };
     }
     const hasUpdates = events.length > 0 || Object.keys(rooms).length > 0;
-    return { top: events.length > 0 || request.initial ? { account_data: { events } } : {}, rooms, hasUpdates };
+    return { top: topEvents(request, 'account_data', events), rooms, hasUpdates };
   }
 }
 
@@ -77,7 +82,7 @@ export class PresenceSyncSection implements SyncSection {
       if (typeof profile.avatar_url === 'string' && profile.avatar_url !== '') event.content.avatar_url = profile.avatar_url;
       events.push(event);
     }
-    return { top: events.length > 0 || request.initial ? { presence: { events } } : {}, hasUpdates: events.length > 0 };
+    return { top: topEvents(request, 'presence', events), hasUpdates: events.length > 0 };
   }
 }
 
@@ -99,6 +104,6 @@ export class ToDeviceSyncSection implements SyncSection {
 
   async build(request: SyncSectionRequest): Promise<SyncSectionResult> {
     const events = await this.stores.toDevice.deliver(request.userId, request.deviceId, request.from.to_device, request.to.to_device);
-    return { top: events.length > 0 || request.initial ? { to_device: { events } } : {}, hasUpdates: events.length > 0 };
+    return { top: topEvents(request, 'to_device', events), hasUpdates: events.length > 0 };
   }
 }
