@@ -11,6 +11,7 @@
  *   members and full state.
  * Every loop is bounded in count. Results go to BENCHMARKS.md.
  */
+import { loadavg } from 'node:os';
 import { startTestServer, type Mode, type TestServer } from '../e2e/support/servers';
 import { createRoom, join, register, sendMessage, sync, type Session } from './client/http';
 import { writeBenchmarkSection, type BenchResult } from './report';
@@ -172,7 +173,8 @@ function modesFromArgs(): Mode[] {
 }
 
 async function main(): Promise<void> {
-  const results: BenchResult[] = [];
+  // Figures from a busy machine are not comparable with a quiet one's: say which it was.
+  const results: BenchResult[] = [{ name: 'load average (1 min) when the run started', value: loadavg()[0], unit: 'runnable tasks', note: 'on 2 cores: above 2 means other work competed with the benchmark' }];
   for (const mode of modesFromArgs()) {
     const server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false', ATRIUM_TELEMETRY__LOG_LEVEL: 'error' } });
     try {
