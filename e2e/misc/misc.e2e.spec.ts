@@ -222,8 +222,9 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
     });
 
     it('support and policy server well-knowns: 404', async () => {
-      expect((await raw(null, 'GET', '/.well-known/matrix/support', undefined, '')).status).toBe(404);
-      expect((await raw(null, 'GET', '/.well-known/matrix/policy_server', undefined, '')).status).toBe(404);
+      // M_NOT_FOUND (served, nothing to give), not the M_UNRECOGNIZED of an unknown route.
+      expect(errcodeOf(await raw(null, 'GET', '/.well-known/matrix/support', undefined, ''))).toEqual([404, 'M_NOT_FOUND']);
+      expect(errcodeOf(await raw(null, 'GET', '/.well-known/matrix/policy_server', undefined, ''))).toEqual([404, 'M_NOT_FOUND']);
     });
   });
 
@@ -308,6 +309,9 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
         expect(errcodeOf(await raw(alice.token, 'PUT', `/admin/suspend/${enc(target)}`, { suspended: true }, v1))).toEqual([403, 'M_FORBIDDEN']);
       }
       expect(errcodeOf(await raw(null, 'GET', `/admin/lock/${enc(dave.userId)}`, undefined, v1))).toEqual([401, 'M_MISSING_TOKEN']);
+      // Only administrators are told they may moderate accounts ("omitted altogether" otherwise).
+      expect((await admin.sdk.fetchCapabilities())['m.account_moderation']).toEqual({ suspend: true, lock: true });
+      expect((await alice.sdk.fetchCapabilities())['m.account_moderation']).toBeUndefined();
       // whois: an administrator may look up anyone.
       expect((await raw(admin.token, 'GET', `/admin/whois/${enc(dave.userId)}`)).json.user_id).toBe(dave.userId);
     });
