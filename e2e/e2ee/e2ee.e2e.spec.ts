@@ -128,6 +128,14 @@ describe.each(modes)('e2ee (%s mode)', (mode) => {
       expect(q.status).toBe(200);
       expect(Object.keys(q.json.device_keys[user.userId])).toEqual([user.deviceId]);
       expect(q.json.failures['elsewhere.example']).toBeDefined();
+      // The unstable prefix (routed to key-server in the cluster) answers the same.
+      const unstable = await fetch(`${base}/_matrix/client/unstable/keys/query`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${user.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ device_keys: { [user.userId]: [] } }),
+      });
+      expect(unstable.status).toBe(200);
+      expect(Object.keys(((await unstable.json()) as Json).device_keys[user.userId])).toEqual([user.deviceId]);
 
       const claims: string[] = [];
       for (let i = 0; i < 3; i++) {

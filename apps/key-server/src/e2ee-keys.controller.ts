@@ -16,7 +16,8 @@ import {
 import { ACCOUNT_STORE, BUS, CONFIG, DOCUMENT_STORE, USER_INTERACTIVE_AUTH } from '@atrium/platform';
 import type { DocumentStore } from '@atrium/storage';
 
-const CLIENT_PREFIXES = ['_matrix/client/v3', '_matrix/client/r0'];
+/** v3 and r0, and `unstable`, which deploy/routes.yaml also sends here (older clients use it for /keys). */
+const CLIENT_PREFIXES = ['_matrix/client/v3', '_matrix/client/r0', '_matrix/client/unstable'];
 
 /**
  * End-to-end encryption keys of the Client-Server API (modules/end_to_end_encryption.md;

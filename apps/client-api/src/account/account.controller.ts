@@ -15,6 +15,7 @@ import { ACCOUNT_STORE, BUS, USER_INTERACTIVE_AUTH } from '@atrium/platform';
 import { AuthService } from '../auth/auth.service';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { ROOM_SERVER_SUBJECTS, type LeaveAllRoomsRequest, type LeaveAllRoomsResponse } from '@atrium/app-room-server';
+import { publishDeviceDeleted } from '@atrium/e2ee';
 
 /** Spec: whoami.yaml, password_management.yaml, account_deactivation.yaml. */
 @Controller(CLIENT_PREFIXES)
@@ -75,7 +76,10 @@ export class AccountController {
       user_id: requester.userId,
       reason: 'Account deactivated',
     });
+    const devices = await this.accounts.listDevices(requester.userId);
     await this.accounts.deactivate(requester.userId);
+    // The E2EE keys of every device go too, and those sharing rooms learn the device list changed (@atrium/e2ee).
+    for (const device of devices) await publishDeviceDeleted(this.bus, requester.userId, device.device_id);
     return { id_server_unbind_result: 'no-support' };
   }
 }
