@@ -89,6 +89,15 @@ describe('E2eeService', () => {
     expect(await service.deviceListDelta('@a:hs.test', { events: 2, deviceLists: to2.deviceLists }, { events: 3, deviceLists: to2.deviceLists })).toEqual({ changed: [], left: ['@b:hs.test'] });
   });
 
+  it('reads changes past the listing limit user by user', async () => {
+    const before = await service.store.safePosition();
+    for (const user of ['@x:hs.test', '@y:hs.test', '@z:hs.test']) await service.store.markChanged(user);
+    const after = await service.store.safePosition();
+    expect(await service.store.changedBetween(before, after, 2)).toBeNull();
+    expect([...(await service.store.changedBetween(before, after, 3))!].sort()).toEqual(['@x:hs.test', '@y:hs.test', '@z:hs.test']);
+    expect([...(await service.store.changedAmong(['@y:hs.test', '@q:hs.test'], before, after))]).toEqual(['@y:hs.test']);
+  });
+
   it('keeps the better backed-up key and answers the wrong version with 403', async () => {
     const { version } = await service.createBackup('@a:hs.test', { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: {} });
     const data = (fmi: number, verified: boolean, tag: string) => ({ first_message_index: fmi, forwarded_count: 0, is_verified: verified, session_data: { tag } });

@@ -116,9 +116,10 @@ export class E2eeService {
         }
       }
     }
-    if (changedUsers.size === 0 && changed.size === 0 && leftCandidates.size === 0) return { changed: [], left: [] };
+    if (changedUsers !== null && changedUsers.size === 0 && changed.size === 0 && leftCandidates.size === 0) return { changed: [], left: [] };
     const shared = await this.usersSharingRoom(userId);
-    for (const user of changedUsers) if (shared.has(user)) changed.add(user);
+    const keyChanges = changedUsers ?? (await this.store.changedAmong([...shared], from.deviceLists, to.deviceLists));
+    for (const user of keyChanges) if (shared.has(user)) changed.add(user);
     const left = [...leftCandidates].filter((u) => u !== userId && !shared.has(u));
     for (const user of left) changed.delete(user);
     return { changed: [...changed].sort(), left: left.sort() };

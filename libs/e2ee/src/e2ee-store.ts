@@ -151,11 +151,23 @@ export class E2eeStore {
     });
   }
 
-  /** Users whose device list changed in `(from, to]`. */
-  async changedBetween(from: number, to: number): Promise<Set<string>> {
+  /**
+   * Users whose device list changed in `(from, to]`, or null when more than
+   * `limit` did (the caller then asks about the users it cares about with
+   * `changedAmong`, so a long gap between syncs loses nothing).
+   */
+  async changedBetween(from: number, to: number, limit = 1000): Promise<Set<string> | null> {
     if (to <= from) return new Set();
-    const rows = await this.changes.find({ stream: { $gt: from, $lte: to } }, { limit: 10_000 });
+    const rows = await this.changes.find({ stream: { $gt: from, $lte: to } }, { limit: limit + 1 });
+    if (rows.length > limit) return null;
     return new Set(rows.map((r) => r._id));
+  }
+
+  /** Those of `userIds` whose device list changed in `(from, to]`. */
+  async changedAmong(userIds: readonly string[], from: number, to: number): Promise<Set<string>> {
+    if (to <= from || userIds.length === 0) return new Set();
+    const rows = await this.changes.getMany([...userIds]);
+    return new Set(rows.filter((r) => r.stream > from && r.stream <= to).map((r) => r._id));
   }
 
   // ---- device keys ----
