@@ -1,4 +1,5 @@
-import { Controller, Get, Inject, Optional, Param, Query, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, Optional, Param, Query, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
 import { bundleAggregations } from '@atrium/relations';
 import { ROOM_STORE, type EventRecord, type MembershipRecord, type RoomStore } from '@atrium/rooms';
@@ -122,7 +123,7 @@ export class LegacySyncController {
    */
   @Get('events')
   @AllowGuests()
-  async events(@CurrentRequester() requester: Requester, @Query('from') fromParam: string | undefined, @Query('timeout') timeoutParam: string | undefined, @Query('room_id') roomId: string | undefined): Promise<{ start: string; end: string; chunk: Json[] }> {
+  async events(@CurrentRequester() requester: Requester, @Query('from') fromParam: string | undefined, @Query('timeout') timeoutParam: string | undefined, @Query('room_id') roomId: string | undefined, @Res({ passthrough: true }) reply: FastifyReply): Promise<{ start: string; end: string; chunk: Json[] }> {
     const positions = await this.sync.eventsPositions();
     let from = positions.safe;
     if (fromParam !== undefined && fromParam !== '') {
@@ -140,6 +141,12 @@ export class LegacySyncController {
     }
     const start = fromParam !== undefined && fromParam !== '' ? fromParam : eventsToken(from);
     const deadline = Date.now() + timeout;
+    // A long-poll stops waiting when the client goes away (as /sync).
+    const abort = new AbortController();
+    const onClose = (): void => {
+      if (!reply.raw.writableEnded) abort.abort();
+    };
+    reply.raw.once('close', onClose);
     const armed = this.notifier.arm(requester.userId, roomId ? new Set([roomId]) : null);
     try {
       for (;;) {
@@ -149,15 +156,16 @@ export class LegacySyncController {
         if (!roomId) armed.setRooms(new Set(memberships.map((m) => m.room_id)));
         const { events, end } = await this.eventsAfter(requester, memberships, from, to);
         const remaining = deadline - Date.now();
-        if (events.length > 0 || remaining <= 0) {
+        if (events.length > 0 || remaining <= 0 || abort.signal.aborted) {
           const ignored = await this.ignoredUsers?.of(requester.userId);
           const chunk = await bundleAggregations(this.rooms, new EventFormatter(requester).formatAll(events), events, { userId: requester.userId, ignoredUsers: ignored });
           return { start, end: eventsToken(end), chunk };
         }
-        await armed.wait(Math.min(remaining, RECHECK_MS));
+        await armed.wait(Math.min(remaining, RECHECK_MS), abort.signal);
       }
     } finally {
       armed.cancel();
+      reply.raw.off('close', onClose);
     }
   }
 
