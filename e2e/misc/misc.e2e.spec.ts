@@ -76,6 +76,7 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
         ATRIUM_VOIP__TURN_URIS: JSON.stringify(TURN_URIS),
         ATRIUM_VOIP__TURN_SHARED_SECRET: TURN_SECRET,
         ATRIUM_VOIP__TURN_USER_LIFETIME_MS: '3600000',
+        ATRIUM_SUPPORT__CONTACTS: JSON.stringify([{ role: 'm.role.admin', email_address: 'admin@example.org' }]),
       },
     });
     base = server.baseUrl;
@@ -221,9 +222,9 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
       expect(errcodeOf(await raw('nope', 'PUT', `/directory/list/appservice/irc/${enc(sharedRoom)}`, { visibility: 'public' }))).toEqual([401, 'M_UNKNOWN_TOKEN']);
     });
 
-    it('support and policy server well-knowns: 404', async () => {
+    it('support well-known from the config; policy server well-known: 404', async () => {
+      expect(await raw(null, 'GET', '/.well-known/matrix/support', undefined, '')).toMatchObject({ status: 200, json: { contacts: [{ role: 'm.role.admin', email_address: 'admin@example.org' }] } });
       // M_NOT_FOUND (served, nothing to give), not the M_UNRECOGNIZED of an unknown route.
-      expect(errcodeOf(await raw(null, 'GET', '/.well-known/matrix/support', undefined, ''))).toEqual([404, 'M_NOT_FOUND']);
       expect(errcodeOf(await raw(null, 'GET', '/.well-known/matrix/policy_server', undefined, ''))).toEqual([404, 'M_NOT_FOUND']);
     });
   });

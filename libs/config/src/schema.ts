@@ -94,6 +94,15 @@ export interface AtriumConfig {
     /** Whether guests may have TURN credentials. */
     turn_allow_guests: boolean;
   };
+  /**
+   * Served at /.well-known/matrix/support (support.yaml): how to reach the
+   * administrators (`{ role, matrix_id?, email_address? }` each) and a help
+   * page. Neither set: 404, "No server support information available".
+   */
+  support: {
+    contacts: Array<{ role: string; matrix_id?: string; email_address?: string }>;
+    support_page: string;
+  };
 }
 
 export function defaultConfig(serverName: string, dataDir = './data'): AtriumConfig {
@@ -123,5 +132,6 @@ export function defaultConfig(serverName: string, dataDir = './data'): AtriumCon
     rooms: { default_version: '12' },
     well_known: {},
     voip: { turn_uris: [], turn_shared_secret: '', turn_user_lifetime_ms: 24 * 3600 * 1000, turn_allow_guests: true },
+    support: { contacts: [], support_page: '' },
   };
 }

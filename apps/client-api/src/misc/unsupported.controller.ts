@@ -1,5 +1,7 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import type { AtriumConfig } from '@atrium/config';
 import { AccessTokenGuard, Errors, MatrixError, requireJsonObject } from '@atrium/http';
+import { CONFIG } from '@atrium/platform';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 
 /**
@@ -136,14 +138,29 @@ export class LoginExtrasController {
 
 /**
  * Well-known URIs served on the server name next to /.well-known/matrix/client.
- * support.yaml: 404 "No server support information available"; policy_server.yaml:
- * 404 "No policy server information available" (this server is no policy server).
+ * policy_server.yaml: 404 "No policy server information available" (this
+ * server is no policy server).
  */
 @Controller()
 export class WellKnownExtrasController {
+  constructor(@Inject(CONFIG) private readonly config: AtriumConfig) {}
+
+  /**
+   * support.yaml: the `support` config section. Contacts need a `role` and a
+   * `matrix_id` or an `email_address` (others are left out); "At least one of
+   * contacts or support_page is required", else 404 "No server support
+   * information available".
+   */
   @Get('.well-known/matrix/support')
-  support(): never {
-    throw Errors.notFound('No server support information available');
+  support(): { contacts?: Array<{ role: string; matrix_id?: string; email_address?: string }>; support_page?: string } {
+    const contacts = this.config.support.contacts.filter(
+      (c) => typeof c.role === 'string' && c.role !== '' && (typeof c.matrix_id === 'string' || typeof c.email_address === 'string'),
+    );
+    const out: { contacts?: typeof contacts; support_page?: string } = {};
+    if (contacts.length > 0) out.contacts = contacts;
+    if (this.config.support.support_page !== '') out.support_page = this.config.support.support_page;
+    if (Object.keys(out).length === 0) throw Errors.notFound('No server support information available');
+    return out;
   }
 
   @Get('.well-known/matrix/policy_server')
