@@ -103,6 +103,14 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
       expect(turn.password).toBe(createHmac('sha1', TURN_SECRET).update(turn.username).digest('base64'));
     });
 
+    it('gives guests credentials too (voip.turn_allow_guests defaults to true)', async () => {
+      const guest = await raw(null, 'POST', '/register?kind=guest', {});
+      expect(guest.status).toBe(200);
+      const turn = await raw(guest.json.access_token as string, 'GET', '/voip/turnServer');
+      expect(turn.status).toBe(200);
+      expect((turn.json.username as string).endsWith(`:${guest.json.user_id as string}`)).toBe(true);
+    });
+
     it('needs an access token', async () => {
       expect(errcodeOf(await raw(null, 'GET', '/voip/turnServer'))).toEqual([401, 'M_MISSING_TOKEN']);
       expect(errcodeOf(await raw('nope', 'GET', '/voip/turnServer'))).toEqual([401, 'M_UNKNOWN_TOKEN']);
