@@ -210,6 +210,11 @@ describe.each(modes)('e2ee (%s mode)', (mode) => {
       const sig = await api(owner.token, 'POST', '/keys/signatures/upload', { [owner.userId]: { NOSUCHDEVICE: { signatures: { [owner.userId]: { 'ed25519:x': 'y' } } } } });
       expect(sig.status).toBe(200);
       expect(sig.json.failures[owner.userId].NOSUCHDEVICE.errcode).toBeDefined();
+      // Malformed bodies: 400, never a 500.
+      expect((await api(owner.token, 'POST', '/keys/signatures/upload', { [owner.userId]: 'not an object' })).status).toBe(400);
+      expect((await api(owner.token, 'POST', '/keys/query', { device_keys: { [owner.userId]: 'x' } })).status).toBe(400);
+      expect((await api(owner.token, 'POST', '/keys/claim', { one_time_keys: { [owner.userId]: { D: 5 } } })).status).toBe(400);
+      expect((await api(owner.token, 'POST', '/keys/device_signing/upload', { master_key: { user_id: viewer.userId, usage: ['master'], keys: {} } })).status).toBe(400);
     });
 
     it('device_lists in /sync and /keys/changes: joins, key changes, a deleted device, leaves', async () => {

@@ -333,10 +333,13 @@ export class E2eeService {
     const fail = (user: string, keyId: string, errcode: string, error: string): void => {
       (failures[user] ??= {})[keyId] = { errcode, error };
     };
-    const own = await this.store.crossSigningKeys(userId);
-    const changedUsers = new Set<string>();
+    // The shape is checked before any signature is stored, so a malformed request changes nothing.
     for (const [targetUser, keys] of Object.entries(body)) {
       if (!isObject(keys)) throw Errors.badJson(`${targetUser} must map key IDs to signed keys`);
+    }
+    const own = await this.store.crossSigningKeys(userId);
+    const changedUsers = new Set<string>();
+    for (const [targetUser, keys] of Object.entries(body) as Array<[string, Json]>) {
       for (const [keyId, signed] of Object.entries(keys)) {
         if (!isObject(signed) || !isObject(signed.signatures) || !isObject(signed.signatures[userId])) {
           fail(targetUser, keyId, 'M_INVALID_SIGNATURE', 'No signatures by the uploading user');
