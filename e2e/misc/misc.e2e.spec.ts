@@ -270,6 +270,22 @@ describe.each(modes)('misc and legacy client-server endpoints (%s mode)', (mode)
       expect((await alice.sdk.getRoomHierarchy(space, undefined, 0)).rooms.map((r) => r.room_id)).toEqual([space]);
     });
 
+    it('shows a restricted child to members of an allowed room only', async () => {
+      const restricted = (
+        await alice.sdk.createRoom({
+          name: 'members only',
+          initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'restricted', allow: [{ type: 'm.room_membership', room_id: space }] } }],
+        })
+      ).room_id;
+      await alice.sdk.sendStateEvent(space, EventType.SpaceChild, { via: [server.serverName], order: 'c' }, restricted);
+      expect((await bob.sdk.getRoomHierarchy(space)).rooms.map((r) => r.room_id)).toEqual([space, publicChild]);
+      await bob.sdk.joinRoom(space);
+      const seen = await bob.sdk.getRoomHierarchy(space);
+      expect(seen.rooms.map((r) => r.room_id)).toEqual([space, publicChild, restricted]);
+      expect(seen.rooms[2]).toMatchObject({ join_rule: 'restricted', allowed_room_ids: [space] });
+      await alice.sdk.sendStateEvent(space, EventType.SpaceChild, {}, restricted);
+    });
+
     it('paginates with next_batch', async () => {
       const first = await alice.sdk.getRoomHierarchy(space, 2);
       expect(first.rooms.map((r) => r.room_id)).toEqual([space, publicChild]);
