@@ -184,8 +184,10 @@ async function main(): Promise<void> {
     } finally {
       await server.stop();
     }
+    // Written after each mode, so a long cluster run that is cut short keeps the embedded figures.
+    const written = writeBenchmarkSection('Client-Server API', 'npm run bench:client', results);
+    console.log(written);
   }
-  console.log(writeBenchmarkSection('Client-Server API', 'npm run bench:client', results));
 }
 
 main().catch((err: unknown) => {
