@@ -173,9 +173,9 @@ function modesFromArgs(): Mode[] {
 }
 
 async function main(): Promise<void> {
-  // Figures from a busy machine are not comparable with a quiet one's: say which it was.
-  const results: BenchResult[] = [{ name: 'load average (1 min) when the run started', value: loadavg()[0], unit: 'runnable tasks', note: 'on 2 cores: above 2 means other work competed with the benchmark' }];
   for (const mode of modesFromArgs()) {
+    // Figures from a busy machine are not comparable with a quiet one's: say which it was.
+    const results: BenchResult[] = [{ name: 'load average (1 min) when the run started', value: loadavg()[0], unit: 'runnable tasks', note: 'on 2 cores: above 2 means other work competed with the benchmark' }];
     const server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false', ATRIUM_TELEMETRY__LOG_LEVEL: 'error' } });
     try {
       results.push(...(await benchSends(server, mode)));
@@ -184,9 +184,8 @@ async function main(): Promise<void> {
     } finally {
       await server.stop();
     }
-    // Written after each mode, so a long cluster run that is cut short keeps the embedded figures.
-    const written = writeBenchmarkSection('Client-Server API', 'npm run bench:client', results);
-    console.log(written);
+    // One section per mode, written as soon as the mode is done, so `--mode` runs keep each other's figures.
+    console.log(writeBenchmarkSection(`Client-Server API, ${mode} mode`, `npm run bench:client -- --mode ${mode}`, results));
   }
 }
 
