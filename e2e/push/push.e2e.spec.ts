@@ -250,6 +250,9 @@ describe.each(modes)('push rules, counts and pushers (%s mode)', (mode) => {
     expect((await api(bob, 'PUT', '/pushrules/global/override/second?before=third', { actions: ['notify'] })).status).toBe(200);
     const order = ((await api(bob, 'GET', '/pushrules/')).json.global.override as Json[]).map((r) => r.rule_id);
     expect(order.slice(0, 4)).toEqual(['.m.rule.master', 'first', 'second', 'third']);
+    // GET /pushrules/global/ answers the ruleset itself (push_ruleset.yaml), not wrapped in `global`.
+    const globalOnly = (await api(bob, 'GET', '/pushrules/global/')).json;
+    expect((globalOnly.override as Json[]).map((r) => r.rule_id).slice(0, 4)).toEqual(['.m.rule.master', 'first', 'second', 'third']);
     for (const id of ['first', 'second', 'third']) expect((await api(bob, 'DELETE', `/pushrules/global/override/${id}`)).status).toBe(200);
   });
 
