@@ -222,6 +222,21 @@ describe.each(modes)('accounts (%s mode)', (mode) => {
       expect(revoked.errcode).toBe('M_UNKNOWN_TOKEN');
     });
 
+    it('deletes several devices at once with POST /delete_devices after the password stage', async () => {
+      const alice = await loggedIn(username, password);
+      const [one, two] = [await loggedIn(username, password), await loggedIn(username, password)];
+      const ids = [one.getDeviceId()!, two.getDeviceId()!];
+      const challenge = await matrixError(alice.deleteMultipleDevices(ids));
+      expect(challenge.httpStatus).toBe(401);
+      await alice.deleteMultipleDevices(ids, { type: 'm.login.password', identifier: { type: 'm.id.user', user: userId }, password, session: challenge.data.session } as never);
+      const remaining = (await alice.getDevices()).devices.map((d) => d.device_id);
+      expect(remaining).toContain(alice.getDeviceId());
+      for (const [i, sdk] of [one, two].entries()) {
+        expect(remaining).not.toContain(ids[i]);
+        expect((await matrixError(sdk.whoami())).errcode).toBe('M_UNKNOWN_TOKEN');
+      }
+    });
+
     it('answers 404 for another device ID and M_MISSING_TOKEN without a token', async () => {
       const alice = await loggedIn(username, password);
       expect((await matrixError(alice.setDeviceDetails('NOSUCHDEVICE', { display_name: 'x' }))).httpStatus).toBe(404);
