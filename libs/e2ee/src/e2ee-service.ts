@@ -3,7 +3,7 @@ import type { Bus } from '@atrium/bus';
 import { Errors, MatrixError } from '@atrium/http';
 import { canonicalJson, verifyJsonSignature } from '@atrium/matrix';
 import { RoomStore, StreamAllocator } from '@atrium/rooms';
-import type { DocumentStore } from '@atrium/storage';
+import { SharedPerStore, type DocumentStore } from '@atrium/storage';
 import { backupKeyIsBetter, DEVICE_LISTS_STREAM, E2eeStore, type CrossSigningUsage, type Json, type KeySignatureRecord } from './e2ee-store';
 
 /**
@@ -42,7 +42,7 @@ export interface DeviceListDelta {
 }
 
 export class E2eeService {
-  private static readonly opened = new WeakMap<DocumentStore, Promise<E2eeService>>();
+  private static readonly opened = new SharedPerStore<E2eeService>();
 
   private constructor(
     readonly store: E2eeStore,
@@ -54,15 +54,10 @@ export class E2eeService {
 
   /** One service per document store in a process (the key-server module and the client-api sync section share it in the embedded mode). */
   static shared(documents: DocumentStore, bus: Bus, accounts: AccountStore, serverName: string): Promise<E2eeService> {
-    let opened = E2eeService.opened.get(documents);
-    if (!opened) {
-      opened = (async () => {
-        const positions = await StreamAllocator.open(documents);
-        return new E2eeService(await E2eeStore.open(documents, positions), await RoomStore.open(documents), accounts, bus, serverName);
-      })();
-      E2eeService.opened.set(documents, opened);
-    }
-    return opened;
+    return E2eeService.opened.get(documents, async () => {
+      const positions = await StreamAllocator.open(documents);
+      return new E2eeService(await E2eeStore.open(documents, positions), await RoomStore.open(documents), accounts, bus, serverName);
+    });
   }
 
   private isLocal(userId: string): boolean {
