@@ -120,3 +120,102 @@ export function toMatrixError(error: unknown): MatrixError {
   if (error instanceof BusTimeoutError) return new MatrixError(503, 'M_UNKNOWN', 'The room server did not answer in time');
   return new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
 }
+
+// ---- federation (docs/federation-design.md) ----
+
+export const ROOM_SERVER_FEDERATION_SUBJECTS = {
+  /** PDUs of one room from a /send transaction (or fetched ones): checked in the spec's order and persisted. */
+  receivePdus: 'roomserver.federation.receive_pdus',
+  /** make_join / make_leave / make_knock: an unsigned membership event template for a remote user. */
+  makeMembership: 'roomserver.federation.make_membership',
+  /** send_join / send_leave / send_knock: a remote user's signed membership event. */
+  sendMembership: 'roomserver.federation.send_membership',
+  /** /invite v2: a remote server invites a local user; we sign and store the invite. */
+  receiveInvite: 'roomserver.federation.receive_invite',
+  /** A local user joins, leaves or knocks on a room through other servers (make_* then send_*). */
+  remoteMembership: 'roomserver.federation.remote_membership',
+} as const;
+
+/** Per-PDU result of /send: absent `error` means accepted (server-server-api "PDU Processing Result"). */
+export interface PduResult {
+  error?: string;
+}
+
+export interface ReceivePdusRequest {
+  /** The server that sent the transaction (X-Matrix origin). */
+  origin: string;
+  room_id: string;
+  /** The PDUs as received (wire format, untrusted). */
+  pdus: JsonObject[];
+}
+
+export interface ReceivePdusResponse {
+  /** Event ID → result, for every PDU whose event ID could be computed. */
+  pdus: Record<string, PduResult>;
+}
+
+export type FederatedMembership = 'join' | 'leave' | 'knock';
+
+export interface MakeMembershipRequest {
+  room_id: string;
+  user_id: string;
+  membership: FederatedMembership;
+  /** make_join / make_knock `ver` query values: room versions the remote server supports. */
+  supported_versions?: string[];
+}
+
+export interface MakeMembershipResponse {
+  room_version: string;
+  /** The unsigned event template (no hashes, signatures or event_id). */
+  event: JsonObject;
+}
+
+export interface SendMembershipRequest {
+  origin: string;
+  room_id: string;
+  /** The event ID in the path (checked against the PDU's). */
+  event_id: string;
+  membership: FederatedMembership;
+  pdu: JsonObject;
+  /** send_join v2 `omit_members` (MSC3706 partial state); may be ignored (answer members_omitted false). */
+  omit_members?: boolean;
+}
+
+export interface SendMembershipResponse {
+  /** send_join: the state before the join, the auth chain, the join event signed by us too. */
+  state?: JsonObject[];
+  auth_chain?: JsonObject[];
+  event?: JsonObject;
+  members_omitted?: boolean;
+  servers_in_room?: string[];
+  /** send_knock: stripped state for the knocking user. */
+  knock_room_state?: JsonObject[];
+}
+
+export interface ReceiveInviteRequest {
+  origin: string;
+  room_id: string;
+  event_id: string;
+  room_version: string;
+  event: JsonObject;
+  invite_room_state?: JsonObject[];
+}
+
+export interface ReceiveInviteResponse {
+  /** The invite event with our signature added. */
+  event: JsonObject;
+}
+
+export interface RemoteMembershipRequest {
+  room_id: string;
+  user_id: string;
+  membership: FederatedMembership;
+  /** Servers to try, in order (from the alias lookup, `via`/`server_name`, the invite's sender). */
+  servers: string[];
+  /** Extra content (reason, displayname…) merged into the template's content. */
+  content?: JsonObject;
+}
+
+export interface RemoteMembershipResponse {
+  event_id: string;
+}

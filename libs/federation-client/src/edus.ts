@@ -1,0 +1,45 @@
+/**
+ * EDUs between services: other modules hand EDUs to federation-outbound, and
+ * federation-inbound hands received EDUs to their owners.
+ * Spec: server-server-api "EDUs", "Typing Notifications", "Receipts",
+ * "Presence", "Device Management", "Send-to-device messaging".
+ */
+import type { JsonObject } from '@atrium/matrix';
+
+/** Durable bus stream and subject of EDUs to send (at-least-once: receivers dedupe where the spec lets them). */
+export const OUTGOING_EDU_STREAM = 'FEDERATION_EDUS_OUT';
+export const OUTGOING_EDU_SUBJECT = 'federation.edu.out';
+
+/** An EDU a local module wants delivered. */
+export interface OutgoingEdu {
+  edu_type: string;
+  content: JsonObject;
+  /**
+   * Where to send it: explicit server names, or every other server with a
+   * joined member in `room_id` (typing, receipts), or every server sharing a
+   * room with `user_id` (presence, device lists, signing key updates).
+   */
+  destinations?: string[];
+  room_id?: string;
+  user_id?: string;
+}
+
+/** An EDU received in a /send transaction, after the origin was authenticated. */
+export interface IncomingEdu {
+  origin: string;
+  edu_type: string;
+  content: JsonObject;
+}
+
+/** Nest token of the handler federation-inbound calls for each received EDU. */
+export const INCOMING_EDU_HANDLER = Symbol('INCOMING_EDU_HANDLER');
+
+export interface IncomingEduHandler {
+  /** Must not throw for bad content from the remote: log and drop (EDUs have no per-item result). */
+  handle(edu: IncomingEdu): Promise<void>;
+}
+
+/** Nest tokens of the transport (provided by FederationClientModule). */
+export const FEDERATION_CLIENT = Symbol('FEDERATION_CLIENT');
+export const KEY_RING = Symbol('KEY_RING');
+export const SERVER_RESOLVER = Symbol('SERVER_RESOLVER');
