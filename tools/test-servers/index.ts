@@ -6,3 +6,4 @@ export * from './otlp-receiver';
 export * from './nats';
 export * from './process';
 export * from './redis';
+export * from './test-ca';
