@@ -77,6 +77,55 @@ export function describeDocumentStoreContract(adapter: string, open: () => Promi
       });
     });
 
+    describe('insertMany', () => {
+      it('inserts a batch and answers how many it inserted; an empty batch is a no-op', async () => {
+        const c = await fresh([{ fields: ['n'] }]);
+        const docs = Array.from({ length: 120 }, (_, i) => ({ _id: `d${String(i).padStart(3, '0')}`, n: i % 7, name: `x${i}` }));
+        expect(await c.insertMany(docs)).toBe(120);
+        expect(await c.count({})).toBe(120);
+        expect(await c.get('d042')).toEqual({ _id: 'd042', n: 0, name: 'x42' });
+        expect(sortedIds(await c.find({ n: 3 }))).toEqual(docs.filter((d) => d.n === 3).map((d) => d._id));
+        expect(await c.insertMany([])).toBe(0);
+        expect(await c.count({})).toBe(120);
+      });
+
+      it('skips documents whose _id is stored or repeated in the batch, leaving the first one unchanged', async () => {
+        const c = await fresh();
+        expect(await c.insert({ _id: 'a', name: 'stored' })).toBe(true);
+        expect(await c.insertMany([{ _id: 'a', name: 'new' }, { _id: 'b', name: 'one' }, { _id: 'b', name: 'two' }, { _id: 'c' }])).toBe(2);
+        expect(await c.get('a')).toEqual({ _id: 'a', name: 'stored' });
+        expect(await c.get('b')).toEqual({ _id: 'b', name: 'one' });
+        // Repeating the whole batch (a retry) inserts nothing and changes nothing.
+        expect(await c.insertMany([{ _id: 'a', name: 'new' }, { _id: 'b', name: 'two' }, { _id: 'c' }])).toBe(0);
+        expect(await c.get('b')).toEqual({ _id: 'b', name: 'one' });
+        expect(await c.count({})).toBe(3);
+      });
+
+      it('throws DuplicateKeyError on another unique index clash after inserting the rest', async () => {
+        const c = await fresh([{ fields: ['name'], unique: true }]);
+        expect(await c.insert({ _id: 'a', name: 'alice' })).toBe(true);
+        await expect(c.insertMany([{ _id: 'b', name: 'bob' }, { _id: 'c', name: 'alice' }, { _id: 'd', name: 'dave' }])).rejects.toBeInstanceOf(DuplicateKeyError);
+        expect(await c.get('c')).toBeNull();
+        expect(sortedIds(await c.find({}))).toEqual(['a', 'b', 'd']);
+        // Only _id clashes (with the unique field equal too): the idempotent case, no error.
+        expect(await c.insertMany([{ _id: 'a', name: 'alice' }, { _id: 'b', name: 'bob' }])).toBe(0);
+      });
+
+      it('stores nothing when a document has a field name the port forbids', async () => {
+        const c = await fresh();
+        await expect(c.insertMany([{ _id: 'ok', n: 1 }, { _id: 'bad', ['a.b']: 1 } as Item])).rejects.toThrow();
+        expect(await c.count({})).toBe(0);
+      });
+
+      it('lets concurrent batches over the same ids insert each document once', async () => {
+        const c = await fresh();
+        const batch = (tag: string) => Array.from({ length: 30 }, (_, i) => ({ _id: `k${i}`, name: tag }));
+        const counts = await Promise.all([c.insertMany(batch('p')), c.insertMany(batch('q')), c.insertMany(batch('r'))]);
+        expect(counts.reduce((a, b) => a + b, 0)).toBe(30);
+        expect(await c.count({})).toBe(30);
+      });
+    });
+
     describe('put, get, getMany', () => {
       it('creates, then replaces the whole document', async () => {
         const c = await fresh();

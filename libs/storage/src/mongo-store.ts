@@ -19,7 +19,7 @@
  *   the port's guarantees for one process (tests, CI); several processes on
  *   one FerretDB would still race. MongoDB itself needs none of this.
  */
-import { MongoClient, MongoServerError, type Collection as MongoCollection, type Db, type Filter as MongoFilter } from 'mongodb';
+import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as MongoCollection, type Db, type Filter as MongoFilter } from 'mongodb';
 import type { Collection, CollectionSpec, Doc, DocumentStore, FieldValue, Filter, FindOptions } from './port';
 import { DuplicateKeyError } from './port';
 import { assertCollectionName, assertFieldName, definedEntries } from './names';
@@ -117,6 +117,37 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
         throw new DuplicateKeyError(err.message);
       }
       throw err;
+    }
+  }
+
+  async insertMany(docs: T[]): Promise<number> {
+    if (docs.length === 0) return 0;
+    for (const doc of docs) checkFilter(doc);
+    // Unordered: a clash skips that document only and the server goes on with the rest.
+    try {
+      return (await this.coll.insertMany(docs, { ordered: false })).insertedCount;
+    } catch (err) {
+      if (!(err instanceof MongoBulkWriteError)) throw err;
+      const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+      const failed: string[] = [];
+      let otherIndex: string | undefined;
+      for (const we of writeErrors) {
+        if (we.code !== DUPLICATE_KEY) throw err;
+        const id = docs[we.index]?._id;
+        if (id === undefined) throw err;
+        // As in insert: MongoDB names the index; FerretDB does not, so its clashes are looked up below.
+        const onId = /index: _id_ /.test(we.errmsg ?? '') ? true : / index: /.test(we.errmsg ?? '') ? false : undefined;
+        if (onId === false) otherIndex ??= we.errmsg ?? 'duplicate key';
+        else if (onId === undefined) failed.push(id);
+      }
+      if (otherIndex === undefined && failed.length > 0) {
+        // A document that failed although its _id is not stored clashed on another unique index.
+        const stored = new Set((await this.coll.find({ _id: { $in: failed } }, { projection: { _id: 1 } }).toArray()).map((d) => d._id));
+        const missing = failed.find((id) => !stored.has(id));
+        if (missing !== undefined) otherIndex = `E11000 duplicate key error inserting ${missing}`;
+      }
+      if (otherIndex !== undefined) throw new DuplicateKeyError(otherIndex);
+      return err.insertedCount;
     }
   }
 
