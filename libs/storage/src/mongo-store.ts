@@ -120,21 +120,24 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
     }
   }
 
-  async insertMany(docs: T[]): Promise<number> {
-    if (docs.length === 0) return 0;
+  async insertMany(docs: T[]): Promise<string[]> {
+    if (docs.length === 0) return [];
     for (const doc of docs) checkFilter(doc);
     // Unordered: a clash skips that document only and the server goes on with the rest.
     try {
-      return (await this.coll.insertMany(docs, { ordered: false })).insertedCount;
+      await this.coll.insertMany(docs, { ordered: false });
+      return docs.map((d) => d._id);
     } catch (err) {
       if (!(err instanceof MongoBulkWriteError)) throw err;
       const writeErrors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
       const failed: string[] = [];
+      const failedAt = new Set<number>();
       let otherIndex: string | undefined;
       for (const we of writeErrors) {
         if (we.code !== DUPLICATE_KEY) throw err;
         const id = docs[we.index]?._id;
         if (id === undefined) throw err;
+        failedAt.add(we.index);
         // As in insert: MongoDB names the index; FerretDB does not, so its clashes are looked up below.
         const onId = /index: _id_ /.test(we.errmsg ?? '') ? true : / index: /.test(we.errmsg ?? '') ? false : undefined;
         if (onId === false) otherIndex ??= we.errmsg ?? 'duplicate key';
@@ -147,7 +150,7 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
         if (missing !== undefined) otherIndex = `E11000 duplicate key error inserting ${missing}`;
       }
       if (otherIndex !== undefined) throw new DuplicateKeyError(otherIndex);
-      return err.insertedCount;
+      return docs.filter((_, i) => !failedAt.has(i)).map((d) => d._id);
     }
   }
 

@@ -48,13 +48,14 @@ export interface Collection<T extends Doc> {
    * Inserts many documents in one round trip (one transaction on SQLite, one
    * unordered insertMany on MongoDB), each with `insert`'s rules: a document
    * whose `_id` is already stored (or appears earlier in `docs`) is skipped and
-   * the stored one left unchanged. Returns how many were inserted. A clash with
+   * the stored one left unchanged. Returns the `_id`s it inserted, in the order
+   * of `docs`, so a caller can tell new documents from replays. A clash with
    * another unique index does not stop the others: they are inserted, then
    * DuplicateKeyError is thrown. Not atomic across documents (the port has no
    * multi-document transactions), so callers retry the whole batch, which the
    * idempotence makes safe.
    */
-  insertMany(docs: T[]): Promise<number>;
+  insertMany(docs: T[]): Promise<string[]>;
   /** Writes the whole document, replacing any with the same `_id`. */
   put(doc: T): Promise<void>;
   get(id: string): Promise<T | null>;

@@ -173,19 +173,19 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     return result.changes === 1;
   }
 
-  async insertMany(docs: T[]): Promise<number> {
-    if (docs.length === 0) return 0;
+  async insertMany(docs: T[]): Promise<string[]> {
+    if (docs.length === 0) return [];
     // Every document is checked before anything is written, so a bad field name stores nothing.
     const rows = docs.map(splitDoc);
     const stmt = this.store.statement(`INSERT INTO ${this.table} (_id, doc) VALUES (?, ?) ON CONFLICT (_id) DO NOTHING`);
-    let inserted = 0;
+    const inserted: string[] = [];
     let clash: string | undefined;
     // One transaction: one fsync and one lock for the batch instead of one per row.
     // A constraint error aborts only its own statement, so the others still commit.
     this.store.transaction(() => {
       for (const { id, body } of rows) {
         try {
-          if (stmt.run(id, body).changes === 1) inserted++;
+          if (stmt.run(id, body).changes === 1) inserted.push(id);
         } catch (err) {
           if (!isConstraintError(err)) throw err;
           clash ??= String(err.message);
