@@ -13,3 +13,4 @@ export * from './events/event-signing';
 export * from './events/build-pdu';
 export * from './filters';
 export * from './push-rules';
+export * from './federation';

@@ -1,0 +1,2 @@
+/** Server-server request authentication (server-server-api.md "Authentication"). */
+export * from './x-matrix';
