@@ -56,4 +56,47 @@ describe('buildConfig', () => {
   it('rejects a non-numeric port from the environment', () => {
     expect(() => buildConfig('server_name: x.test\n', { ATRIUM_LISTENERS__CLIENT__PORT: 'eighty' })).toThrow(/must be a number/);
   });
+
+  describe('federation', () => {
+    it('defaults to no extra CAs, no notaries, and a blocklist of loopback, private, link-local, CGNAT, ULA and unspecified ranges', () => {
+      const { federation } = buildConfig('server_name: a.test\n');
+      expect(federation.trusted_ca_paths).toEqual([]);
+      expect(federation.ip_range_allowlist).toEqual([]);
+      expect(federation.trusted_key_servers).toEqual([]);
+      for (const range of ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '0.0.0.0/8', '::1/128', '::/128', 'fe80::/10', 'fc00::/7']) {
+        expect(federation.ip_range_blocklist).toContain(range);
+      }
+    });
+
+    it('reads the section from YAML and the environment', () => {
+      const config = buildConfig(
+        [
+          'server_name: a.test',
+          'federation:',
+          '  trusted_ca_paths: [/etc/ca.pem]',
+          '  trusted_key_servers:',
+          '    - server_name: notary.test',
+          '      verify_keys: { "ed25519:a": "Q1yH/4Li4u+g2lLqOHMmMeIG3ejLb55vSWQa4TKMO4E" }',
+          '',
+        ].join('\n'),
+        { ATRIUM_FEDERATION__IP_RANGE_ALLOWLIST: '["127.0.0.1/32","::1/128"]' },
+      );
+      expect(config.federation.trusted_ca_paths).toEqual(['/etc/ca.pem']);
+      expect(config.federation.ip_range_allowlist).toEqual(['127.0.0.1/32', '::1/128']);
+      expect(config.federation.trusted_key_servers).toEqual([{ server_name: 'notary.test', verify_keys: { 'ed25519:a': 'Q1yH/4Li4u+g2lLqOHMmMeIG3ejLb55vSWQa4TKMO4E' } }]);
+      expect(config.federation.ip_range_blocklist).toContain('10.0.0.0/8');
+    });
+
+    it.each([
+      ['federation:\n  ip_range_blocklist: [10.0.0.0]\n', /ip_range_blocklist.*10.0.0.0/],
+      ['federation:\n  ip_range_allowlist: [10.0.0.0/33]\n', /ip_range_allowlist/],
+      ['federation:\n  ip_range_allowlist: [example.org/8]\n', /ip_range_allowlist/],
+      ['federation:\n  trusted_key_servers: [{ verify_keys: {} }]\n', /server_name/],
+      ['federation:\n  trusted_key_servers: [{ server_name: n.test, keys: {} }]\n', /trusted_key_servers\[0\].keys/],
+      ['federation:\n  trusted_key_servers: [{ server_name: n.test, verify_keys: { "ed25519:a": 1 } }]\n', /verify_keys/],
+      ['federation:\n  trusted_ca_paths: /etc/ca.pem\n', /trusted_ca_paths/],
+    ])('refuses %j', (yaml, message) => {
+      expect(() => buildConfig(`server_name: a.test\n${yaml}`)).toThrow(message);
+    });
+  });
 });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { AtriumConfig, defaultConfig } from './schema';
 
@@ -119,7 +120,43 @@ function validate(config: AtriumConfig): AtriumConfig {
     }
   }
   if (!config.public_baseurl.endsWith('/')) config.public_baseurl += '/';
+  validateFederation(config);
   return config;
+}
+
+/** `address/prefix` with an IPv4 or IPv6 address and a prefix that fits it. */
+export function isCidr(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const slash = value.indexOf('/');
+  if (slash < 0) return false;
+  const family = isIP(value.slice(0, slash));
+  const prefix = value.slice(slash + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+function validateFederation(config: AtriumConfig): void {
+  const federation = config.federation;
+  for (const key of ['trusted_ca_paths', 'ip_range_blocklist', 'ip_range_allowlist'] as const) {
+    if (!federation[key].every((v) => typeof v === 'string')) throw new ConfigError(`federation.${key} must be a list of strings`);
+  }
+  for (const key of ['ip_range_blocklist', 'ip_range_allowlist'] as const) {
+    const bad = federation[key].find((range) => !isCidr(range));
+    if (bad !== undefined) throw new ConfigError(`federation.${key}: ${JSON.stringify(bad)} is not an address/prefix range`);
+  }
+  federation.trusted_key_servers.forEach((server, i) => {
+    const where = `federation.trusted_key_servers[${i}]`;
+    if (!isPlainObject(server) || typeof server.server_name !== 'string' || server.server_name === '') {
+      throw new ConfigError(`${where} needs a server_name`);
+    }
+    const unknown = Object.keys(server).find((k) => k !== 'server_name' && k !== 'verify_keys');
+    if (unknown) throw new ConfigError(`unknown config key "${where}.${unknown}"`);
+    if (server.verify_keys !== undefined) {
+      if (!isPlainObject(server.verify_keys) || !Object.values(server.verify_keys).every((k) => typeof k === 'string')) {
+        throw new ConfigError(`${where}.verify_keys must map key IDs to base64 public keys`);
+      }
+    }
+  });
 }
 
 /**

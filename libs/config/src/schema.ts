@@ -24,6 +24,57 @@ export interface RateLimitConfig {
   burst: number;
 }
 
+/** A notary this server asks for other servers' keys (server-server-api "Querying Keys Through Another Server"). */
+export interface TrustedKeyServer {
+  server_name: string;
+  /**
+   * Key ID → public key (unpadded Base64) the notary's answers must be signed
+   * with. Absent: the notary's own keys are fetched from it directly
+   * (trust on first use), as Synapse does.
+   */
+  verify_keys?: Record<string, string>;
+}
+
+/**
+ * Outgoing federation (docs/federation-design.md "Configuration"). Outgoing
+ * requests always use TLS; the certificate must be valid for the name the
+ * spec's resolution step names.
+ */
+export interface FederationConfig {
+  /** Extra PEM files of CAs trusted for outgoing TLS, added to Node's default roots (a test CA, a private PKI). */
+  trusted_ca_paths: string[];
+  /**
+   * CIDR ranges never connected to, checked on the address actually
+   * connected to after DNS (so a public name resolving to 10.0.0.1 is
+   * refused too). Protects the internal network from server-side request
+   * forgery through server names.
+   */
+  ip_range_blocklist: string[];
+  /** CIDR ranges allowed even though the blocklist covers them (tests on loopback: 127.0.0.1/32, ::1/128). */
+  ip_range_allowlist: string[];
+  /** Notaries for remote server keys; empty: keys are fetched from each server directly. */
+  trusted_key_servers: TrustedKeyServer[];
+}
+
+/**
+ * The default blocklist: loopback, RFC 1918 private, CGNAT (RFC 6598),
+ * link-local, "this network", IPv6 loopback, unspecified, link-local and
+ * unique-local (ULA) ranges.
+ */
+export const DEFAULT_IP_RANGE_BLOCKLIST: readonly string[] = [
+  '127.0.0.0/8',
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '100.64.0.0/10',
+  '169.254.0.0/16',
+  '0.0.0.0/8',
+  '::1/128',
+  '::/128',
+  'fe80::/10',
+  'fc00::/7',
+];
+
 export interface AtriumConfig {
   /** The server name that appears in user IDs (`@alice:<server_name>`). Cannot change once users exist. */
   server_name: string;
@@ -103,6 +154,7 @@ export interface AtriumConfig {
     contacts: Array<{ role: string; matrix_id?: string; email_address?: string }>;
     support_page: string;
   };
+  federation: FederationConfig;
 }
 
 export function defaultConfig(serverName: string, dataDir = './data'): AtriumConfig {
@@ -133,5 +185,6 @@ export function defaultConfig(serverName: string, dataDir = './data'): AtriumCon
     well_known: {},
     voip: { turn_uris: [], turn_shared_secret: '', turn_user_lifetime_ms: 24 * 3600 * 1000, turn_allow_guests: true },
     support: { contacts: [], support_page: '' },
+    federation: { trusted_ca_paths: [], ip_range_blocklist: [...DEFAULT_IP_RANGE_BLOCKLIST], ip_range_allowlist: [], trusted_key_servers: [] },
   };
 }
