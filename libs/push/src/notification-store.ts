@@ -119,9 +119,48 @@ export class NotificationStore {
     return this.moveForward(this.latest, id, { _id: id, event_stream: eventStream });
   }
 
+  /**
+   * `moveLatest` for many (user, room) marks at once, for a batch of events
+   * with ~one row per member: marks moving to the same position are raised
+   * by one conditional updateMany; only when some were not raised (missing,
+   * or already there) are they inserted in one batch, and raised once more in
+   * case another writer inserted a lower one in between. Both writes only
+   * ever raise a mark, so a replay or a second gateway changes nothing.
+   */
+  async moveLatestMany(marks: ReadonlyArray<{ userId: string; roomId: string; eventStream: number }>): Promise<void> {
+    const byStream = new Map<number, string[]>();
+    for (const m of marks) {
+      const ids = byStream.get(m.eventStream) ?? [];
+      ids.push(`${m.userId}\n${m.roomId}`);
+      byStream.set(m.eventStream, ids);
+    }
+    await Promise.all(
+      [...byStream].map(async ([stream, ids]) => {
+        const raise = () => this.latest.updateMany({ _id: { $in: ids }, event_stream: { $lt: stream } }, { event_stream: stream });
+        const raised = await raise();
+        if (raised === ids.length) return;
+        const inserted = await this.latest.insertMany(ids.map((id) => ({ _id: id, event_stream: stream })));
+        if (raised + inserted.length < ids.length) await raise();
+      }),
+    );
+  }
+
   /** The row alone (after `moveLatest` for its user and room); false when it exists. */
-  insertRow(n: NewNotification): Promise<boolean> {
-    return this.rows.insert({
+  async insertRow(n: NewNotification): Promise<boolean> {
+    return (await this.insertRows([n])).size === 1;
+  }
+
+  /**
+   * Many rows in one write (one per member an event notifies), each after
+   * `moveLatest` for its user and room. Answers the row IDs that were new;
+   * the others were already recorded (a replay) and are left as they were.
+   */
+  async insertRows(ns: readonly NewNotification[]): Promise<Set<string>> {
+    return new Set(await this.rows.insertMany(ns.map((n) => this.rowOf(n))));
+  }
+
+  private rowOf(n: NewNotification): NotificationRecord {
+    return {
       _id: NotificationStore.rowId(n.userId, n.eventId),
       user_id: n.userId,
       room_id: n.roomId,
@@ -132,7 +171,12 @@ export class NotificationStore {
       actions: JSON.stringify(n.actions),
       ts: this.now(),
       pushed: false,
-    });
+    };
+  }
+
+  /** The stored rows among these (user, event) pairs (one read by IDs). */
+  getMany(keys: ReadonlyArray<{ userId: string; eventId: string }>): Promise<NotificationRecord[]> {
+    return this.rows.getMany(keys.map((k) => NotificationStore.rowId(k.userId, k.eventId)));
   }
 
   get(userId: string, eventId: string): Promise<NotificationRecord | null> {

@@ -159,6 +159,38 @@ export function describePushStoresContract(adapter: string, open: () => Promise<
       });
     });
 
+    describe('batched writes of the gateway', () => {
+      const row = (userId: string, eventId: string, eventStream: number) => ({ userId, roomId: '!batch:test', eventId, threadId: 'main', eventStream, highlight: false, actions: ['notify' as const] });
+
+      it('moves many latest-row marks at once, only ever forward', async () => {
+        await push.notifications.moveLatestMany([
+          { userId: BOB, roomId: '!b1:test', eventStream: 50 },
+          { userId: CAROL, roomId: '!b1:test', eventStream: 50 },
+          { userId: BOB, roomId: '!b2:test', eventStream: 40 },
+        ]);
+        expect(await push.notifications.latestInRooms(BOB, ['!b1:test', '!b2:test', '!none:test'])).toEqual(new Map([['!b1:test', 50], ['!b2:test', 40]]));
+        // Lower positions (a replay) change nothing; a higher one moves only its own mark.
+        await push.notifications.moveLatestMany([
+          { userId: BOB, roomId: '!b1:test', eventStream: 60 },
+          { userId: CAROL, roomId: '!b1:test', eventStream: 30 },
+          { userId: BOB, roomId: '!b2:test', eventStream: 30 },
+        ]);
+        expect(await push.notifications.latestInRooms(BOB, ['!b1:test', '!b2:test'])).toEqual(new Map([['!b1:test', 60], ['!b2:test', 40]]));
+        expect(await push.notifications.latestInRooms(CAROL, ['!b1:test'])).toEqual(new Map([['!b1:test', 50]]));
+      });
+
+      it('inserts a batch of rows and tells the new ones from replays', async () => {
+        const first = await push.notifications.insertRows([row(BOB, '$bx1', 70), row(CAROL, '$bx1', 70), row(BOB, '$bx2', 71)]);
+        expect([...first].sort()).toEqual([`${BOB}\n$bx1`, `${BOB}\n$bx2`, `${CAROL}\n$bx1`].sort());
+        await push.notifications.markPushed(BOB, '$bx1');
+        const again = await push.notifications.insertRows([row(BOB, '$bx1', 70), row(CAROL, '$bx3', 72)]);
+        expect([...again]).toEqual([`${CAROL}\n$bx3`]);
+        // The replayed row kept its pushed mark.
+        expect((await push.notifications.get(BOB, '$bx1'))?.pushed).toBe(true);
+        expect((await push.notifications.getMany([{ userId: BOB, eventId: '$bx1' }, { userId: CAROL, eventId: '$bx3' }, { userId: CAROL, eventId: '$nope' }])).map((r) => r.event_id)).toEqual(['$bx1', '$bx3']);
+      });
+    });
+
     it('prunes rows older than a time', async () => {
       const before = (await push.notifications.list(BOB, Number.MAX_SAFE_INTEGER, 100, false)).length;
       expect(before).toBeGreaterThan(0);
