@@ -108,4 +108,14 @@ describe('E2eeService', () => {
     expect(await service.getBackupKeys('@a:hs.test', version, '!r', 's')).toMatchObject({ session_data: { tag: 'c' } });
     await expect(service.putBackupKeys('@a:hs.test', 'nope', {})).rejects.toMatchObject({ status: 403, errcode: 'M_WRONG_ROOM_KEYS_VERSION', extra: { current_version: version } });
   });
+
+  it('deletes a backup version again without an error, and answers 404 for one that never existed (key_backup.yaml)', async () => {
+    const { version } = await service.createBackup('@a:hs.test', { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: {} });
+    await service.deleteBackup('@a:hs.test', version);
+    await service.deleteBackup('@a:hs.test', version);
+    await expect(service.getBackup('@a:hs.test', version)).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+    // Another user's version, and one never created, are unknown.
+    await expect(service.deleteBackup('@b:hs.test', version)).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+    await expect(service.deleteBackup('@a:hs.test', '987654321')).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+  });
 });

@@ -297,11 +297,17 @@ export class E2eeStore {
     return this.backupVersions.update(id(userId, version), { auth_data: JSON.stringify(authData) }, { deleted: false });
   }
 
-  /** Deletes a version and its keys ("Deleting a backup"). A deleted version is kept as a tombstone so its number is never reused. */
+  /**
+   * Deletes a version and its keys ("Deleting a backup"). A deleted version is kept as a tombstone so its
+   * number is never reused. Answers false only for a version that never existed: deleting one already
+   * deleted succeeds (key_backup.yaml: "If the backup was previously deleted, the call should succeed"),
+   * and deletes its keys again, which finishes a deletion cut short between the two writes.
+   */
   async deleteBackupVersion(userId: string, version: string): Promise<boolean> {
     const done = await this.backupVersions.update(id(userId, version), { deleted: true }, { deleted: false });
-    if (done) await this.backupKeys.deleteMany({ user_id: userId, version });
-    return done;
+    if (!done && !(await this.backupVersions.get(id(userId, version)))) return false;
+    await this.backupKeys.deleteMany({ user_id: userId, version });
+    return true;
   }
 
   async touchBackup(userId: string, version: string): Promise<void> {
