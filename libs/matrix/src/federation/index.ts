@@ -1,2 +1,3 @@
 /** Server-server request authentication (server-server-api.md "Authentication"). */
 export * from './x-matrix';
+export * from './membership';
