@@ -78,6 +78,25 @@ describe('RoomWriter', () => {
 
   const lookup = (server: string, keyId: string) => (server === SERVER && keyId === key.keyId ? { key: key.publicKey } : undefined);
 
+  it('records the state group after each local event (docs/federation-design.md "Room state with federation")', async () => {
+    const { room_id } = await writer.createRoom(createRequest('10'));
+    const before = await rooms.currentStateIds(room_id);
+    const msg = await writer.sendEvent({ room_id, sender: alice, type: 'm.room.message', content: { body: 'hi' } });
+    const topic = await writer.sendEvent({ room_id, sender: alice, type: 'm.room.topic', state_key: '', content: { topic: 't' } });
+    const idsOf = (records: Array<{ type: string; state_key: string; event_id: string }>) => new Map(records.map((r) => [`${r.type}\u0000${r.state_key}`, r.event_id]));
+    // A message: the state before and after it are the current state when it was sent.
+    expect(await rooms.stateIdsAfter(msg.event_id)).toEqual(idsOf(before));
+    expect(await rooms.stateIdsBefore(msg.event_id)).toEqual(idsOf(before));
+    // A state event: before it the old state, after it the old state plus itself, which is now current.
+    expect(await rooms.stateIdsBefore(topic.event_id)).toEqual(idsOf(before));
+    const after = await rooms.stateIdsAfter(topic.event_id);
+    expect(after).toEqual(idsOf(await rooms.currentStateIds(room_id)));
+    expect(after!.get('m.room.topic\u0000')).toBe(topic.event_id);
+    expect((await rooms.getRoom(room_id))!.current_state_group).toBe(topic.event_id);
+    // Every event of the room has a group.
+    for (const e of await history(room_id)) expect((await rooms.getEvent(e.event_id))!.state_group).toBeTruthy();
+  });
+
   it.each(['1', '3', '6', '10', '11', '12'])('creates a version %s room whose events are hashed, signed, chained and authorised', async (versionId) => {
     const version = getRoomVersion(versionId)!;
     const { room_id: roomId } = await writer.createRoom(createRequest(versionId));

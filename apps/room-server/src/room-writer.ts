@@ -37,6 +37,7 @@ import {
   redactionApplies,
   userPowerLevel,
   signPdu,
+  stateKey,
   toRoomEvent,
   toWirePdu,
   type AuthStateLookup,
@@ -348,14 +349,22 @@ export class RoomWriter {
         unsigned['replaces_state'] = prev.event_id;
       }
     }
+    // State groups (docs/federation-design.md "Room state with federation"): a local
+    // event's prev_events are the forward extremities, so the state before it is the
+    // current state; a state event's group is a one-entry delta over it, named by its ID.
+    const stateBefore = await this.rooms.currentStateGroup(event.room_id);
+    const stateAfter =
+      event.state_key === undefined
+        ? stateBefore
+        : await this.rooms.storeStateDelta(event.room_id, event.event_id, stateBefore, new Map([[stateKey(event.type, event.state_key), event.event_id]]));
     // The row first, then its effects: a writer that dies in between leaves a stored event
     // whose effects the next writer of the room applies (repair), so nothing is half-done for long.
     const position = await this.rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
       await this.rooms.markPending(event.room_id, stream);
-      await this.rooms.insertEvent({ event, stream, unsigned, txnId: txn.txnId, deviceId: txn.deviceId });
+      await this.rooms.insertEvent({ event, stream, unsigned, txnId: txn.txnId, deviceId: txn.deviceId, stateGroup: stateAfter, prevStateGroup: stateBefore });
       return stream;
     });
-    await this.applyEffects(event, position, version, redactionTarget);
+    await this.applyEffects(event, position, version, redactionTarget, stateAfter);
     const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: event.room_id };
     // An invitee (or a kicked/banned user) is not a joined member: name them so their sync wakes too.
     if (event.type === 'm.room.member' && event.state_key !== undefined) wake.user_ids = [event.state_key];
@@ -368,8 +377,9 @@ export class RoomWriter {
    * membership, forward extremities, the redaction it makes; then the room's
    * applied position. Idempotent, so a repair may run it again.
    */
-  private async applyEffects(event: RoomEvent, stream: number, version: RoomVersion, redactionTarget: EventRecord | null): Promise<void> {
+  private async applyEffects(event: RoomEvent, stream: number, version: RoomVersion, redactionTarget: EventRecord | null, stateGroup: string | null): Promise<void> {
     if (event.state_key !== undefined) await this.rooms.setCurrentState(event, stream);
+    if (stateGroup) await this.rooms.setCurrentStateGroup(event.room_id, stateGroup);
     if (event.type === 'm.room.member') await this.rooms.setMembership(event, stream);
     await this.rooms.updateExtremities(event, event.prev_events.map((p) => (typeof p === 'string' ? p : p[0])));
     if (redactionTarget && !redactionTarget.redacted) {
@@ -401,7 +411,7 @@ export class RoomWriter {
         target = await this.rooms.getEvent(record.redacts);
         if (target && target.room_id !== room._id) target = null;
       }
-      await this.applyEffects(event, record.stream, version, target);
+      await this.applyEffects(event, record.stream, version, target, record.state_group ?? null);
     }
   }
 

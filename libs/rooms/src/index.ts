@@ -1,5 +1,6 @@
 export * from './stream-allocator';
 export * from './room-store';
+export * from './state-groups';
 export * from './client-event';
 export * from './history-visibility';
 export * from './sync-wake';

@@ -1,6 +1,7 @@
 import type { Collection, Doc, DocumentStore, Filter } from '@atrium/storage';
-import type { JsonObject, RoomEvent } from '@atrium/matrix';
+import { authEventIds, type JsonObject, type RoomEvent, type StateKey } from '@atrium/matrix';
 import { StreamAllocator } from './stream-allocator';
+import { StateGroups, type StateGroupRecord, type StateIds } from './state-groups';
 
 /**
  * Room storage over the DocumentStore port (docs/client-server-design.md
@@ -20,6 +21,16 @@ import { StreamAllocator } from './stream-allocator';
 
 /** The `events` stream's name (counter `stream.events`). */
 export const EVENTS_STREAM = 'events';
+
+/**
+ * The `stream` of an event that has no place in the timeline: an outlier
+ * (fetched for its state or auth chain, its prev_events unknown), a rejected
+ * event, a soft-failed one. Every timeline reader asks for `stream > from`
+ * with `from >= 0`, so these never reach /sync, /messages or the room output
+ * log (server-server-api "Rejection": "neither be relayed to clients";
+ * "Soft failure": "it should not be relayed to the client").
+ */
+export const NO_STREAM = 0;
 
 export interface EventRecord extends Doc {
   _id: string; // the event ID
@@ -60,6 +71,21 @@ export interface EventRecord extends Doc {
   /** The client transaction that sent it (PUT send/redact), for unsigned.transaction_id. */
   txn_id: string | null;
   device_id: string | null;
+  /**
+   * The state group of the state after the event (state-groups.ts): for a
+   * message event the group of the state before it. Missing on events
+   * stored before state groups existed (stateIdsAfter then falls back to
+   * the line of history, which is exact for those rooms).
+   */
+  state_group?: string | null;
+  /** The group of the state before a state event (for other events: state_group). */
+  prev_state_group?: string | null;
+  /** Stored for its state or auth chain only; its prev_events may be unknown. Never in the timeline. */
+  outlier?: boolean;
+  /** Why the checks on receipt rejected it (server-server-api "Rejection"); null or absent if not rejected. */
+  rejected?: string | null;
+  /** Passed auth at the event but not against the current state ("Soft failure"): stored, not shown, not an extremity. */
+  soft_failed?: boolean;
 }
 
 export interface CurrentStateRecord extends Doc {
@@ -124,6 +150,8 @@ export interface RoomRecord extends Doc {
   applied_stream?: number;
   /** The stream position of the event being written (set before its row is stored). */
   pending_stream?: number;
+  /** The state group of the current state (absent until the first write after state groups existed). */
+  current_state_group?: string;
 }
 
 export interface AliasRecord extends Doc {
@@ -147,6 +175,13 @@ export interface NewEvent {
   unsigned?: JsonObject;
   txnId?: string | null;
   deviceId?: string | null;
+  /** The group of the state after the event (see EventRecord.state_group). */
+  stateGroup?: string | null;
+  /** The group of the state before it (state events; defaults to stateGroup). */
+  prevStateGroup?: string | null;
+  outlier?: boolean;
+  rejected?: string | null;
+  softFailed?: boolean;
 }
 
 export interface StreamRange {
@@ -200,6 +235,8 @@ export class RoomStore {
     private readonly rooms: Collection<RoomRecord>,
     private readonly aliases: Collection<AliasRecord>,
     private readonly txns: Collection<TxnRecord>,
+    /** The state groups of the room (state after each event). */
+    readonly stateGroups: StateGroups,
     private readonly now: () => number,
   ) {}
 
@@ -227,6 +264,7 @@ export class RoomStore {
       await store.collection<RoomRecord>({ name: 'rooms', indexes: [{ fields: ['visibility'] }] }),
       await store.collection<AliasRecord>({ name: 'room_aliases', indexes: [{ fields: ['room_id'] }] }),
       await store.collection<TxnRecord>({ name: 'room_txns' }),
+      new StateGroups(await store.collection<StateGroupRecord>({ name: 'room_state_groups', indexes: [{ fields: ['room_id'] }] })),
       now,
     );
   }
@@ -288,9 +326,13 @@ export class RoomStore {
     const membership = e.type === 'm.room.member' && typeof content['membership'] === 'string' ? content['membership'] : null;
     const redacts = e.type === 'm.room.redaction' ? (typeof content['redacts'] === 'string' ? content['redacts'] : (e.redacts ?? null)) : null;
     const relation = relationOf(content);
+    if ((input.outlier || input.softFailed || (input.rejected ?? null) !== null) && input.stream !== NO_STREAM) {
+      throw new Error(`${e.event_id}: outliers, rejected and soft-failed events have no stream position`);
+    }
     // The state log first: a crash after it and before the event leaves a log entry whose
     // event is missing, which stateAtPosition skips (getEvents drops unknown IDs).
-    if (e.state_key !== undefined) {
+    // Events outside the timeline (NO_STREAM) are not part of the line of history stateAtPosition reads.
+    if (e.state_key !== undefined && input.stream !== NO_STREAM) {
       await this.stateLog.insert({ _id: e.event_id, room_id: e.room_id, type: e.type, state_key: e.state_key, stream: input.stream });
     }
     return this.events.insert({
@@ -312,6 +354,11 @@ export class RoomStore {
       unsigned: JSON.stringify(input.unsigned ?? {}),
       txn_id: input.txnId ?? null,
       device_id: input.deviceId ?? null,
+      state_group: input.stateGroup ?? null,
+      prev_state_group: input.prevStateGroup ?? input.stateGroup ?? null,
+      outlier: input.outlier ?? false,
+      rejected: input.rejected ?? null,
+      soft_failed: input.softFailed ?? false,
     });
   }
 
@@ -376,14 +423,14 @@ export class RoomStore {
   relationsOfMany(parentIds: readonly string[], relTypes: readonly string[], limit = 1000): Promise<EventRecord[]> {
     if (parentIds.length === 0 || relTypes.length === 0) return Promise.resolve([]);
     return this.events.find(
-      { relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false },
+      { relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false, stream: { $gt: NO_STREAM } },
       { sort: { stream: -1 }, limit },
     );
   }
 
   /** How many unredacted events relate to `parentId` with `relType` (and `stream <= to`). */
   countRelations(parentId: string, relType: string, to = Number.MAX_SAFE_INTEGER): Promise<number> {
-    return this.events.count({ relates_to: parentId, rel_type: relType, redacted: false, stream: { $lte: to } });
+    return this.events.count({ relates_to: parentId, rel_type: relType, redacted: false, stream: { $gt: NO_STREAM, $lte: to } });
   }
 
   /**
@@ -396,9 +443,9 @@ export class RoomStore {
     return this.events.find(filter, { sort: { stream: -1 }, limit: options.limit });
   }
 
-  /** Redaction events that name `eventId` (also those that arrived before it). */
+  /** Redaction events that name `eventId` (also those that arrived before it); not rejected, soft-failed or outlier ones. */
   redactionsOf(eventId: string): Promise<EventRecord[]> {
-    return this.events.find({ redacts: eventId }, { sort: { stream: 1 } });
+    return this.events.find({ redacts: eventId, stream: { $gt: NO_STREAM } }, { sort: { stream: 1 } });
   }
 
   /**
@@ -442,8 +489,8 @@ export class RoomStore {
   async eventAtTimestamp(roomId: string, ts: number, dir: 'f' | 'b'): Promise<EventRecord | null> {
     const [found] =
       dir === 'f'
-        ? await this.events.find({ room_id: roomId, origin_server_ts: { $gte: ts } }, { sort: { origin_server_ts: 1, stream: 1 }, limit: 1 })
-        : await this.events.find({ room_id: roomId, origin_server_ts: { $lte: ts } }, { sort: { origin_server_ts: -1, stream: -1 }, limit: 1 });
+        ? await this.events.find({ room_id: roomId, origin_server_ts: { $gte: ts }, stream: { $gt: NO_STREAM } }, { sort: { origin_server_ts: 1, stream: 1 }, limit: 1 })
+        : await this.events.find({ room_id: roomId, origin_server_ts: { $lte: ts }, stream: { $gt: NO_STREAM } }, { sort: { origin_server_ts: -1, stream: -1 }, limit: 1 });
     return found ?? null;
   }
 
@@ -467,7 +514,7 @@ export class RoomStore {
 
   /** The event with the highest position in the room at or before `to` (a room's latest event). */
   async latestEvent(roomId: string, to = Number.MAX_SAFE_INTEGER): Promise<EventRecord | null> {
-    const [latest] = await this.events.find({ room_id: roomId, stream: { $lte: to } }, { sort: { stream: -1 }, limit: 1 });
+    const [latest] = await this.events.find({ room_id: roomId, stream: { $gt: NO_STREAM, $lte: to } }, { sort: { stream: -1 }, limit: 1 });
     return latest ?? null;
   }
 
@@ -538,6 +585,164 @@ export class RoomStore {
     const latest = new Map<string, string>();
     for (const e of entries) latest.set(`${e.type}${SEP}${e.state_key}`, e._id);
     return this.getEvents([...latest.values()]);
+  }
+
+  // ---- state groups (docs/federation-design.md "Room state with federation") ----
+
+  /** The state of a group by IDs (shared: do not modify), or null when unknown. */
+  stateGroupState(groupId: string): Promise<ReadonlyMap<StateKey, string> | null> {
+    return this.stateGroups.get(groupId);
+  }
+
+  /** Stores `state` as group `groupId` (a delta over `prevGroup` when given). Idempotent. */
+  storeStateGroup(roomId: string, groupId: string, state: ReadonlyMap<StateKey, string>, prevGroup: string | null): Promise<string> {
+    return this.stateGroups.store(roomId, groupId, state, prevGroup);
+  }
+
+  /** Stores group `groupId` as `prevGroup` plus `changes`. Idempotent. */
+  storeStateDelta(roomId: string, groupId: string, prevGroup: string | null, changes: ReadonlyMap<StateKey, string>): Promise<string> {
+    return this.stateGroups.storeDelta(roomId, groupId, prevGroup, changes);
+  }
+
+  /**
+   * The state after an event, by IDs: its state group; for an event stored
+   * before state groups existed, the line of history up to its position
+   * (exact for those rooms, which had no forks). Null for an unknown event or
+   * one whose state is not known (an outlier stored without a group).
+   */
+  async stateIdsAfter(eventId: string): Promise<StateIds | null> {
+    const record = await this.events.get(eventId);
+    if (!record) return null;
+    if (record.state_group) {
+      const state = await this.stateGroups.get(record.state_group);
+      return state ? new Map(state) : null;
+    }
+    if (record.stream === NO_STREAM) return null;
+    return this.stateIdsAtPosition(record.room_id, record.stream);
+  }
+
+  /** The state before an event, by IDs (see stateIdsAfter). */
+  async stateIdsBefore(eventId: string): Promise<StateIds | null> {
+    const record = await this.events.get(eventId);
+    if (!record) return null;
+    const group = record.prev_state_group ?? record.state_group;
+    if (group) {
+      const state = await this.stateGroups.get(group);
+      return state ? new Map(state) : null;
+    }
+    if (record.stream === NO_STREAM) return null;
+    return this.stateIdsAtPosition(record.room_id, record.stream - 1);
+  }
+
+  private async stateIdsAtPosition(roomId: string, position: number): Promise<StateIds> {
+    const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: position } }, { sort: { stream: 1 } });
+    const out: StateIds = new Map();
+    for (const e of entries) out.set(`${e.type}\u0000${e.state_key}`, e._id);
+    return out;
+  }
+
+  /**
+   * The group of the room's current state. A room whose events predate state
+   * groups gets a full snapshot of its current-state records first (id
+   * `<room>/current@<applied position>`), so the next event can be a delta.
+   * Null for a room with no state yet (before its create event).
+   */
+  async currentStateGroup(roomId: string): Promise<string | null> {
+    const room = await this.rooms.get(roomId);
+    if (!room) return null;
+    if (room.current_state_group) return room.current_state_group;
+    const records = await this.currentStateIds(roomId);
+    if (records.length === 0) return null;
+    const state: StateIds = new Map(records.map((r) => [`${r.type}\u0000${r.state_key}` as StateKey, r.event_id]));
+    const groupId = await this.stateGroups.store(roomId, `${roomId}/current@${room.applied_stream ?? 0}`, state, null);
+    await this.rooms.update(roomId, { current_state_group: groupId });
+    return groupId;
+  }
+
+  /** Records the group of the room's current state (after current-state records are written). */
+  async setCurrentStateGroup(roomId: string, groupId: string): Promise<void> {
+    await this.rooms.update(roomId, { current_state_group: groupId });
+  }
+
+  /**
+   * Makes the room's current-state records equal `state` (the resolution
+   * across the forward extremities): entries that changed are put, entries
+   * gone are deleted. Returns the events that became current (the caller
+   * updates memberships from them). `events` must hold every event `state`
+   * names that is not already current.
+   */
+  async replaceCurrentState(roomId: string, state: ReadonlyMap<StateKey, string>, events: ReadonlyMap<string, EventRecord>): Promise<EventRecord[]> {
+    const current = await this.currentStateIds(roomId);
+    const changed: EventRecord[] = [];
+    for (const record of current) {
+      if (!state.has(`${record.type}\u0000${record.state_key}`)) await this.state.delete(record._id);
+    }
+    const byKey = new Map(current.map((r) => [`${r.type}\u0000${r.state_key}`, r.event_id]));
+    for (const [key, eventId] of state) {
+      if (byKey.get(key) === eventId) continue;
+      const record = events.get(eventId) ?? (await this.events.get(eventId));
+      if (!record || record.state_key === null) continue;
+      await this.state.put({
+        _id: stateId(roomId, record.type, record.state_key),
+        room_id: roomId,
+        type: record.type,
+        state_key: record.state_key,
+        event_id: record._id,
+        stream: record.stream,
+        json: record.json,
+      });
+      changed.push(record);
+    }
+    return changed;
+  }
+
+  /**
+   * Every event reachable from `eventIds` through `auth_events` (not the
+   * starting events themselves unless one is reachable from another), read
+   * breadth first in batches; unknown IDs are skipped. server-server-api
+   * "Auth chain": what /event_auth, /state and send_join answer with.
+   */
+  async authChain(eventIds: readonly string[]): Promise<EventRecord[]> {
+    const seen = new Set<string>();
+    const out: EventRecord[] = [];
+    const follow = (record: EventRecord, into: string[]): void => {
+      for (const id of authEventIds(eventOf(record))) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        into.push(id);
+      }
+    };
+    let frontier: string[] = [];
+    for (const record of await this.getEvents(eventIds)) follow(record, frontier);
+    while (frontier.length > 0) {
+      const next: string[] = [];
+      for (let i = 0; i < frontier.length; i += 500) {
+        for (const record of await this.getEvents(frontier.slice(i, i + 500))) {
+          out.push(record);
+          follow(record, next);
+        }
+      }
+      frontier = next;
+    }
+    return out;
+  }
+
+  /**
+   * Gives a stored outlier its place in the timeline once its prev_events are
+   * known and it passed every check (or records its soft failure). The
+   * state log entry follows for a state event with a position.
+   */
+  async promoteOutlier(eventId: string, set: { stream: number; stateGroup: string; prevStateGroup: string; softFailed: boolean }): Promise<boolean> {
+    const record = await this.events.get(eventId);
+    if (!record || !record.outlier) return false;
+    if (record.state_key !== null && set.stream !== NO_STREAM) {
+      await this.stateLog.insert({ _id: record._id, room_id: record.room_id, type: record.type, state_key: record.state_key, stream: set.stream });
+    }
+    return this.events.update(
+      eventId,
+      { stream: set.stream, state_group: set.stateGroup, prev_state_group: set.prevStateGroup, soft_failed: set.softFailed, outlier: false },
+      { outlier: true },
+    );
   }
 
   // ---- memberships ----
