@@ -1,4 +1,4 @@
-// Launchers for real servers used by tests (nats-server, redis-server, FerretDB, OTLP receiver),
+// Launchers for real servers used by tests (nats-server, redis-server, FerretDB, OTLP receiver, Synapse),
 // and the process helpers they share (also used by the end-to-end support code).
 export * from './ferretdb';
 export * from './ferretdb-suite';
@@ -7,3 +7,5 @@ export * from './nats';
 export * from './process';
 export * from './redis';
 export * from './test-ca';
+export * from './https-json';
+export * from './synapse';
