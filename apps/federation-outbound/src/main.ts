@@ -1,4 +1,5 @@
+import { FederationClientModule } from '@atrium/federation-client';
 import { runService } from '@atrium/platform';
 import { FederationOutboundModule } from './federation-outbound.module';
 
-void runService('federation-outbound', [FederationOutboundModule]);
+void runService('federation-outbound', [FederationClientModule, FederationOutboundModule]);
