@@ -11,6 +11,7 @@ export * from './redaction';
 export * from './events/event-hashes';
 export * from './events/event-signing';
 export * from './events/build-pdu';
+export * from './events/pdu-format';
 export * from './filters';
 export * from './push-rules';
 export * from './federation';
