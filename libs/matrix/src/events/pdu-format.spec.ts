@@ -1,5 +1,5 @@
 import { generateSigningKey } from '../signing';
-import { getRoomVersion, type RoomVersion } from '../room-versions';
+import { getRoomVersion, type RoomVersion, type RoomVersionId } from '../room-versions';
 import { buildPdu } from './build-pdu';
 import { signPdu } from './event-signing';
 import { checkPduFormat, MAX_PDU_BYTES } from './pdu-format';
@@ -8,7 +8,7 @@ import type { JsonObject } from './pdu';
 const key = generateSigningKey('f1');
 const v = (id: string): RoomVersion => getRoomVersion(id)!;
 
-function pdu(version: string, extra: Partial<Parameters<typeof buildPdu>[0]> = {}): JsonObject {
+function pdu(version: RoomVersionId, extra: Partial<Parameters<typeof buildPdu>[0]> = {}): JsonObject {
   const explicit = v(version).eventIdFormat === 'explicit';
   const built = buildPdu(
     {
@@ -29,7 +29,7 @@ function pdu(version: string, extra: Partial<Parameters<typeof buildPdu>[0]> = {
 
 describe('checkPduFormat (checks on receipt, step 1)', () => {
   it('accepts well-formed PDUs of every room version', () => {
-    for (const id of ['1', '2', '3', '4', '6', '10', '11', '12']) expect(checkPduFormat(pdu(id), v(id))).toMatchObject({ ok: true });
+    for (const id of ['1', '2', '3', '4', '6', '10', '11', '12'] as const) expect(checkPduFormat(pdu(id), v(id))).toMatchObject({ ok: true });
   });
 
   it('refuses references in the wrong format for the version', () => {

@@ -11,7 +11,7 @@ import { parseServerName } from '../identifiers';
  * A case-insensitive glob (`*` any run of characters, `?` exactly one) as a
  * regular expression anchored at both ends; every other character is literal.
  */
-export function globToRegExp(glob: string): RegExp {
+export function aclGlobToRegExp(glob: string): RegExp {
   let source = '';
   for (const ch of glob) {
     if (ch === '*') source += '.*';
@@ -24,7 +24,7 @@ export function globToRegExp(glob: string): RegExp {
 function patterns(value: JsonValue | undefined): RegExp[] {
   // "allow"/"deny": arrays of strings; anything else counts as the empty list.
   if (!Array.isArray(value)) return [];
-  return value.filter((p): p is string => typeof p === 'string').map(globToRegExp);
+  return value.filter((p): p is string => typeof p === 'string').map(aclGlobToRegExp);
 }
 
 /**
