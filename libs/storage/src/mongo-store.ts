@@ -18,16 +18,29 @@
  *   are therefore serialised per collection inside this process. That keeps
  *   the port's guarantees for one process (tests, CI); several processes on
  *   one FerretDB would still race. MongoDB itself needs none of this.
+ *
+ * FerretDB 1.24 also never reads through the indexes this adapter creates
+ * (they exist, and enforce uniqueness): its SQLite backend hands SQLite only a
+ * filter that is exactly `{ _id: <string> }` and scans the collection for any
+ * other, filtering and sorting in Go (BENCHMARKS.md, cluster mode). getMany
+ * is therefore answered there by lookups by `_id` (see MAX_POINT_LOOKUPS).
  */
 import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as MongoCollection, type Db, type Filter as MongoFilter } from 'mongodb';
 import type { Collection, CollectionSpec, Doc, DocumentStore, FieldValue, Filter, FindOptions } from './port';
 import { DuplicateKeyError } from './port';
 import { assertCollectionName, assertFieldName, definedEntries } from './names';
+import { attachMongoProfile } from './mongo-profile';
 
 const DUPLICATE_KEY = 11000;
 const SEQUENCES = '_sequences';
 /** Bounded retries of an upsert that lost a race to insert the same `_id`. */
 const UPSERT_RETRIES = 5;
+/**
+ * On FerretDB, getMany of up to this many IDs is answered by one `{ _id }`
+ * find per ID (its only filter served by key) instead of one `$in` find that
+ * scans the collection; past it, the scan is cheaper than the round trips.
+ */
+const MAX_POINT_LOOKUPS = 100;
 
 /** Database name from the URI path (`mongodb://host/NAME?opts`), `atrium` when absent. */
 export function mongoDatabaseName(url: string): string {
@@ -103,6 +116,7 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
   constructor(
     private readonly coll: MongoCollection<Doc>,
     private readonly readModifyWrite: Serialiser,
+    private readonly pointLookups: boolean,
   ) {}
 
   async insert(doc: T): Promise<boolean> {
@@ -179,11 +193,19 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
 
   async getMany(ids: string[]): Promise<T[]> {
     if (ids.length === 0) return [];
-    const docs = (await this.coll.find({ _id: { $in: ids } }).toArray()) as T[];
+    const unique = [...new Set(ids)];
+    let docs: T[];
+    if (this.pointLookups && unique.length <= MAX_POINT_LOOKUPS) {
+      // FerretDB reads a collection's rows by key only for a filter that is exactly `{ _id: <string> }`;
+      // `$in` scans the whole collection. A few lookups by key in parallel cost far less.
+      docs = (await Promise.all(unique.map((id) => this.coll.findOne({ _id: id })))).filter((d): d is Doc => d !== null) as T[];
+    } else {
+      docs = (await this.coll.find({ _id: { $in: unique } }).toArray()) as T[];
+    }
     // Same order as the ids asked for, matching the SQLite adapter.
     const byId = new Map(docs.map((d) => [d._id, d]));
     const out: T[] = [];
-    for (const id of new Set(ids)) {
+    for (const id of unique) {
       const doc = byId.get(id);
       if (doc) out.push(doc);
     }
@@ -273,10 +295,17 @@ export class MongoDocumentStore implements DocumentStore {
   private readonly db: Db;
   private readonly lockPrefix: string;
   private connected: Promise<boolean> | undefined;
+  private writeProfile?: () => void;
 
   constructor(url: string, options: MongoStoreOptions = {}) {
     // ignoreUndefined: optional fields left undefined are dropped, as the SQLite adapter does.
-    this.client = new MongoClient(url, { ignoreUndefined: true, serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 10_000 });
+    const profileDir = process.env.ATRIUM_STORAGE_PROFILE;
+    this.client = new MongoClient(url, {
+      ignoreUndefined: true,
+      serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 10_000,
+      monitorCommands: profileDir !== undefined && profileDir !== '',
+    });
+    if (profileDir) this.writeProfile = attachMongoProfile(this.client, profileDir);
     const dbName = mongoDatabaseName(url);
     this.db = this.client.db(dbName);
     const hosts = /^mongodb(?:\+srv)?:\/\/([^/?]*)/.exec(url)?.[1] ?? url;
@@ -304,6 +333,7 @@ export class MongoDocumentStore implements DocumentStore {
   async collection<T extends Doc>(spec: CollectionSpec): Promise<Collection<T>> {
     assertCollectionName(spec.name);
     const serialiser = await this.serialiser(spec.name);
+    const isFerretDb = await this.connect();
     const coll = this.db.collection<Doc>(spec.name);
     for (const index of spec.indexes ?? []) {
       if (index.fields.length === 0) throw new Error(`index on ${spec.name} has no fields`);
@@ -311,7 +341,7 @@ export class MongoDocumentStore implements DocumentStore {
       const name = `${index.unique ? 'u' : 'i'}_${index.fields.join('__')}`;
       await coll.createIndex(Object.fromEntries(index.fields.map((f) => [f, 1 as const])), { name, unique: index.unique ?? false });
     }
-    return new MongoDocCollection<T>(coll, serialiser);
+    return new MongoDocCollection<T>(coll, serialiser, isFerretDb);
   }
 
   async nextSequence(name: string, increment = 1): Promise<number> {
@@ -347,6 +377,7 @@ export class MongoDocumentStore implements DocumentStore {
   }
 
   async close(): Promise<void> {
+    this.writeProfile?.();
     await this.client.close();
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * `node dist/bench/storage-profile.js [--out DIR]` (after `node scripts/build.mjs`):
+ * which storage commands the cluster mode spends its time on. Starts the
+ * cluster as the e2e suite does, with ATRIUM_STORAGE_PROFILE set so every
+ * service records its MongoDB commands (libs/storage mongo-profile.ts), runs
+ * a short version of bench:client's one-room load (50 members, 10 senders × 10
+ * sends) and 10 /sync wake-ups, then prints the commands by total time with
+ * their mean and largest round trip. Bounded in count, like the benchmarks.
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startTestServer } from '../e2e/support/servers';
+import { createRoom, join as joinRoom, register, sendMessage, sync, type Session } from './client/http';
+
+const MEMBERS = 50;
+const SENDERS = 10;
+const SENDS = 10;
+const WAKEUPS = 10;
+
+interface Row {
+  command: string;
+  count: number;
+  totalMs: number;
+  maxMs: number;
+}
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--out');
+  const out = i >= 0 ? process.argv[i + 1] : join(process.cwd(), 'storage-profile');
+  mkdirSync(out, { recursive: true });
+  for (const f of readdirSync(out)) if (f.startsWith('mongo-profile-')) throw new Error(`${out} holds an earlier profile; use an empty directory`);
+  process.env.ATRIUM_STORAGE_PROFILE = out;
+  const server = await startTestServer('cluster', { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false', ATRIUM_TELEMETRY__LOG_LEVEL: 'error' } });
+  const base = server.baseUrl;
+  try {
+    const prefix = `prof${Date.now().toString(36)}u`;
+    const users: Session[] = [];
+    for (let k = 0; k < MEMBERS; k++) users.push(await register(base, `${prefix}${k}`));
+    const room = await createRoom(base, users[0]);
+    for (const u of users.slice(1)) await joinRoom(base, u, room);
+    const t0 = performance.now();
+    await Promise.all(users.slice(0, SENDERS).map(async (u, k) => {
+      for (let n = 0; n < SENDS; n++) await sendMessage(base, u, room, `profile ${k} ${n}`);
+    }));
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(`one room, ${MEMBERS} members, ${SENDERS} senders × ${SENDS}: ${((SENDERS * SENDS) / seconds).toFixed(1)} events/s`);
+    const [reader, writer] = [users[MEMBERS - 1], users[MEMBERS - 2]];
+    let since = (await sync(base, reader, { timeout: '0' })).body.next_batch;
+    const wakes: number[] = [];
+    for (let n = 0; n < WAKEUPS; n++) {
+      const waiting = sync(base, reader, { since, timeout: '10000' });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const w0 = performance.now();
+      const eventId = await sendMessage(base, writer, room, `wake ${n}`);
+      let result = await waiting;
+      for (let hops = 0; hops < 5 && !result.body.rooms?.join?.[room]?.timeline?.events?.some((e) => e.event_id === eventId); hops++) {
+        result = await sync(base, reader, { since: result.body.next_batch, timeout: '10000' });
+      }
+      wakes.push(performance.now() - w0);
+      since = result.body.next_batch;
+    }
+    wakes.sort((a, b) => a - b);
+    console.log(`wake-up p50 ${wakes[Math.floor(wakes.length / 2)].toFixed(0)} ms, max ${wakes[wakes.length - 1].toFixed(0)} ms`);
+  } finally {
+    await server.stop();
+  }
+  const rows = new Map<string, Row & { services: Set<string> }>();
+  for (const f of readdirSync(out).filter((name) => name.startsWith('mongo-profile-'))) {
+    const profile = JSON.parse(readFileSync(join(out, f), 'utf8')) as { argv: string[]; rows: Row[] };
+    const service = /apps\/([^/]+)\//.exec(profile.argv[0] ?? '')?.[1] ?? 'cli';
+    for (const r of profile.rows) {
+      const into = rows.get(r.command) ?? { command: r.command, count: 0, totalMs: 0, maxMs: 0, services: new Set<string>() };
+      into.count += r.count;
+      into.totalMs += r.totalMs;
+      into.maxMs = Math.max(into.maxMs, r.maxMs);
+      into.services.add(service);
+      rows.set(r.command, into);
+    }
+  }
+  const sorted = [...rows.values()].sort((a, b) => b.totalMs - a.totalMs);
+  const total = sorted.reduce((s, r) => s + r.totalMs, 0);
+  console.log(`storage round trips: ${sorted.reduce((s, r) => s + r.count, 0)}, ${(total / 1000).toFixed(1)} s in total`);
+  console.log('total ms | count | mean ms | max ms | command | services');
+  for (const r of sorted.slice(0, 40)) {
+    console.log(`${r.totalMs.toFixed(0)} | ${r.count} | ${(r.totalMs / r.count).toFixed(1)} | ${r.maxMs.toFixed(0)} | ${r.command} | ${[...r.services].join(' ')}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
