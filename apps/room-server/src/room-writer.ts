@@ -30,6 +30,7 @@ import {
   CanonicalJsonError,
   eventReference,
   getRoomVersion,
+  domainOfId,
   isValidUserId,
   redactEvent,
   readPowerLevels,
@@ -83,6 +84,13 @@ export interface RoomWriterOptions {
   /** Shared cache for the cross-replica room lease; without it only the in-process queue serialises. */
   cache?: Cache;
   now?: () => number;
+  /**
+   * Federation: a local user's invite of a user of another server goes to the
+   * invitee's server first (PUT /v2/invite, server-server-api "Inviting to a
+   * room"), which answers with its signature added; the returned event is
+   * what gets persisted. Called after the auth checks, inside the room's queue.
+   */
+  remoteInvite?: (event: RoomEvent, version: RoomVersion) => Promise<RoomEvent>;
 }
 
 /** How long a room lease lasts if its holder never releases it (crash). */
@@ -164,6 +172,20 @@ export class RoomWriter {
       const version = this.versionOf(room);
       await this.repair(room, version);
       return this.writeLocal(room, version, request);
+    });
+  }
+
+  /**
+   * Runs `task` in the room's queue (and lease), after finishing any write a
+   * dead writer left, with `persist` to store an event the caller has
+   * checked: the federation membership handshakes (send_join/leave/knock
+   * events built on this server's extremities, the join of a remote room).
+   */
+  inRoom<T>(roomId: string, task: (persist: (event: RoomEvent, version: RoomVersion) => Promise<SendEventResponse>) => Promise<T>): Promise<T> {
+    return this.serialise(roomId, async () => {
+      const room = await this.rooms.getRoom(roomId);
+      if (room) await this.repair(room, this.versionOf(room));
+      return task((event, version) => this.persist(event, version, { txnId: null, deviceId: null }, null));
     });
   }
 
@@ -278,6 +300,14 @@ export class RoomWriter {
       // Refused before anything was stored: the transaction is free again, so a retry is judged anew.
       if (txnKey) await this.rooms.deleteTxn(txnKey);
       throw err;
+    }
+    if (this.options.remoteInvite && event.type === 'm.room.member' && event.content['membership'] === 'invite' && event.state_key !== undefined && domainOfId(event.state_key) !== this.options.serverName) {
+      try {
+        event = await this.options.remoteInvite(event, version);
+      } catch (err) {
+        if (txnKey) await this.rooms.deleteTxn(txnKey);
+        throw err;
+      }
     }
     const result = await this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
     if (event.type === 'm.room.guest_access' && event.state_key === '' && event.content['guest_access'] !== 'can_join') {

@@ -728,6 +728,19 @@ export class RoomStore {
   }
 
   /**
+   * Records state events stored outside the timeline (outliers: the state a
+   * resident server gave with send_join) as the room's state from `stream`
+   * on, for the readers of the line of history (stateAtPosition: /sync's
+   * state of a newly joined room, /members, history visibility). Idempotent.
+   */
+  async logState(roomId: string, events: readonly RoomEvent[], stream: number): Promise<void> {
+    for (const e of events) {
+      if (e.state_key === undefined || e.room_id !== roomId) continue;
+      await this.stateLog.insert({ _id: e.event_id, room_id: roomId, type: e.type, state_key: e.state_key, stream });
+    }
+  }
+
+  /**
    * Gives a stored outlier its place in the timeline once its prev_events are
    * known and it passed every check (or records its soft failure). The
    * state log entry follows for a state event with a position.
