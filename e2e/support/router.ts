@@ -1,4 +1,6 @@
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -22,10 +24,20 @@ export const CLUSTER_ROUTES: Route[] = [
   { pattern: /^\//, target: 'client-api' },
 ];
 
-/** `targets`: the ports of each app's replicas; requests go to them in turn (round robin). */
-export async function startRouter(targets: Record<string, number[]>): Promise<{ url: string; stop(): Promise<void> }> {
+/** A TLS listener for federation on a fixed port (the one in the server name), as the proxy terminating TLS. */
+export interface RouterTls {
+  port: number;
+  certPath: string;
+  keyPath: string;
+}
+
+/**
+ * `targets`: the ports of each app's replicas; requests go to them in turn (round robin).
+ * With `tls`, the same routing is also served over TLS on `tls.port` (`federationUrl`).
+ */
+export async function startRouter(targets: Record<string, number[]>, tls?: RouterTls): Promise<{ url: string; federationUrl?: string; stop(): Promise<void> }> {
   const turns = new Map<string, number>();
-  const server: Server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const route = CLUSTER_ROUTES.find((r) => r.pattern.test(req.url ?? '/'));
     const replicas = route ? targets[route.target] : undefined;
     let port: number | undefined;
@@ -58,11 +70,27 @@ export async function startRouter(targets: Record<string, number[]>): Promise<{ 
       });
       upstream.end(body);
     });
-  });
+  };
+  const server: Server = createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
+  const close = (s: Server): Promise<void> => new Promise<void>((resolve) => s.close(() => resolve()));
+  if (!tls) return { url: `http://127.0.0.1:${port}`, stop: () => close(server) };
+  const tlsServer = createHttpsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, handle);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      tlsServer.once('error', reject);
+      tlsServer.listen(tls.port, '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    await close(server);
+    throw err;
+  }
   return {
     url: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    federationUrl: `https://127.0.0.1:${tls.port}`,
+    stop: async () => {
+      await Promise.all([close(server), close(tlsServer)]);
+    },
   };
 }

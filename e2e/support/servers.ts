@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile, execFileSync } from 'node:child_process';
-import { startFerretDb, startNats, startRedis } from '@atrium/test-servers';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { startFerretDb, startNats, startRedis, type TestCa } from '@atrium/test-servers';
 import { freePort, waitForHttp } from './ports';
 import { REPO_ROOT, startNodeProcess, type ManagedProcess } from './process';
 import { startRouter } from './router';
@@ -12,6 +13,11 @@ export type Mode = 'embedded' | 'cluster';
 export interface TestServer {
   mode: Mode;
   serverName: string;
+  /**
+   * Where other servers reach it: `https://127.0.0.1:<port>` when started with `federationTls`,
+   * else the plain-HTTP federation listener (embedded) or undefined (cluster without TLS).
+   */
+  federationUrl?: string;
   /** Where clients connect (in cluster mode, the path router in front of the services). */
   baseUrl: string;
   /** Direct URLs of each service process (cluster) or of the one process (embedded, key `atrium`). */
@@ -39,6 +45,19 @@ export interface TestServerOptions {
   otlpEndpoint?: string;
   /** Cluster mode: how many processes run each app (default 1); the router spreads requests over them in turn. */
   replicas?: Partial<Record<(typeof CLUSTER_APPS)[number], number>>;
+  /**
+   * Federation over TLS on loopback, for the interop suites: the server name becomes
+   * `127.0.0.1:<federation port>` (an IP literal with a port needs no DNS or .well-known,
+   * server-server-api "Resolving server names" steps 1-2), the federation listener (embedded) or
+   * the router's federation port (cluster, standing in for the TLS-terminating proxy) serves a
+   * certificate this CA issued, outgoing federation trusts the CA (`federation.trusted_ca_paths`)
+   * and loopback is exempted from the IP blocklist (`federation.ip_range_allowlist`).
+   */
+  federationTls?: TestCa;
+  /** Overrides the generated server name (default `localhost:<port>`, or the IP literal above with `federationTls`). */
+  serverName?: string;
+  /** Laid over the generated atrium.yaml, section by section (e.g. `{ federation: { trusted_key_servers: [...] } }`). */
+  config?: Record<string, unknown>;
 }
 
 export const CLUSTER_APPS = ['client-api', 'federation-inbound', 'federation-outbound', 'key-server', 'media-repo', 'push-gateway', 'room-server'] as const;
@@ -53,6 +72,43 @@ function generateConfig(dir: string, serverName: string, clientPort: number, fed
     '--registration', 'open',
   ], { cwd: REPO_ROOT, stdio: 'pipe' });
   return configPath;
+}
+
+/** Deep-merges `patch` into `base` (plain objects merged key by key; anything else replaced). */
+function mergeConfig(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(patch)) {
+    const current = out[key];
+    const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    out[key] = isMap(current) && isMap(value) ? mergeConfig(current, value) : value;
+  }
+  return out;
+}
+
+/** Lays `options.config` over the written config file. */
+function applyExtraConfig(configPath: string, options: TestServerOptions): void {
+  if (!options.config) return;
+  const written = (parseYaml(readFileSync(configPath, 'utf8')) ?? {}) as Record<string, unknown>;
+  writeFileSync(configPath, stringifyYaml(mergeConfig(written, options.config)));
+}
+
+/**
+ * Environment for federation over TLS with the suite's test CA (see `federationTls`): a
+ * certificate for the server name, the CA trusted, loopback allowed. Empty without it.
+ */
+function federationEnv(options: TestServerOptions, serverName: string): Record<string, string> {
+  if (!options.federationTls) return {};
+  const { certPath, keyPath } = options.federationTls.issue([serverName]);
+  return {
+    ATRIUM_LISTENERS__FEDERATION__TLS_CERTIFICATE_PATH: certPath,
+    ATRIUM_LISTENERS__FEDERATION__TLS_PRIVATE_KEY_PATH: keyPath,
+    ATRIUM_FEDERATION__TRUSTED_CA_PATHS: JSON.stringify([options.federationTls.certPath]),
+    ATRIUM_FEDERATION__IP_RANGE_ALLOWLIST: JSON.stringify(['127.0.0.1/32', '::1/128']),
+  };
+}
+
+function defaultServerName(options: TestServerOptions, port: number): string {
+  return options.serverName ?? (options.federationTls ? `127.0.0.1:${port}` : `localhost:${port}`);
 }
 
 function baseEnv(options: TestServerOptions): Record<string, string> {
@@ -75,10 +131,12 @@ export async function startEmbeddedServer(options: TestServerOptions = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), 'atrium-e2e-'));
   const clientPort = await freePort();
   const federationPort = await freePort();
-  const serverName = `localhost:${federationPort}`;
+  const serverName = defaultServerName(options, federationPort);
   const configPath = generateConfig(dir, serverName, clientPort, federationPort);
+  applyExtraConfig(configPath, options);
   const proc = startNodeProcess('atrium', 'dist/apps/homeserver/src/main.js', ['start', '--config', configPath], {
     ...baseEnv(options),
+    ...federationEnv(options, serverName),
     ATRIUM_PUBLIC_BASEURL: `http://127.0.0.1:${clientPort}/`,
     ATRIUM_LISTENERS__CLIENT__HOST: '127.0.0.1',
     ATRIUM_LISTENERS__FEDERATION__HOST: '127.0.0.1',
@@ -89,11 +147,13 @@ export async function startEmbeddedServer(options: TestServerOptions = {}): Prom
   } catch (err) {
     await failWithOutput([proc], err);
   }
+  const federationUrl = `${options.federationTls ? 'https' : 'http'}://127.0.0.1:${federationPort}`;
   return {
     mode: 'embedded',
     serverName,
+    federationUrl,
     baseUrl,
-    services: { atrium: baseUrl, federation: `http://127.0.0.1:${federationPort}` },
+    services: { atrium: baseUrl, federation: federationUrl },
     processes: [proc],
     cli: (args) => runCli(configPath, args),
     async stop() {
@@ -116,18 +176,25 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
     ports[app] = [];
     for (let i = 0; i < (options.replicas?.[app] ?? 1); i++) ports[app].push(await freePort());
   }
-  const routerPlaceholder = await freePort();
-  const serverName = `localhost:${routerPlaceholder}`;
+  // Without TLS no one listens on this port (the name only has to be unique); with it the router's
+  // TLS listener does, as the reverse proxy terminating federation TLS would.
+  const federationPort = await freePort();
+  const serverName = defaultServerName(options, federationPort);
   const configPath = generateConfig(dir, serverName, 0, 0);
+  applyExtraConfig(configPath, options);
+  const fedEnv = federationEnv(options, serverName);
   const dbName = `atrium_${Date.now().toString(36)}`;
   const processes: ManagedProcess[] = [];
   const processPorts = new Map<ManagedProcess, number>();
-  const router = await startRouter(ports);
+  const router = await startRouter(ports, options.federationTls
+    ? { port: federationPort, certPath: fedEnv.ATRIUM_LISTENERS__FEDERATION__TLS_CERTIFICATE_PATH, keyPath: fedEnv.ATRIUM_LISTENERS__FEDERATION__TLS_PRIVATE_KEY_PATH }
+    : undefined);
   try {
     for (const app of CLUSTER_APPS) {
       ports[app].forEach((port, replica) => {
         const proc = startNodeProcess(replica === 0 ? app : `${app}#${replica + 1}`, `dist/apps/${app}/src/main.js`, ['--config', configPath], {
           ...baseEnv(options),
+          ...fedEnv,
           ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}`,
           ATRIUM_BUS__URL: nats.url,
           ATRIUM_CACHE__URL: redis.url,
@@ -148,6 +215,7 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
   return {
     mode: 'cluster',
     serverName,
+    federationUrl: router.federationUrl,
     baseUrl: router.url,
     services: Object.fromEntries(processes.map((p) => [p.name, `http://127.0.0.1:${processPorts.get(p)}`])),
     processes,
