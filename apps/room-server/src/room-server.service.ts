@@ -1,4 +1,5 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import { FEDERATION_CLIENT, KEY_RING, type FederationClient, type KeyRing } from '@atrium/federation-client';
 import type { Bus, BusMessage, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
 import { MatrixError } from '@atrium/http';
@@ -10,7 +11,16 @@ import { RoomStore } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import {
   busErrorOf,
+  ROOM_SERVER_FEDERATION_SUBJECTS,
   ROOM_SERVER_SUBJECTS,
+  type MakeMembershipRequest,
+  type MakeMembershipResponse,
+  type ReceiveInviteRequest,
+  type ReceiveInviteResponse,
+  type RemoteMembershipRequest,
+  type RemoteMembershipResponse,
+  type SendMembershipRequest,
+  type SendMembershipResponse,
   type CreateRoomRequest,
   type CreateRoomResponse,
   type LeaveAllRoomsRequest,
@@ -21,6 +31,7 @@ import {
   type UpgradeRoomRequest,
   type UpgradeRoomResponse,
 } from './room-server.api';
+import { FederationMembership } from './federation-membership';
 import { RoomWriter } from './room-writer';
 
 /**
@@ -40,6 +51,8 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Inject(CACHE) private readonly cache: Cache,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
+    @Optional() @Inject(FEDERATION_CLIENT) private readonly federationClient?: FederationClient,
+    @Optional() @Inject(KEY_RING) private readonly keyRing?: KeyRing,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -49,6 +62,18 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
       cache: this.cache,
       metrics: this.telemetry.metrics,
       isGuest: async (userId) => (await this.accounts.getUser(userId))?.is_guest ?? false,
+      // Set below: the membership handshakes need the writer, the writer their invite step.
+      remoteInvite: (event, version) => membership.sendInvite(event, version),
+    });
+    const membership: FederationMembership = new FederationMembership(rooms, writer, this.bus, {
+      serverName: this.config.server_name,
+      signingKey: this.signingKey,
+      client: this.federationClient,
+      keyRing: this.keyRing,
+      userExists: async (userId) => {
+        const user = await this.accounts.getUser(userId);
+        return user !== null && user !== undefined && !user.deactivated;
+      },
     });
     const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {
       this.subscriptions.push(
@@ -68,6 +93,11 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     await handle<CreateRoomRequest, CreateRoomResponse>(ROOM_SERVER_SUBJECTS.createRoom, (req) => writer.createRoom(req));
     await handle<SendEventRequest, SendEventResponse>(ROOM_SERVER_SUBJECTS.sendEvent, (req) => writer.sendEvent(req));
     await handle<UpgradeRoomRequest, UpgradeRoomResponse>(ROOM_SERVER_SUBJECTS.upgradeRoom, (req) => writer.upgradeRoom(req));
+    // Federation membership handshakes (docs/federation-design.md).
+    await handle<MakeMembershipRequest, MakeMembershipResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.makeMembership, (req) => membership.makeMembership(req));
+    await handle<SendMembershipRequest, SendMembershipResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.sendMembership, (req) => membership.sendMembership(req));
+    await handle<ReceiveInviteRequest, ReceiveInviteResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.receiveInvite, (req) => membership.receiveInvite(req));
+    await handle<RemoteMembershipRequest, RemoteMembershipResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.remoteMembership, (req) => membership.remoteMembership(req));
     await handle<SetVisibilityRequest, Record<string, never>>(ROOM_SERVER_SUBJECTS.setVisibility, async (req) => {
       await rooms.setVisibility(req.room_id, req.visibility);
       return {};
