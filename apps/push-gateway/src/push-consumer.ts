@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Bus, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
-import type { PushEvaluation, PushRuleset, RoomEvent } from '@atrium/matrix';
+import type { PushEvaluation, RoomEvent } from '@atrium/matrix';
 import { BUS, CONFIG, DOCUMENT_STORE, TELEMETRY } from '@atrium/platform';
 import { EPHEMERAL_STREAMS } from '@atrium/ephemeral';
-import { NotificationStore, PushStores, type RoomPushContext } from '@atrium/push';
+import { NotificationStore, PushStores, type CachedPushRules, type RoomPushContext } from '@atrium/push';
 import { eventOf, EVENTS_STREAM, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import type { Metrics, Telemetry } from '@atrium/telemetry';
@@ -82,6 +82,8 @@ async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T
 export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('PushConsumer');
   private stores?: PushStores;
+  /** Members' push rules, kept across batches while no account data changes. */
+  private rules?: CachedPushRules;
   private subscription?: Subscription;
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -120,6 +122,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     this.stores = await PushStores.shared(this.store, this.bus);
+    this.rules = this.stores.cachedRules();
     this.subscription = await this.bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (message) => {
       if (message.data?.stream === EVENTS_STREAM) void this.drain();
       else if (message.data?.stream === EPHEMERAL_STREAMS.receipts) this.queueBadges(message.data);
@@ -191,7 +194,8 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private async evaluateBatch(batch: readonly EventRecord[]): Promise<EvaluatedBatch | null> {
     const out: EvaluatedBatch = { notifications: [], sent: new Map() };
     const rooms = new Map<string, RoomPushContext>();
-    const rules = new Map<string, PushRuleset>();
+    const rules = this.rules as CachedPushRules;
+    await rules.refresh();
     for (const record of batch) {
       try {
         await this.evaluateEvent(record, rooms, rules, out);
@@ -208,7 +212,7 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
     return out;
   }
 
-  private async evaluateEvent(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: Map<string, PushRuleset>, out: EvaluatedBatch): Promise<void> {
+  private async evaluateEvent(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: CachedPushRules, out: EvaluatedBatch): Promise<void> {
     const stores = this.stores as PushStores;
     const event = eventOf(record);
     // State changes (members, power levels) change the context of what follows.
@@ -223,10 +227,9 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
     const threadId = await stores.evaluator.threadOf(event);
     // "either by using the API or by sending an event": what a local user sends reads their thread up to it.
     if (local) out.sent.set(`${event.sender}\n${record.room_id}\n${threadId}`, { userId: event.sender, roomId: record.room_id, threadId, stream: record.stream });
-    const missing = recipients.filter((u) => !rules.has(u));
-    await Promise.all(missing.map(async (u) => rules.set(u, await stores.evaluator.rulesOf(u))));
-    for (const userId of recipients) {
-      const evaluation = await stores.evaluator.evaluate(userId, event, room, rules.get(userId));
+    const rulesets = await Promise.all(recipients.map((u) => rules.get(u)));
+    for (const [i, userId] of recipients.entries()) {
+      const evaluation = await stores.evaluator.evaluate(userId, event, room, rulesets[i]);
       if (evaluation.notify) out.notifications.push({ userId, record, event, threadId, evaluation });
     }
   }

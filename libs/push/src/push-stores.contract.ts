@@ -140,6 +140,27 @@ export function describePushStoresContract(adapter: string, open: () => Promise<
         expect((await push.notifications.list(BOB, Number.MAX_SAFE_INTEGER, 10, true)).every((r) => r.highlight)).toBe(true);
       });
 
+      it('the gateway\'s rules cache keeps a ruleset while account data stands still and drops it after any change', async () => {
+        const { putRule } = await import('@atrium/matrix');
+        const cache = push.cachedRules();
+        await cache.refresh();
+        const first = cache.get(BOB);
+        expect((await first).room.map((r) => r.rule_id)).not.toContain('!cached:test');
+        await cache.refresh();
+        // Nothing changed: the same read is served again.
+        expect(cache.get(BOB)).toBe(first);
+        await push.rules.update(BOB, (rules) => putRule(rules, 'room', '!cached:test', { actions: [] }));
+        // Until the next refresh (a batch boundary) the old ruleset stands; after it the new one is read.
+        expect(cache.get(BOB)).toBe(first);
+        await cache.refresh();
+        expect((await cache.get(BOB)).room.map((r) => r.rule_id)).toContain('!cached:test');
+        // Another user's account data also empties it (no per-user bookkeeping).
+        const second = cache.get(BOB);
+        await push.rules.update(CAROL, (rules) => putRule(rules, 'room', '!other:test', { actions: [] }));
+        await cache.refresh();
+        expect(cache.get(BOB)).not.toBe(second);
+      });
+
       it('concurrent rule edits of one user lose nothing (compare-and-set on the account data)', async () => {
         const { putRule } = await import('@atrium/matrix');
         const ids = Array.from({ length: 8 }, (_, i) => `rule${i}`);

@@ -2,10 +2,10 @@ import type { Bus } from '@atrium/bus';
 import { ReceiptStore } from '@atrium/ephemeral';
 import { RoomStore, StreamAllocator } from '@atrium/rooms';
 import { SharedPerStore, type DocumentStore } from '@atrium/storage';
-import { AccountDataStore, SYNC_WAKE_SUBJECT, type WakeSync } from '@atrium/user-data';
+import { AccountDataStore, SYNC_WAKE_SUBJECT, USER_DATA_STREAMS, type WakeSync } from '@atrium/user-data';
 import { NotificationStore } from './notification-store';
 import { PushEvaluator } from './push-evaluator';
-import { PushRulesStore } from './push-rules-store';
+import { CachedPushRules, PushRulesStore } from './push-rules-store';
 import { PusherStore } from './pusher-store';
 import { UnreadCounter } from './unread-counter';
 
@@ -28,7 +28,18 @@ export class PushStores {
     readonly counter: UnreadCounter,
     readonly rooms: RoomStore,
     readonly receipts: ReceiptStore,
+    private readonly store: DocumentStore,
+    private readonly positions: StreamAllocator,
   ) {}
+
+  /** A rules cache of its own for one long-lived reader (the push gateway); see CachedPushRules. */
+  cachedRules(): CachedPushRules {
+    const stream = USER_DATA_STREAMS.accountData;
+    return new CachedPushRules(this.rules, {
+      highest: () => this.store.currentSequence(StreamAllocator.counter(stream)),
+      safe: () => this.positions.safePosition(stream),
+    });
+  }
 
   static shared(store: DocumentStore, bus: Bus): Promise<PushStores> {
     return PushStores.opened.get(store, () => PushStores.open(store, bus));
@@ -42,6 +53,6 @@ export class PushStores {
     const rules = new PushRulesStore(await AccountDataStore.open(store, positions, wake));
     const notifications = await NotificationStore.open(store);
     const evaluator = new PushEvaluator(rooms, rules);
-    return new PushStores(rules, notifications, await PusherStore.open(store), evaluator, new UnreadCounter(rooms, receipts, notifications, evaluator), rooms, receipts);
+    return new PushStores(rules, notifications, await PusherStore.open(store), evaluator, new UnreadCounter(rooms, receipts, notifications, evaluator), rooms, receipts, store, positions);
   }
 }

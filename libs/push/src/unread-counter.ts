@@ -1,4 +1,5 @@
 import { MAIN_THREAD, RECEIPT_TYPES, type ReceiptStore } from '@atrium/ephemeral';
+import type { PushRuleset } from '@atrium/matrix';
 import { eventOf, type EventRecord, type RoomStore } from '@atrium/rooms';
 import type { NotificationRecord, NotificationStore } from './notification-store';
 import type { PushEvaluator, RoomPushContext } from './push-evaluator';
@@ -177,6 +178,7 @@ export class UnreadCounter {
     if (records.length > 0) {
       const recorded = await this.notifications.recordedEvents(userId, records.map((r) => r._id));
       let context: RoomPushContext | undefined;
+      let rules: PushRuleset | undefined;
       for (const record of records) {
         const event = eventOf(record);
         if (event.sender === userId) {
@@ -193,7 +195,9 @@ export class UnreadCounter {
           // As the gateway does: only members who had joined by the event.
           const membership = context.joined.get(userId);
           if (!membership || membership.stream > record.stream) continue;
-          const result = await this.evaluator.evaluate(userId, event, context);
+          // The user's rules once per room, not once per event.
+          rules ??= await this.evaluator.rulesOf(userId);
+          const result = await this.evaluator.evaluate(userId, event, context, rules);
           if (result.notify) counts = { notification_count: 1, highlight_count: result.highlight ? 1 : 0 };
         }
         if (counts) inline.push({ threadId: await this.evaluator.threadOf(event), stream: record.stream, counts });
