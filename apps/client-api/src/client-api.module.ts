@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { FederationClientModule } from '@atrium/federation-client';
 import { AccountController } from './account/account.controller';
 import { AuthController, AuthV3OnlyController } from './auth/auth.controller';
 import { AuthService } from './auth/auth.service';
@@ -20,7 +21,7 @@ import { SpacesModule } from './spaces/hierarchy.controller';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, MiscModule, LegacyModule, SpacesModule],
+  imports: [FederationClientModule, RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, MiscModule, LegacyModule, SpacesModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

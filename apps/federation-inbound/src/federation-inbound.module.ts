@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Module } from '@nestjs/common';
 import type { AtriumConfig } from '@atrium/config';
+import { FederationClientModule } from '@atrium/federation-client';
 import { Errors } from '@atrium/http';
 import { OpenIdTokenStore } from '@atrium/accounts';
 import { CONFIG, DOCUMENT_STORE } from '@atrium/platform';
@@ -31,6 +32,7 @@ export class FederationDiscoveryController {
 
 /** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
 @Module({
+  imports: [FederationClientModule],
   controllers: [FederationDiscoveryController, OpenIdUserInfoController],
   providers: [{ provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] }],
 })

@@ -6,6 +6,7 @@ import type { AtriumConfig } from '@atrium/config';
 import { createHttpApp, openPlatform, type RunningService } from '@atrium/platform';
 import { ClientApiModule } from '@atrium/app-client-api';
 import { FederationInboundModule } from '@atrium/app-federation-inbound';
+import { FederationClientModule } from '@atrium/federation-client';
 import { FederationOutboundModule } from '@atrium/app-federation-outbound';
 import { KeyServerModule } from '@atrium/app-key-server';
 import { MediaRepoModule } from '@atrium/app-media-repo';
@@ -31,7 +32,7 @@ export const ALL_SERVICE_MODULES = [
  */
 export async function startEmbedded(config: AtriumConfig): Promise<RunningService> {
   const platform = await openPlatform(config, 'atrium', { createSigningKey: true });
-  const app = await createHttpApp({ platform, modules: ALL_SERVICE_MODULES });
+  const app = await createHttpApp({ platform, modules: [FederationClientModule, ...ALL_SERVICE_MODULES] });
   await app.listen({ host: config.listeners.client.host, port: config.listeners.client.port });
   const clientPort = (app.getHttpServer().address() as AddressInfo).port;
 

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { FederationClientModule } from '@atrium/federation-client';
 import { DeviceDeletionConsumer } from './device-deletions';
 import { E2eeKeysController } from './e2ee-keys.controller';
 import { ServerKeysController } from './server-keys.controller';
@@ -8,5 +9,5 @@ import { ServerKeysController } from './server-keys.controller';
  * clients (/keys/**, /room_keys/**: E2eeKeysController, logic in @atrium/e2ee).
  * The notary and the remote key cache arrive with the federation work.
  */
-@Module({ controllers: [ServerKeysController, E2eeKeysController], providers: [DeviceDeletionConsumer] })
+@Module({ imports: [FederationClientModule], controllers: [ServerKeysController, E2eeKeysController], providers: [DeviceDeletionConsumer] })
 export class KeyServerModule {}

@@ -23,6 +23,8 @@ export interface FederationRequest {
   signed?: boolean;
   /** Overall deadline for the attempt, ms (default 30 s). */
   timeoutMs?: number;
+  /** Largest answer body accepted, bytes (default 64 MiB); a larger one fails as FederationUnreachableError('protocol'). */
+  maxResponseBytes?: number;
 }
 
 /** The destination answered with a non-2xx status (its Matrix error when it sent one). */

@@ -1,0 +1,104 @@
+/**
+ * Signed requests to other homeservers. Spec: server-server-api "API
+ * standards", "TLS", "Resolving server names", "Request Authentication".
+ */
+import { signRequest, type JsonObject, type JsonSigner, type JsonValue } from '@atrium/matrix';
+import { FederationHttpError, FederationUnreachableError, type FederationClient, type FederationRequest, type ServerResolver } from './api';
+import { TransportError, type HttpsTransport } from './transport';
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** Room state and backfill answers can be large; anything beyond this is refused rather than buffered. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/** The request target as sent and signed: path, then the query with every key and value percent-encoded. */
+export function requestTarget(path: string, query: FederationRequest['query']): string {
+  if (!query) return path;
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(query)) {
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(String(v))}`);
+  }
+  return parts.length === 0 ? path : `${path}${path.includes('?') ? '&' : '?'}${parts.join('&')}`;
+}
+
+export interface HttpFederationClientOptions {
+  /** Our server name: the `origin` of signed requests. */
+  serverName: string;
+  signingKey: JsonSigner;
+  resolver: ServerResolver;
+  transport: HttpsTransport;
+}
+
+export class HttpFederationClient implements FederationClient {
+  constructor(private readonly options: HttpFederationClientOptions) {}
+
+  async request<T = JsonObject>(request: FederationRequest): Promise<T> {
+    const { destination } = request;
+    if (!request.path.startsWith('/_matrix/')) throw new TypeError(`federation paths start with /_matrix/: ${request.path}`);
+    const deadline = Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const uri = requestTarget(request.path, request.query);
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'Atrium' };
+    let body: Buffer | undefined;
+    if (request.body !== undefined) {
+      body = Buffer.from(JSON.stringify(request.body), 'utf8');
+      headers['Content-Type'] = 'application/json';
+    }
+    if (request.signed !== false) {
+      // The names before delegation are signed ("Request Authentication":
+      // delegation does not affect these).
+      headers['Authorization'] = signRequest(
+        { method: request.method, uri, origin: this.options.serverName, destination, content: request.body as JsonValue | undefined },
+        this.options.signingKey,
+      );
+    }
+
+    const candidates = await this.options.resolver.resolve(destination);
+    let lastError: TransportError | undefined;
+    for (const target of candidates) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      let response;
+      try {
+        response = await this.options.transport.exchange(target, {
+          method: request.method,
+          path: uri,
+          headers,
+          body,
+          timeoutMs: remaining,
+          maxBytes: request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+        });
+      } catch (err) {
+        if (!(err instanceof TransportError)) throw err;
+        lastError = err;
+        // An answer too large or malformed will not be better elsewhere; anything else may.
+        if (err.reason === 'protocol' || err.reason === 'timeout') break;
+        continue;
+      }
+      const text = response.body.toString('utf8');
+      let parsed: unknown;
+      let isJson = true;
+      try {
+        parsed = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        isJson = false;
+      }
+      if (response.status < 200 || response.status >= 300) {
+        const errcode = isJson && typeof parsed === 'object' && parsed !== null && typeof (parsed as { errcode?: unknown }).errcode === 'string' ? (parsed as { errcode: string }).errcode : undefined;
+        const error = isJson && typeof parsed === 'object' && parsed !== null ? (parsed as { error?: unknown }).error : undefined;
+        throw new FederationHttpError(
+          destination,
+          response.status,
+          errcode,
+          isJson ? parsed : text.slice(0, 1000),
+          `${request.method} ${request.path} on ${destination}: ${response.status}${errcode ? ` ${errcode}` : ''}${typeof error === 'string' ? ` ${error}` : ''}`,
+        );
+      }
+      if (!isJson || typeof parsed !== 'object' || parsed === null) {
+        throw new FederationUnreachableError(destination, 'protocol', `${request.method} ${request.path} on ${destination}: the answer is not a JSON object`);
+      }
+      return parsed as T;
+    }
+    if (!lastError) throw new FederationUnreachableError(destination, 'timeout', `${destination}: deadline passed before a connection`);
+    throw new FederationUnreachableError(destination, lastError.reason, `${destination}: ${lastError.message}`);
+  }
+}
