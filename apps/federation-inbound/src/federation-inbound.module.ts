@@ -7,6 +7,7 @@ import { CONFIG, DOCUMENT_STORE } from '@atrium/platform';
 import type { DocumentStore } from '@atrium/storage';
 import { ATRIUM_VERSION } from './version';
 import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openid.controller';
+import { FederationMembershipController } from './membership.controller';
 
 /** Spec: data/api/server-server/version.yaml and wellknown.yaml (server-server-api "Server discovery"). */
 @Controller()
@@ -33,7 +34,7 @@ export class FederationDiscoveryController {
 /** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
 @Module({
   imports: [FederationClientModule],
-  controllers: [FederationDiscoveryController, OpenIdUserInfoController],
+  controllers: [FederationDiscoveryController, OpenIdUserInfoController, FederationMembershipController],
   providers: [{ provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] }],
 })
 export class FederationInboundModule {}

@@ -310,7 +310,7 @@ export class FederationMembership {
         event: toWirePdu(event, version) as unknown as JsonObject,
         members_omitted: false,
         servers_in_room: serversOfMembers(await this.rooms.joinedUsers(room._id)),
-      } as SendMembershipResponse;
+      };
     });
   }
 

@@ -182,6 +182,8 @@ export interface SendMembershipRequest {
 }
 
 export interface SendMembershipResponse {
+  /** send_join: the resident server's name (joins-v2.yaml `origin`). */
+  origin?: string;
   /** send_join: the state before the join, the auth chain, the join event signed by us too. */
   state?: JsonObject[];
   auth_chain?: JsonObject[];
