@@ -46,6 +46,8 @@ export interface FederationSenderOptions {
   pollMs?: number;
   /** Lease lifetime; renewed after each transaction. */
   leaseMs?: number;
+  /** Queued PDUs beyond which a returning destination gets the newest event of each room only (default CATCH_UP_THRESHOLD). */
+  catchUpThreshold?: number;
   /** Per-request deadline of PUT /send. */
   requestTimeoutMs?: number;
   now?: () => number;
@@ -286,11 +288,15 @@ export class FederationSender {
             if (this.active.size >= MAX_DESTINATIONS_IN_FLIGHT) break;
             if (this.active.has(destination._id)) continue;
             const task = this.serveDestination(destination)
-              .catch((err: unknown) => this.options.telemetry.logger.warn({ destination: destination._id, err: (err as Error).message }, 'federation-outbound: destination loop failed'))
-              .finally(() => {
+              .catch((err: unknown) => {
+                this.options.telemetry.logger.warn({ destination: destination._id, err: (err as Error).message }, 'federation-outbound: destination loop failed');
+                return false;
+              })
+              .then((more) => {
                 this.active.delete(destination._id);
-                // The destination may have more work (or got some while we sent).
-                if (!this.stopped) void this.sendDue();
+                // Stopped at its turn's limit with work left: another turn now. Otherwise (claimed
+                // elsewhere, backing off, empty) the poll looks again, so no busy loop forms.
+                if (more && !this.stopped) void this.sendDue();
               });
             this.active.set(destination._id, task);
           }
@@ -302,31 +308,35 @@ export class FederationSender {
     }
   }
 
-  /** Sends transactions to one destination while it has work, holding its claim. */
-  private async serveDestination(record: DestinationRecord): Promise<void> {
+  /**
+   * Sends transactions to one destination while it has work, holding its
+   * claim. True when it stopped at MAX_TXNS_PER_CLAIM with work left.
+   */
+  private async serveDestination(record: DestinationRecord): Promise<boolean> {
     const outbound = this.outbound as OutboundStore;
     const destination = record._id;
     const lease = `fedout:dest:${destination}`;
-    if (!(await this.claim(lease))) return;
+    if (!(await this.claim(lease))) return false;
     try {
-      if (record.retries > 0 && (await outbound.pdus.count({ destination })) > CATCH_UP_THRESHOLD) {
+      if (record.retries > 0 && (await outbound.pdus.count({ destination })) > (this.options.catchUpThreshold ?? CATCH_UP_THRESHOLD)) {
         const dropped = await outbound.collapseToLatestPerRoom(destination);
         this.options.telemetry.logger.info({ destination, dropped }, 'federation-outbound: catching up with the newest event of each room');
       }
       for (let i = 0; i < MAX_TXNS_PER_CLAIM && !this.stopped; i++) {
         const state = await outbound.destinations.get(destination);
-        if (!state || state.next_attempt_ts > this.now()) return;
+        if (!state || state.next_attempt_ts > this.now()) return false;
         const { pdus, edus } = await outbound.head(destination, MAX_PDUS_PER_TXN, MAX_EDUS_PER_TXN);
         if (pdus.length === 0 && edus.length === 0) {
           await outbound.clearPending(destination, state.mark);
           this.metrics.depth.set({ destination }, 0);
-          return;
+          return false;
         }
         const ok = await this.sendTransaction(destination, pdus, edus);
         this.metrics.depth.set({ destination }, await outbound.depth(destination));
-        if (!ok) return;
-        if (!(await this.renew(lease))) return;
+        if (!ok) return false;
+        if (!(await this.renew(lease))) return false;
       }
+      return !this.stopped;
     } finally {
       await this.release(lease);
     }
