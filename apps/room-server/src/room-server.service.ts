@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit, Optional } from '@nestjs/common';
 import { FEDERATION_CLIENT, KEY_RING, type FederationClient, type KeyRing } from '@atrium/federation-client';
 import type { Bus, BusMessage, Subscription } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
@@ -13,6 +13,8 @@ import {
   busErrorOf,
   ROOM_SERVER_FEDERATION_SUBJECTS,
   ROOM_SERVER_SUBJECTS,
+  type ReceivePdusRequest,
+  type ReceivePdusResponse,
   type MakeMembershipRequest,
   type MakeMembershipResponse,
   type ReceiveInviteRequest,
@@ -33,6 +35,7 @@ import {
 } from './room-server.api';
 import { FederationMembership } from './federation-membership';
 import { RoomWriter } from './room-writer';
+import { FederationInput } from './federation/federation-input';
 
 /**
  * Answers room-server requests on the bus and hands them to the RoomWriter
@@ -42,6 +45,12 @@ import { RoomWriter } from './room-writer';
 @Injectable()
 export class RoomServerService implements OnModuleInit, OnModuleDestroy {
   private subscriptions: Subscription[] = [];
+  private readonly logger = new Logger('RoomServer');
+  /**
+   * Remote PDUs in (docs/federation-design.md "Room-server federation input
+   * (as built)"); absent without the federation transport (KEY_RING, FEDERATION_CLIENT).
+   */
+  federationInput?: FederationInput;
 
   constructor(
     @Inject(BUS) private readonly bus: Bus,
@@ -75,6 +84,16 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         return user !== null && user !== undefined && !user.deactivated;
       },
     });
+    if (this.keyRing && this.federationClient) {
+      this.federationInput = new FederationInput(rooms, this.bus, {
+        serverName: this.config.server_name,
+        keyRing: this.keyRing,
+        client: this.federationClient,
+        serialise: (roomId, task) => writer.serialise(roomId, task),
+        metrics: this.telemetry.metrics,
+        log: (message) => this.logger.log(message),
+      });
+    }
     const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {
       this.subscriptions.push(
         await this.bus.handle<Req, Res>(subject, async (message: BusMessage<Req>) => {
@@ -98,6 +117,11 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     await handle<SendMembershipRequest, SendMembershipResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.sendMembership, (req) => membership.sendMembership(req));
     await handle<ReceiveInviteRequest, ReceiveInviteResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.receiveInvite, (req) => membership.receiveInvite(req));
     await handle<RemoteMembershipRequest, RemoteMembershipResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.remoteMembership, (req) => membership.remoteMembership(req));
+    await handle<ReceivePdusRequest, ReceivePdusResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.receivePdus, async (req) => {
+      const input = this.federationInput;
+      if (!input) throw new MatrixError(503, 'M_UNKNOWN', 'Federation is not available on this room server');
+      return { pdus: await input.receivePdus(req.origin, req.room_id, req.pdus) };
+    });
     await handle<SetVisibilityRequest, Record<string, never>>(ROOM_SERVER_SUBJECTS.setVisibility, async (req) => {
       await rooms.setVisibility(req.room_id, req.visibility);
       return {};

@@ -745,7 +745,7 @@ export class RoomStore {
    * known and it passed every check (or records its soft failure). The
    * state log entry follows for a state event with a position.
    */
-  async promoteOutlier(eventId: string, set: { stream: number; stateGroup: string; prevStateGroup: string; softFailed: boolean }): Promise<boolean> {
+  async promoteOutlier(eventId: string, set: { stream: number; stateGroup: string | null; prevStateGroup: string | null; softFailed: boolean }): Promise<boolean> {
     const record = await this.events.get(eventId);
     if (!record || !record.outlier) return false;
     if (record.state_key !== null && set.stream !== NO_STREAM) {
@@ -756,6 +756,17 @@ export class RoomStore {
       { stream: set.stream, state_group: set.stateGroup, prev_state_group: set.prevStateGroup, soft_failed: set.softFailed, outlier: false },
       { outlier: true },
     );
+  }
+
+  /**
+   * Sets the state groups of an event stored without them (an outlier whose
+   * state was fetched, docs/federation-design.md), and records its rejection
+   * when the checks rejected it (it then stops being an outlier: it is settled).
+   */
+  async setOutlierState(eventId: string, stateGroup: string | null, prevStateGroup: string | null, rejected: string | null = null): Promise<boolean> {
+    const set: Partial<EventRecord> = { state_group: stateGroup, prev_state_group: prevStateGroup };
+    if (rejected !== null) Object.assign(set, { rejected, outlier: false });
+    return this.events.update(eventId, set);
   }
 
   // ---- memberships ----
