@@ -43,3 +43,28 @@ export interface IncomingEduHandler {
 export const FEDERATION_CLIENT = Symbol('FEDERATION_CLIENT');
 export const KEY_RING = Symbol('KEY_RING');
 export const SERVER_RESOLVER = Symbol('SERVER_RESOLVER');
+
+/**
+ * The bus as producers of EDUs need it (structural, so this library does not
+ * depend on @atrium/bus at runtime).
+ */
+export interface EduBus {
+  ensureStream(spec: { name: string; subjects: string[] }): Promise<void>;
+  publish<T>(subject: string, data: T): Promise<number>;
+}
+
+const eduStreamEnsured = new WeakSet<object>();
+
+/**
+ * Hands an EDU to federation-outbound over OUTGOING_EDU_STREAM (durable:
+ * queued even while federation-outbound is down). Callers publish after
+ * their own write succeeded; federation-outbound drops an EDU with no
+ * remote destination, so callers need not check for remote servers.
+ */
+export async function publishOutgoingEdu(bus: EduBus, edu: OutgoingEdu): Promise<void> {
+  if (!eduStreamEnsured.has(bus)) {
+    await bus.ensureStream({ name: OUTGOING_EDU_STREAM, subjects: [OUTGOING_EDU_SUBJECT] });
+    eduStreamEnsured.add(bus);
+  }
+  await bus.publish<OutgoingEdu>(OUTGOING_EDU_SUBJECT, edu);
+}
