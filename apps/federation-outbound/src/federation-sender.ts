@@ -242,7 +242,13 @@ export class FederationSender {
     const destinations = (await this.resolveEduDestinations(edu)).filter((d) => d !== this.options.serverName);
     if (destinations.length === 0) return;
     const ttl = EDU_TTL_MS[edu.edu_type];
-    await outbound.enqueueEdu(destinations, edu.edu_type, edu.content, ttl ? this.now() + ttl : 0);
+    let content = edu.content;
+    // Producers send a device list update without stream IDs; they are this server's federation stream (see nextDeviceListIds).
+    if (edu.edu_type === 'm.device_list_update' && typeof content['user_id'] === 'string' && content['stream_id'] === undefined) {
+      const { streamId, prevIds } = await outbound.nextDeviceListIds(content['user_id']);
+      content = { ...content, stream_id: streamId, prev_id: prevIds };
+    }
+    await outbound.enqueueEdu(destinations, edu.edu_type, content, ttl ? this.now() + ttl : 0);
     void this.sendDue();
   }
 

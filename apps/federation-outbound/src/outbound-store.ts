@@ -60,6 +60,12 @@ interface CursorRecord extends Doc {
   position: number;
 }
 
+/** The last m.device_list_update stream_id sent for a local user (server-server-api "Device Management"). */
+interface DeviceStreamRecord extends Doc {
+  _id: string; // the user ID
+  stream_id: number;
+}
+
 const CURSOR_ID = 'room_events';
 const SEP = '\n';
 
@@ -72,6 +78,7 @@ export class OutboundStore {
     readonly edus: Collection<OutEduRecord>,
     readonly destinations: Collection<DestinationRecord>,
     private readonly cursors: Collection<CursorRecord>,
+    private readonly deviceStreams: Collection<DeviceStreamRecord>,
   ) {}
 
   static shared(store: DocumentStore): Promise<OutboundStore> {
@@ -85,6 +92,7 @@ export class OutboundStore {
       await store.collection<OutEduRecord>({ name: 'federation_out_edus', indexes: [{ fields: ['destination', 'seq'] }] }),
       await store.collection<DestinationRecord>({ name: 'federation_out_destinations', indexes: [{ fields: ['pending', 'next_attempt_ts'] }] }),
       await store.collection<CursorRecord>({ name: 'federation_out_cursor' }),
+      await store.collection<DeviceStreamRecord>({ name: 'federation_out_device_streams' }),
     );
   }
 
@@ -99,6 +107,24 @@ export class OutboundStore {
     if (to <= from) return false;
     if (from === 0 && (await this.cursors.insert({ _id: CURSOR_ID, position: to }))) return true;
     return this.cursors.update(CURSOR_ID, { position: to }, { position: from });
+  }
+
+  // ---- device list stream IDs ----
+
+  /**
+   * The `stream_id` and `prev_id` of the next m.device_list_update of a
+   * local user: "stream_id: An ID sent by the sending server for this update
+   * … must be increasing"; "prev_id: The stream_ids of any prior
+   * m.device_list_update EDUs sent for this user which have not been referred
+   * to already in an EDU's prev_id field" (one update refers to the one
+   * before it, so that is the previous ID). EDUs are consumed in order from
+   * one durable stream, so updates of one user do not race here.
+   */
+  async nextDeviceListIds(userId: string): Promise<{ streamId: number; prevIds: number[] }> {
+    const previous = await this.deviceStreams.get(userId);
+    const streamId = await this.store.nextSequence('federation.device_list_stream');
+    await this.deviceStreams.put({ _id: userId, stream_id: streamId });
+    return { streamId, prevIds: previous ? [previous.stream_id] : [] };
   }
 
   // ---- enqueueing ----
