@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Bus } from '@atrium/bus';
 import { MAIN_THREAD, threadOf, type ReceiptType, type RelatedEvent } from '@atrium/ephemeral';
+import { publishOutgoingEdu } from '@atrium/federation-client';
 import { Errors } from '@atrium/http';
 import { BUS, DOCUMENT_STORE } from '@atrium/platform';
 import { eventOf, type EventRecord } from '@atrium/rooms';
@@ -69,6 +70,18 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
   /** PUT /rooms/{roomId}/typing/{userId}, after the caller checked the body and the user's membership. */
   async setTyping(userId: string, roomId: string, typing: boolean, timeoutMs: number): Promise<void> {
     await (await this.stores()).typing.setTyping(roomId, userId, typing, timeoutMs);
+    // server-server-api "Typing Notifications": the m.typing EDU goes to the servers in the room. Sent on every
+    // call (renewals too), as receiving servers time a remote user's typing out on their own.
+    await this.federate({ edu_type: 'm.typing', content: { room_id: roomId, user_id: userId, typing }, room_id: roomId });
+  }
+
+  /** Hands an EDU to federation-outbound; a bus failure is logged, not the client's error (the local write stands). */
+  private async federate(edu: Parameters<typeof publishOutgoingEdu>[1]): Promise<void> {
+    try {
+      await publishOutgoingEdu(this.bus, edu);
+    } catch (err) {
+      this.logger.warn(`${edu.edu_type} not handed to federation: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /**
@@ -100,7 +113,13 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
         throw Errors.invalidParam(threadId === MAIN_THREAD ? `${event._id} is in a thread, not the main timeline` : `${event._id} is not in thread ${threadId}`);
       }
     }
-    await stores.receipts.put({ roomId, userId, type, threadId, eventId: event._id, eventStream: event.stream });
+    const position = await stores.receipts.put({ roomId, userId, type, threadId, eventId: event._id, eventStream: event.stream });
+    // server-server-api "Receipts": public read receipts go to the room's servers ("m.read.private" never leaves).
+    if (position !== null && type === 'm.read') {
+      const data: Record<string, string | number> = { ts: Date.now() };
+      if (threadId !== null) data['thread_id'] = threadId;
+      await this.federate({ edu_type: 'm.receipt', content: { [roomId]: { 'm.read': { [userId]: { event_ids: [event._id], data } } } }, room_id: roomId });
+    }
   }
 
   /**
