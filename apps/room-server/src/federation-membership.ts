@@ -58,7 +58,6 @@ import {
 } from '@atrium/matrix';
 import { EVENTS_STREAM, eventOf, NO_STREAM, SYNC_WAKE_SUBJECT, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
 import type {
-  FederatedMembership,
   MakeMembershipRequest,
   MakeMembershipResponse,
   ReceiveInviteRequest,

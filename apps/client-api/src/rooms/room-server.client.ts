@@ -2,10 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Bus } from '@atrium/bus';
 import { BUS } from '@atrium/platform';
 import {
+  ROOM_SERVER_FEDERATION_SUBJECTS,
   ROOM_SERVER_SUBJECTS,
   toMatrixError,
   type CreateRoomRequest,
   type CreateRoomResponse,
+  type RemoteMembershipRequest,
+  type RemoteMembershipResponse,
   type SendEventRequest,
   type SendEventResponse,
   type SetVisibilityRequest,
@@ -21,6 +24,8 @@ import {
  */
 const CREATE_TIMEOUT_MS = 120_000;
 const SEND_TIMEOUT_MS = 60_000;
+/** A join through another server: make_join, send_join (the whole room state comes back), checks and storage. */
+const REMOTE_MEMBERSHIP_TIMEOUT_MS = 180_000;
 
 /**
  * client-api's way to the room server: every write to a room is a bus request
@@ -49,6 +54,11 @@ export class RoomServerClient {
 
   upgradeRoom(request: UpgradeRoomRequest): Promise<UpgradeRoomResponse> {
     return this.request(ROOM_SERVER_SUBJECTS.upgradeRoom, request, CREATE_TIMEOUT_MS);
+  }
+
+  /** A local user joins, leaves or knocks on a room through other servers (docs/federation-design.md). */
+  remoteMembership(request: RemoteMembershipRequest): Promise<RemoteMembershipResponse> {
+    return this.request(ROOM_SERVER_FEDERATION_SUBJECTS.remoteMembership, request, REMOTE_MEMBERSHIP_TIMEOUT_MS);
   }
 
   async setVisibility(request: SetVisibilityRequest): Promise<void> {

@@ -10,6 +10,7 @@ import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { IgnoredUsers } from '../ignored-users/ignored-users';
 import { PresenceActivity } from '../user/presence-idle';
 import { planCreateRoom } from './create-room';
+import { queryList, RemoteMembership } from './remote-membership';
 import { RoomServerClient } from './room-server.client';
 import { RoomsService } from './rooms.service';
 
@@ -32,6 +33,7 @@ export class RoomsController {
     private readonly roomServer: RoomServerClient,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
     private readonly profiles: ProfileStore,
+    @Optional() private readonly remote?: RemoteMembership,
     @Optional() private readonly ignoredUsers?: IgnoredUsers,
     @Optional() private readonly presenceActivity?: PresenceActivity,
   ) {}
@@ -56,14 +58,13 @@ export class RoomsController {
   }
 
   /**
-   * Invites only reach users of this server until federation exists; a local
-   * invitee must exist (Synapse and others answer 404 for an unknown user).
+   * A local invitee must exist (Synapse and others answer 404 for an unknown
+   * user); a remote one is asked by the room server (PUT /v2/invite to its
+   * server, server-server-api "Inviting to a room").
    */
   private async checkInvitee(userId: string): Promise<void> {
     if (!isValidUserId(userId, 'historical')) throw Errors.invalidParam(`Invalid user ID ${JSON.stringify(userId)}`);
-    if (domainOfId(userId) !== this.rooms.serverName) {
-      throw Errors.forbidden(`Cannot invite ${userId}: this server does not federate yet`);
-    }
+    if (domainOfId(userId) !== this.rooms.serverName) return;
     const user = await this.accounts.getUser(userId);
     if (!user || user.deactivated) throw Errors.notFound(`Unknown user ${userId}`);
   }
@@ -115,12 +116,26 @@ export class RoomsController {
     return userId;
   }
 
-  /** joining.yaml: POST /join/{roomIdOrAlias}. Only local rooms for now: a remote room needs make_join/send_join. */
+  /**
+   * joining.yaml: POST /join/{roomIdOrAlias}. `via` (and the deprecated
+   * `server_name`) name servers to join through when this server is not in
+   * the room; a remote alias adds the servers its directory names.
+   */
   @Post('join/:roomIdOrAlias')
   @HttpCode(200)
-  async joinByIdOrAlias(@CurrentRequester() requester: Requester, @Param('roomIdOrAlias') target: string, @Body() rawBody: unknown): Promise<{ room_id: string }> {
-    const roomId = target.startsWith('#') ? await this.rooms.resolveAlias(target) : target;
-    return this.join(requester, roomId, optionalJsonObject(rawBody));
+  async joinByIdOrAlias(
+    @CurrentRequester() requester: Requester,
+    @Param('roomIdOrAlias') target: string,
+    @Body() rawBody: unknown,
+    @Query('via') via?: unknown,
+    @Query('server_name') serverName?: unknown,
+  ): Promise<{ room_id: string }> {
+    const body = optionalJsonObject(rawBody);
+    const given = [...queryList(via), ...queryList(serverName)];
+    if (!target.startsWith('#')) return this.join(requester, target, body, given);
+    if (!this.remote) return this.join(requester, await this.rooms.resolveAlias(target), body, given);
+    const resolved = await this.remote.resolveAlias(target);
+    return this.join(requester, resolved.roomId, body, [...given, ...resolved.servers]);
   }
 
   @Post('rooms/:roomId/join')
@@ -130,12 +145,16 @@ export class RoomsController {
     return this.join(requester, roomId, optionalJsonObject(rawBody));
   }
 
-  private async join(requester: Requester, roomId: string, body: Record<string, unknown>): Promise<{ room_id: string }> {
+  private async join(requester: Requester, roomId: string, body: Record<string, unknown>, via: readonly string[] = []): Promise<{ room_id: string }> {
     this.rooms.checkRoomId(roomId);
     const room = await this.rooms.store.getRoom(roomId);
-    if (!room) {
-      // A room this server has never seen: joining it needs federation (make_join), not built yet.
-      throw Errors.notFound(`Room ${roomId} is not known to this server`);
+    if (!room || (this.remote && !(await this.remote.isResident(roomId)))) {
+      // A room this server does not know, or no longer has a member in: the join goes
+      // through a server that is in it (server-server-api "Joining Rooms").
+      if (!this.remote) throw Errors.notFound(`Room ${roomId} is not known to this server`);
+      // Guests join only rooms whose guest access this server can see (client-server-api "Guest access").
+      if (requester.isGuest) throw Errors.guestAccessForbidden();
+      return this.remoteMembership(requester, roomId, 'join', body, via);
     }
     const current = await this.rooms.store.getMembership(roomId, requester.userId);
     // Already joined: nothing changes, so no new event (a repeated join is not a profile change here).
@@ -187,13 +206,43 @@ export class RoomsController {
     throw Errors.forbidden('No user of this server in the room may authorise your join');
   }
 
-  /** knocking.yaml (room versions 7+; older versions refuse `knock` in the auth rules). */
+  /**
+   * A membership change through other servers (make_*, send_*, run by the
+   * room server): the servers the client named or the alias gave, then the
+   * room ID's server and the inviter's.
+   */
+  private async remoteMembership(requester: Requester, roomId: string, membership: 'join' | 'leave' | 'knock', body: Record<string, unknown>, via: readonly string[]): Promise<{ room_id: string }> {
+    const remote = this.remote as RemoteMembership;
+    const servers = await remote.candidateServers(roomId, requester.userId, via);
+    const content: JsonObject = membership === 'leave' ? {} : await this.memberProfile(requester.userId);
+    const reason = optionalString(body, 'reason');
+    if (reason !== undefined) content['reason'] = reason;
+    await this.roomServer.remoteMembership({ room_id: roomId, user_id: requester.userId, membership, servers, content });
+    return { room_id: roomId };
+  }
+
+  /** knocking.yaml (room versions 7+; older versions refuse `knock` in the auth rules). `via`/`server_name` as for joins. */
   @Post('knock/:roomIdOrAlias')
   @HttpCode(200)
-  async knock(@CurrentRequester() requester: Requester, @Param('roomIdOrAlias') target: string, @Body() rawBody: unknown): Promise<{ room_id: string }> {
+  async knock(
+    @CurrentRequester() requester: Requester,
+    @Param('roomIdOrAlias') target: string,
+    @Body() rawBody: unknown,
+    @Query('via') via?: unknown,
+    @Query('server_name') serverName?: unknown,
+  ): Promise<{ room_id: string }> {
     const body = optionalJsonObject(rawBody);
-    const roomId = target.startsWith('#') ? await this.rooms.resolveAlias(target) : this.rooms.checkRoomId(target);
+    const given = [...queryList(via), ...queryList(serverName)];
+    let roomId: string;
+    if (target.startsWith('#') && this.remote) {
+      const resolved = await this.remote.resolveAlias(target);
+      roomId = resolved.roomId;
+      given.push(...resolved.servers);
+    } else {
+      roomId = target.startsWith('#') ? await this.rooms.resolveAlias(target) : this.rooms.checkRoomId(target);
+    }
     const room = await this.rooms.store.getRoom(roomId);
+    if (this.remote && (!room || !(await this.remote.isResident(roomId)))) return this.remoteMembership(requester, roomId, 'knock', body, given);
     if (!room) throw Errors.notFound(`Room ${roomId} is not known to this server`);
     if (!this.rooms.versionOf(room).knock) throw Errors.forbidden(`Room version ${room.version} does not support knocking`);
     await this.sendMembership(roomId, requester.userId, requester.userId, 'knock', body);
@@ -220,6 +269,16 @@ export class RoomsController {
   @HttpCode(200)
   async leave(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() rawBody: unknown): Promise<Record<string, never>> {
     const body = optionalJsonObject(rawBody);
+    this.rooms.checkRoomId(roomId);
+    if (this.remote && !(await this.remote.isResident(roomId))) {
+      // Rejecting an invite or withdrawing a knock in a room this server is not in goes
+      // through the inviting server (server-server-api "Leaving Rooms (Rejecting Invites)").
+      const current = await this.rooms.store.getMembership(roomId, requester.userId);
+      if (current && (current.membership === 'invite' || current.membership === 'knock')) {
+        await this.remoteMembership(requester, roomId, 'leave', body, []);
+        return {};
+      }
+    }
     await this.rooms.requireRoom(roomId, () => Errors.notFound(`Room ${roomId} is not known to this server`));
     await this.sendMembership(roomId, requester.userId, requester.userId, 'leave', body);
     return {};

@@ -4,6 +4,7 @@ import { ROOM_STORE, RoomStore } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import { ProfileStore } from '@atrium/user-data';
 import { DirectoryController } from './directory.controller';
+import { RemoteMembership } from './remote-membership';
 import { RoomServerClient } from './room-server.client';
 import { RoomsController } from './rooms.controller';
 import { RoomsV1Controller } from './rooms-v1.controller';
@@ -21,6 +22,7 @@ import { RoomsService } from './rooms.service';
     { provide: ProfileStore, useFactory: (store: DocumentStore) => ProfileStore.open(store), inject: [DOCUMENT_STORE] },
     RoomsService,
     RoomServerClient,
+    RemoteMembership,
   ],
   exports: [ROOM_STORE, RoomsService, RoomServerClient],
 })
