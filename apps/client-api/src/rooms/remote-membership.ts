@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { FEDERATION_CLIENT, FederationHttpError, type FederationClient } from '@atrium/federation-client';
+import { FEDERATION_CLIENT, FederationHttpError, FederationUnreachableError, type FederationClient } from '@atrium/federation-client';
 import { Errors, MatrixError } from '@atrium/http';
 import { domainOfId, parseRoomId, type JsonObject } from '@atrium/matrix';
 import { RoomsService } from './rooms.service';
@@ -38,7 +38,10 @@ export class RemoteMembership {
     try {
       answer = await this.federation.request<JsonObject>({ destination: server, method: 'GET', path: '/_matrix/federation/v1/query/directory', query: { room_alias: alias } });
     } catch (err) {
+      // Not there, or its server cannot be reached: either way the alias maps to no room this
+      // server can find (directory.yaml: 404 "There is no mapped room ID for this room alias").
       if (err instanceof FederationHttpError && err.status === 404) throw Errors.notFound(`Room alias ${alias} not found`);
+      if (err instanceof FederationUnreachableError) throw Errors.notFound(`Room alias ${alias} could not be looked up: ${server} is unreachable (${err.reason})`);
       throw new MatrixError(502, 'M_UNKNOWN', `Could not look up ${alias} on ${server}: ${(err as Error).message}`);
     }
     const roomId = answer['room_id'];
