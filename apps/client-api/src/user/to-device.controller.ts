@@ -1,8 +1,11 @@
-import { Body, Controller, Inject, Logger, Param, Put, UseGuards } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { Body, Controller, Inject, Param, Put, UseGuards } from '@nestjs/common';
+import type { Bus } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
+import { publishOutgoingEdu } from '@atrium/federation-client';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, requireJsonObject, type Requester } from '@atrium/http';
-import { domainOfId, isValidUserId } from '@atrium/matrix';
-import { CONFIG } from '@atrium/platform';
+import { domainOfId, isValidUserId, type JsonObject } from '@atrium/matrix';
+import { BUS, CONFIG } from '@atrium/platform';
 import type { ToDeviceDelivery } from '@atrium/user-data';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { UserDataStores } from './user-data.stores';
@@ -15,11 +18,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 @Controller(CLIENT_PREFIXES)
 @UseGuards(AccessTokenGuard)
 export class ToDeviceController {
-  private readonly logger = new Logger('ToDeviceController');
-
   constructor(
     private readonly stores: UserDataStores,
     @Inject(CONFIG) private readonly config: AtriumConfig,
+    @Inject(BUS) private readonly bus: Bus,
   ) {}
 
   /**
@@ -41,20 +43,33 @@ export class ToDeviceController {
     if (messages === undefined) throw Errors.missingParam('messages');
     if (!isObject(messages)) throw Errors.badJson('"messages" must be an object');
     const deliveries: ToDeviceDelivery[] = [];
+    const remote = new Map<string, Record<string, Record<string, unknown>>>();
     for (const [userId, byDevice] of Object.entries(messages)) {
       if (!isValidUserId(userId, 'historical')) throw Errors.invalidParam(`${userId} is not a valid user ID`);
       if (!isObject(byDevice)) throw Errors.badJson(`messages for ${userId} must be an object`);
       for (const content of Object.values(byDevice)) {
         if (!isObject(content)) throw Errors.badJson(`message contents for ${userId} must be objects`);
       }
-      if (domainOfId(userId) !== this.config.server_name) {
+      const server = domainOfId(userId) ?? '';
+      if (server !== this.config.server_name) {
         // "If the client sends messages to users on remote domains, those messages should be sent on to
-        // the remote servers via federation": the m.direct_to_device EDU belongs to federation-outbound,
-        // which does not send EDUs yet. They are dropped, and said so in the log.
-        this.logger.warn(`to-device messages for remote user ${userId} dropped: federation EDUs not sent yet`);
+        // the remote servers via federation": one m.direct_to_device EDU per server, below.
+        const forServer = remote.get(server) ?? {};
+        forServer[userId] = byDevice as Record<string, unknown>;
+        remote.set(server, forServer);
         continue;
       }
       deliveries.push(...(await this.localDeliveries(userId, byDevice as Record<string, Record<string, unknown>>)));
+    }
+    // Handed over before the local write, so a crash in between loses nothing; a retried request hands them
+    // over again with the same message_id, which receivers use to drop the repeat (server-server-api "Send-to-device messaging").
+    for (const [server, forServer] of remote) {
+      const messageId = createHash('sha256').update(`${requester.userId}\n${requester.deviceId}\n${txnId}\n${server}`).digest('base64url').slice(0, 32);
+      await publishOutgoingEdu(this.bus, {
+        edu_type: 'm.direct_to_device',
+        content: { sender: requester.userId, type: eventType, message_id: messageId, messages: forServer as JsonObject },
+        destinations: [server],
+      });
     }
     await this.stores.toDevice.send(requester.userId, requester.deviceId, txnId, eventType, deliveries);
     return {};
