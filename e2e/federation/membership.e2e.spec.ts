@@ -1,0 +1,184 @@
+/**
+ * The federation membership handshakes between two real Atrium servers over
+ * TLS on 127.0.0.1 (docs/federation-design.md "membership handshakes";
+ * server-server-api "Joining Rooms", "Inviting to a room", "Leaving Rooms
+ * (Rejecting Invites)"). Server A hosts the rooms; users of server B join,
+ * are invited, reject invites and leave, all through the Client-Server API.
+ *
+ * What crosses only in a transaction (/send) needs the outbound queues and
+ * the room-server input: those checks are the `afterOutbound` ones.
+ */
+import { createTestCa, httpsJson, type TestCa } from '@atrium/test-servers';
+import { eventually, newUser, rawApi, rawSync, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
+import { startTestServer, type Mode, type TestServer } from '../support/servers';
+
+const PASSWORD = 'pw-federation-123';
+const WAIT_MS = 30_000;
+const enc = encodeURIComponent;
+
+const modes = (process.env.ATRIUM_FEDERATION_MODES ?? 'embedded').split(',').map((m) => m.trim()) as Mode[];
+
+describe.each(modes)('federation membership between two Atrium servers (%s mode)', (mode) => {
+  let ca: TestCa;
+  let a: TestServer;
+  let b: TestServer;
+
+  beforeAll(async () => {
+    ca = createTestCa();
+    const options = { federationTls: ca, env: REGISTER_BURST_ENV };
+    [a, b] = await Promise.all([startTestServer(mode, options), startTestServer(mode, options)]);
+  }, 300_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  const api = (server: TestServer, user: TestUser, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> =>
+    rawApi(server.baseUrl, user.token, method, path, body);
+
+  async function publicRoom(owner: TestUser, extra: Json = {}): Promise<string> {
+    const created = await api(a, owner, 'POST', '/createRoom', { preset: 'public_chat', name: 'Federated', ...extra });
+    expect(created.status).toBe(200);
+    return created.json.room_id as string;
+  }
+
+  /** The room's state as `user` reads it on `server` (type/state_key → content). */
+  async function stateOf(server: TestServer, user: TestUser, roomId: string): Promise<Map<string, Json>> {
+    const res = await api(server, user, 'GET', `/rooms/${enc(roomId)}/state`);
+    expect(res.status).toBe(200);
+    return new Map((res.json as unknown as Json[]).map((e) => [`${e.type}|${e.state_key}`, e.content as Json]));
+  }
+
+  it('a user of B joins a room of A by room ID: both servers store the join, B has the room state, /sync shows it', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const bob = await newUser(b.baseUrl, 'bob', PASSWORD);
+    const roomId = await publicRoom(alice);
+
+    const joined = await api(b, bob, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {});
+    expect(joined).toMatchObject({ status: 200, json: { room_id: roomId } });
+
+    // B: the room with the state A gave in send_join, and bob's own join.
+    const state = await stateOf(b, bob, roomId);
+    expect(state.get('m.room.create|')).toBeDefined();
+    expect(state.get('m.room.name|')).toEqual({ name: 'Federated' });
+    expect(state.get(`m.room.member|${alice.userId}`)).toMatchObject({ membership: 'join' });
+    expect(state.get(`m.room.member|${bob.userId}`)).toMatchObject({ membership: 'join' });
+    expect((await api(b, bob, 'GET', '/joined_rooms')).json.joined_rooms).toContain(roomId);
+
+    // A: send_join persisted bob's join in the room.
+    const members = await api(a, alice, 'GET', `/rooms/${enc(roomId)}/joined_members`);
+    expect(Object.keys(members.json.joined as Json).sort()).toEqual([alice.userId, bob.userId].sort());
+
+    // B's /sync: the room under join, its state and bob's join in it.
+    const sync = await rawSync(b.baseUrl, bob.token);
+    const room = sync.rooms.join[roomId] as Json;
+    expect(room).toBeDefined();
+    const syncEvents = [...(room.state.events as Json[]), ...(room.timeline.events as Json[])];
+    expect(syncEvents.some((e) => e.type === 'm.room.create')).toBe(true);
+    expect(syncEvents.some((e) => e.type === 'm.room.member' && e.state_key === alice.userId)).toBe(true);
+    expect(syncEvents.some((e) => e.type === 'm.room.member' && e.state_key === bob.userId && e.content.membership === 'join')).toBe(true);
+
+    // A second join is a no-op on B (already joined, this server now in the room).
+    expect((await api(b, bob, 'POST', `/rooms/${enc(roomId)}/join`, {})).status).toBe(200);
+  });
+
+  it('a user of B joins by alias of A (directory query), and without via through the alias servers', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const carol = await newUser(b.baseUrl, 'carol', PASSWORD);
+    const localpart = `fed${Date.now().toString(36)}`;
+    const roomId = await publicRoom(alice, { room_alias_name: localpart });
+    const alias = `#${localpart}:${a.serverName}`;
+
+    const joined = await api(b, carol, 'POST', `/join/${enc(alias)}`, {});
+    expect(joined).toMatchObject({ status: 200, json: { room_id: roomId } });
+    const members = await api(a, alice, 'GET', `/rooms/${enc(roomId)}/joined_members`);
+    expect(Object.keys(members.json.joined as Json)).toContain(carol.userId);
+  });
+
+  it('an invite from A reaches B (signed by both, in /sync with invite_state) and is accepted', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const dave = await newUser(b.baseUrl, 'dave', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat', name: 'Invite only' });
+    const roomId = created.json.room_id as string;
+
+    expect((await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: dave.userId })).status).toBe(200);
+
+    // A persisted the invite with B's signature added.
+    const inviteState = await stateOf(a, alice, roomId);
+    expect(inviteState.get(`m.room.member|${dave.userId}`)).toMatchObject({ membership: 'invite' });
+
+    const sync = await eventually('the invite in B /sync', async () => {
+      const s = await rawSync(b.baseUrl, dave.token);
+      return s.rooms.invite[roomId] ? s : undefined;
+    }, WAIT_MS);
+    const stripped = sync.rooms.invite[roomId].invite_state.events as Json[];
+    expect(stripped.some((e) => e.type === 'm.room.create')).toBe(true);
+    expect(stripped.find((e) => e.type === 'm.room.name')?.content).toEqual({ name: 'Invite only' });
+    expect(stripped.some((e) => e.type === 'm.room.member' && e.state_key === dave.userId && e.sender === alice.userId)).toBe(true);
+
+    // Accepting: a join of a private room through the inviter's server.
+    expect((await api(b, dave, 'POST', `/rooms/${enc(roomId)}/join`, {})).status).toBe(200);
+    const members = await api(a, alice, 'GET', `/rooms/${enc(roomId)}/joined_members`);
+    expect(Object.keys(members.json.joined as Json)).toContain(dave.userId);
+    expect((await stateOf(b, dave, roomId)).get(`m.room.member|${dave.userId}`)).toMatchObject({ membership: 'join' });
+  });
+
+  it('an invite from A is rejected through make_leave/send_leave', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const erin = await newUser(b.baseUrl, 'erin', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat' });
+    const roomId = created.json.room_id as string;
+    expect((await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: erin.userId })).status).toBe(200);
+    await eventually('the invite in B /sync', async () => ((await rawSync(b.baseUrl, erin.token)).rooms.invite[roomId] ? true : undefined), WAIT_MS);
+
+    expect((await api(b, erin, 'POST', `/rooms/${enc(roomId)}/leave`, {})).status).toBe(200);
+    // A: the rejection is in the room (send_leave persisted it).
+    expect((await stateOf(a, alice, roomId)).get(`m.room.member|${erin.userId}`)).toMatchObject({ membership: 'leave' });
+    // B: the invite is gone from erin's /sync, the room is under leave.
+    const sync = await rawSync(b.baseUrl, erin.token, { filter: JSON.stringify({ room: { include_leave: true } }) });
+    expect(sync.rooms.invite[roomId]).toBeUndefined();
+    expect(sync.rooms.leave[roomId]).toBeDefined();
+  });
+
+  it('a remote invite of an unknown user of B is refused', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat' });
+    const roomId = created.json.room_id as string;
+    const res = await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: `@nobody-${Date.now()}:${b.serverName}` });
+    expect(res.status).toBe(404);
+    expect((await stateOf(a, alice, roomId)).size).toBeGreaterThan(0);
+  });
+
+  it('make_join without the X-Matrix signature is refused (401 M_UNAUTHORIZED)', async () => {
+    const res = await httpsJson(`${a.federationUrl}/_matrix/federation/v1/make_join/${enc('!x:y')}/${enc('@u:y')}?ver=10`, { caPath: ca.certPath });
+    expect(res.status).toBe(401);
+    expect((res.json as Json).errcode).toBe('M_UNAUTHORIZED');
+  });
+
+  describe('after outbound queues (messages cross in /send)', () => {
+    it('both users see each other\'s messages through /sync, and a leave reaches A', async () => {
+      const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+      const frank = await newUser(b.baseUrl, 'frank', PASSWORD);
+      const roomId = await publicRoom(alice);
+      expect((await api(b, frank, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+
+      const fromA = await api(a, alice, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/t1`, { msgtype: 'm.text', body: 'hello from A' });
+      const fromB = await api(b, frank, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/t1`, { msgtype: 'm.text', body: 'hello from B' });
+      expect(fromA.status).toBe(200);
+      expect(fromB.status).toBe(200);
+      const bodies = async (server: TestServer, user: TestUser): Promise<string[]> => {
+        const s = await rawSync(server.baseUrl, user.token);
+        return ((s.rooms.join[roomId]?.timeline.events ?? []) as Json[]).filter((e) => e.type === 'm.room.message').map((e) => e.content.body as string);
+      };
+      await eventually('A message on B', async () => ((await bodies(b, frank)).includes('hello from A') ? true : undefined), WAIT_MS);
+      await eventually('B message on A', async () => ((await bodies(a, alice)).includes('hello from B') ? true : undefined), WAIT_MS);
+
+      expect((await api(b, frank, 'POST', `/rooms/${enc(roomId)}/leave`, {})).status).toBe(200);
+      await eventually(
+        'the leave on A',
+        async () => ((await stateOf(a, alice, roomId)).get(`m.room.member|${frank.userId}`)?.membership === 'leave' ? true : undefined),
+        WAIT_MS,
+      );
+    });
+  });
+});
