@@ -23,6 +23,8 @@ export interface TestServer {
   /** Direct URLs of each service process (cluster) or of the one process (embedded, key `atrium`). */
   services: Record<string, string>;
   processes: ManagedProcess[];
+  /** Its atrium.yaml (as generated, with `config` laid over; ATRIUM_* environment overrides not included). */
+  configPath: string;
   /** Runs the homeserver CLI (e.g. `register-user … --admin`) against this server's config and storage; resolves to its output. */
   cli(args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -155,6 +157,7 @@ export async function startEmbeddedServer(options: TestServerOptions = {}): Prom
     baseUrl,
     services: { atrium: baseUrl, federation: federationUrl },
     processes: [proc],
+    configPath,
     cli: (args) => runCli(configPath, args),
     async stop() {
       await proc.stop();
@@ -219,6 +222,7 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
     baseUrl: router.url,
     services: Object.fromEntries(processes.map((p) => [p.name, `http://127.0.0.1:${processPorts.get(p)}`])),
     processes,
+    configPath,
     cli: (args) => runCli(configPath, args, { ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}` }),
     async stop() {
       await Promise.all(processes.map((p) => p.stop()));

@@ -120,6 +120,9 @@ function homeserverConfig(dir: string, serverName: string, clientPort: number, f
     federation_verify_certificates: true,
     // Loopback is in Synapse's default blocklist; the whitelist exempts it for outgoing federation.
     ip_range_whitelist: ['127.0.0.1', '::1'],
+    // Synapse blocks IP-literal server names by this list alone (its BlocklistingAgentWrapper ignores
+    // the whitelist), so the federation list is emptied (0.0.0.0 and :: stay blocked regardless).
+    federation_ip_range_blacklist: [],
     database: { name: 'sqlite3', args: { database: join(dir, 'homeserver.db') } },
     media_store_path: join(dir, 'media'),
     signing_key_path: join(dir, 'signing.key'),
