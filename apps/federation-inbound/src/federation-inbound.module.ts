@@ -1,4 +1,5 @@
 import { Controller, Get, Inject, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import type { AtriumConfig } from '@atrium/config';
 import { FederationClientModule } from '@atrium/federation-client';
 import { Errors } from '@atrium/http';
@@ -7,6 +8,7 @@ import { CONFIG, DOCUMENT_STORE } from '@atrium/platform';
 import type { DocumentStore } from '@atrium/storage';
 import { ATRIUM_VERSION } from './version';
 import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openid.controller';
+import { XMatrixGuard } from './auth/x-matrix.guard';
 import { FederationMembershipController } from './membership.controller';
 
 /** Spec: data/api/server-server/version.yaml and wellknown.yaml (server-server-api "Server discovery"). */
@@ -35,6 +37,12 @@ export class FederationDiscoveryController {
 @Module({
   imports: [FederationClientModule],
   controllers: [FederationDiscoveryController, OpenIdUserInfoController, FederationMembershipController],
-  providers: [{ provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] }],
+  providers: [
+    { provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] },
+    // X-Matrix on every /_matrix/federation/** route of the app (auth/x-matrix.guard.ts).
+    XMatrixGuard,
+    { provide: APP_GUARD, useExisting: XMatrixGuard },
+  ],
+  exports: [XMatrixGuard],
 })
 export class FederationInboundModule {}

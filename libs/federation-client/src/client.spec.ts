@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { DEFAULT_IP_RANGE_BLOCKLIST } from '@atrium/config';
-import { generateSigningKey, verifyRequest } from '@atrium/matrix';
+import { generateSigningKey, verifyRequest, type JsonObject } from '@atrium/matrix';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { FederationHttpError, FederationUnreachableError } from './api';
 import { HttpFederationClient, requestTarget } from './client';
@@ -83,10 +83,10 @@ describe('HttpFederationClient over TLS', () => {
     expect(answer.body).toEqual({ hello: ['world', 1] });
     expect(answer.contentType).toBe('application/json');
     const lookup = (server: string, keyId: string) => (server === 'us.example' && keyId === ourKey.keyId ? { key: ourKey.publicKeyBase64 } : undefined);
-    const verified = verifyRequest({ method: 'PUT', uri: answer.url as string, content: answer.body as object, authorization: answer.authorization as string }, destination, lookup);
+    const verified = verifyRequest({ method: 'PUT', uri: answer.url as string, content: answer.body as JsonObject, authorization: answer.authorization as string }, destination, lookup);
     expect(verified).toEqual({ ok: true, origin: 'us.example', keyId: ourKey.keyId });
     // Signed for that destination: another server name would refuse it.
-    expect(verifyRequest({ method: 'PUT', uri: answer.url as string, content: answer.body as object, authorization: answer.authorization as string }, 'someone.else', lookup)).toMatchObject({ ok: false, reason: 'wrong-destination' });
+    expect(verifyRequest({ method: 'PUT', uri: answer.url as string, content: answer.body as JsonObject, authorization: answer.authorization as string }, 'someone.else', lookup)).toMatchObject({ ok: false, reason: 'wrong-destination' });
   });
 
   it('omits the Authorization header when asked (key APIs), and signs a GET without content', async () => {
