@@ -82,6 +82,23 @@ export class PresenceStore {
     return new PresenceStore(records, positions, wake, now);
   }
 
+  /** Called after each write with the user whose presence changed (federation-outbound's m.presence EDU). */
+  private listener?: (userId: string) => Promise<void>;
+
+  /** Registers the one write listener (client-api hands local users' changes to federation: server-server-api "Presence"). */
+  onWrite(listener: (userId: string) => Promise<void>): void {
+    this.listener = listener;
+  }
+
+  /**
+   * Stores presence a remote server sent (server-server-api "Presence",
+   * m.presence EDU): its state, message and last activity as given, woken
+   * for `audience`. No write listener call: remote presence is not federated on.
+   */
+  putRemote(userId: string, fields: { presence: PresenceState; status_msg: string | null; last_active_ts: number }, audience: string[]): Promise<number> {
+    return this.write(userId, fields, audience, false);
+  }
+
   /**
    * Sets the user's presence. "When setting the status, the activity time is
    * updated to reflect that activity". `audience` are the users whose /sync
@@ -171,12 +188,13 @@ export class PresenceStore {
       );
       if (position === null) continue;
       await this.wake({ stream: USER_DATA_STREAMS.presence, position, user_ids: [...new Set([record._id, ...(await audience(record._id))])] });
+      await this.listener?.(record._id);
       announced += 1;
     }
     return announced;
   }
 
-  private async write(userId: string, fields: { presence: string; status_msg: string | null; last_active_ts: number }, audience: string[]): Promise<number> {
+  private async write(userId: string, fields: { presence: string; status_msg: string | null; last_active_ts: number }, audience: string[], notify = true): Promise<number> {
     const phase = presencePhase(fields.presence, fields.last_active_ts, this.now());
     const position = await this.positions.withPosition(USER_DATA_STREAMS.presence, async (position) => {
       if (!(await this.records.insert({ _id: userId, ...fields, phase, stream: position }))) {
@@ -185,6 +203,7 @@ export class PresenceStore {
       return position;
     });
     await this.wake({ stream: USER_DATA_STREAMS.presence, position, user_ids: [...new Set([userId, ...audience])] });
+    if (notify) await this.listener?.(userId);
     return position;
   }
 
