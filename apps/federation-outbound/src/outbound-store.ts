@@ -127,6 +127,17 @@ export class OutboundStore {
     return { streamId, prevIds: previous ? [previous.stream_id] : [] };
   }
 
+  /**
+   * The `stream_id` of the last m.device_list_update given out for a local
+   * user (0 before the first): what `GET /user/devices/{userId}` answers as
+   * `stream_id` (user_devices.yaml: "matched with the stream_id field in
+   * m.device_list_update EDUs"), so a server that fetched the list applies
+   * the next EDU, whose prev_id is this ID, without resynchronising.
+   */
+  async deviceListStreamId(userId: string): Promise<number> {
+    return (await this.deviceStreams.get(userId))?.stream_id ?? 0;
+  }
+
   // ---- enqueueing ----
 
   /** Queues PDUs (idempotent: a replayed row is skipped) and marks their destinations pending. */
