@@ -1,7 +1,8 @@
 import type { AccountStore } from '@atrium/accounts';
 import type { Bus } from '@atrium/bus';
+import { publishOutgoingEdu, type OutgoingEdu } from '@atrium/federation-client';
 import { Errors, MatrixError } from '@atrium/http';
-import { canonicalJson, verifyJsonSignature } from '@atrium/matrix';
+import { canonicalJson, verifyJsonSignature, type JsonObject } from '@atrium/matrix';
 import { RoomStore, StreamAllocator } from '@atrium/rooms';
 import { SharedPerStore, type DocumentStore } from '@atrium/storage';
 import { backupKeyIsBetter, DEVICE_LISTS_STREAM, E2eeStore, type CrossSigningUsage, type Json, type KeySignatureRecord } from './e2ee-store';
@@ -127,6 +128,23 @@ export class E2eeService {
   async deviceDeleted(userId: string, deviceId: string): Promise<void> {
     await this.store.deleteDevice(userId, deviceId);
     await this.deviceListChanged(userId);
+    await this.federate({ edu_type: 'm.device_list_update', content: { user_id: userId, device_id: deviceId, deleted: true }, user_id: userId });
+  }
+
+  /**
+   * Tells the servers sharing a room with a local user about a change of
+   * their devices or cross-signing keys (server-server-api "Device
+   * Management": m.device_list_update, whose stream_id/prev_id
+   * federation-outbound adds, and m.signing_key_update). The local write
+   * stands if the bus fails: remote servers resync on the next update's gap.
+   */
+  private async federate(edu: OutgoingEdu): Promise<void> {
+    if (!this.isLocal(edu.user_id ?? '')) return;
+    try {
+      await publishOutgoingEdu(this.bus, edu);
+    } catch {
+      // See above: best effort.
+    }
   }
 
   // ---- POST /keys/upload ----
@@ -153,6 +171,7 @@ export class E2eeService {
       if (!existing || canonicalJson(JSON.parse(existing.json)) !== canonicalJson(deviceKeys)) {
         await this.store.putDeviceKeys(userId, deviceId, deviceKeys);
         await this.deviceListChanged(userId);
+        await this.federate({ edu_type: 'm.device_list_update', content: { user_id: userId, device_id: deviceId, keys: deviceKeys as JsonObject }, user_id: userId });
       }
     }
     for (const [keyId, key] of newOtks) await this.store.insertOneTimeKey(userId, deviceId, keyId, key);
@@ -314,7 +333,16 @@ export class E2eeService {
       const g = given[usage];
       if (g) await this.store.putCrossSigningKey(userId, usage, g.publicKey, g.key);
     }
-    if (Object.keys(given).length > 0) await this.deviceListChanged(userId);
+    if (Object.keys(given).length > 0) {
+      await this.deviceListChanged(userId);
+      // m.signing_key_update carries the master and self-signing keys; the user-signing key stays private to the user.
+      if (given.master || given.self_signing) {
+        const content: JsonObject = { user_id: userId };
+        if (given.master) content['master_key'] = given.master.key as JsonObject;
+        if (given.self_signing) content['self_signing_key'] = given.self_signing.key as JsonObject;
+        await this.federate({ edu_type: 'm.signing_key_update', content, user_id: userId });
+      }
+    }
   }
 
   /**
