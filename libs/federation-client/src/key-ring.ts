@@ -52,6 +52,12 @@ export interface StoredKeyRingOptions {
   trustedKeyServers?: readonly TrustedNotary[];
   /** How long a failed fetch for a server stops new fetches for it (default 60 s). */
   negativeCacheMs?: number;
+  /**
+   * After a successful fetch, how long a key ID the answer did not have is
+   * not fetched again (default 60 s): otherwise every request naming a made-up
+   * key ID would make us fetch the origin's keys once more.
+   */
+  minRefetchMs?: number;
   now?: () => number;
 }
 
@@ -65,6 +71,8 @@ export class StoredKeyRing implements KeyRing {
   private readonly inFlight = new Map<string, Promise<boolean>>();
   /** Server → time until which we do not try again after a failed fetch. */
   private readonly failedUntil = new Map<string, number>();
+  /** Server → time of its last successful fetch (by this process). */
+  private readonly fetchedAt = new Map<string, number>();
   private readonly now: () => number;
   private readonly negativeCacheMs: number;
 
@@ -149,13 +157,17 @@ export class StoredKeyRing implements KeyRing {
   private fetch(serverName: string, keyIds: readonly string[], minimumValidUntilTs: number, opts: { directOnly?: boolean } = {}): Promise<boolean> {
     const failedUntil = this.failedUntil.get(serverName);
     if (failedUntil !== undefined && failedUntil > this.now()) return Promise.resolve(false);
+    const fetchedAt = this.fetchedAt.get(serverName);
+    if (fetchedAt !== undefined && this.now() - fetchedAt < (this.options.minRefetchMs ?? 60_000)) return Promise.resolve(false);
     const key = `${serverName}${opts.directOnly ? '\u0000direct' : ''}`;
     const pending = this.inFlight.get(key);
     if (pending) return pending;
     const run = this.doFetch(serverName, keyIds, minimumValidUntilTs, opts.directOnly ?? false).then(
       (stored) => {
-        if (stored) this.failedUntil.delete(serverName);
-        else this.failedUntil.set(serverName, this.now() + this.negativeCacheMs);
+        if (stored) {
+          this.failedUntil.delete(serverName);
+          this.fetchedAt.set(serverName, this.now());
+        } else this.failedUntil.set(serverName, this.now() + this.negativeCacheMs);
         return stored;
       },
       () => {
@@ -267,8 +279,10 @@ export class StoredKeyRing implements KeyRing {
     }
     for (const doc of docs) {
       const before = existing.get(doc.key_id);
-      // A response older than the stored one (a stale notary cache) does not replace it.
-      if (before && before.response_valid_until_ts > doc.response_valid_until_ts) continue;
+      // A response older than a stored one still in force (a notary's stale
+      // cache) does not replace it.
+      const beforeInForce = before && (before.valid_until_ts ?? before.expired_ts ?? 0) >= now;
+      if (before && beforeInForce && before.response_valid_until_ts > doc.response_valid_until_ts) continue;
       await collection.put(doc);
     }
   }
