@@ -10,6 +10,10 @@ import { ATRIUM_VERSION } from './version';
 import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openid.controller';
 import { XMatrixGuard } from './auth/x-matrix.guard';
 import { FederationMembershipController } from './membership.controller';
+import { ROOM_STORE, RoomStore } from '@atrium/rooms';
+import { FederationRoomEventsController } from './rooms/room-events.controller';
+import { FederationTransactionsController, INBOUND_TRANSACTION_STORE } from './transactions/transactions.controller';
+import { InboundTransactionStore } from './transactions/transaction-store';
 
 /** Spec: data/api/server-server/version.yaml and wellknown.yaml (server-server-api "Server discovery"). */
 @Controller()
@@ -36,9 +40,12 @@ export class FederationDiscoveryController {
 /** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
 @Module({
   imports: [FederationClientModule],
-  controllers: [FederationDiscoveryController, OpenIdUserInfoController, FederationMembershipController],
+  controllers: [FederationDiscoveryController, OpenIdUserInfoController, FederationMembershipController, FederationTransactionsController, FederationRoomEventsController],
   providers: [
     { provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] },
+    // Room reads for /state, /event, /backfill… and the ACL checks of /send (rooms/, transactions/).
+    { provide: ROOM_STORE, useFactory: (store: DocumentStore) => RoomStore.open(store), inject: [DOCUMENT_STORE] },
+    { provide: INBOUND_TRANSACTION_STORE, useFactory: (store: DocumentStore) => InboundTransactionStore.open(store), inject: [DOCUMENT_STORE] },
     // X-Matrix on every /_matrix/federation/** route of the app (auth/x-matrix.guard.ts).
     XMatrixGuard,
     { provide: APP_GUARD, useExisting: XMatrixGuard },
