@@ -121,6 +121,7 @@ function validate(config: AtriumConfig): AtriumConfig {
   }
   if (!config.public_baseurl.endsWith('/')) config.public_baseurl += '/';
   validateFederation(config);
+  validateMedia(config);
   return config;
 }
 
@@ -156,6 +157,17 @@ function validateFederation(config: AtriumConfig): void {
         throw new ConfigError(`${where}.verify_keys must map key IDs to base64 public keys`);
       }
     }
+  });
+}
+
+function validateMedia(config: AtriumConfig): void {
+  const media = config.media;
+  for (const key of ['max_upload_size', 'unused_expires_after_ms', 'max_pending_uploads', 'max_thumbnail_pixels'] as const) {
+    if (!Number.isInteger(media[key]) || media[key] <= 0) throw new ConfigError(`media.${key} must be a positive integer`);
+  }
+  media.thumbnail_sizes.forEach((size, i) => {
+    const ok = isPlainObject(size) && Number.isInteger(size.width) && size.width > 0 && Number.isInteger(size.height) && size.height > 0 && (size.method === 'crop' || size.method === 'scale');
+    if (!ok) throw new ConfigError(`media.thumbnail_sizes[${i}] must be { width, height, method: crop | scale } with positive integer sizes`);
   });
 }
 

@@ -75,6 +75,35 @@ export const DEFAULT_IP_RANGE_BLOCKLIST: readonly string[] = [
   'fc00::/7',
 ];
 
+/** One thumbnail size the media repository generates (client-server-api "Thumbnails"). */
+export interface ThumbnailSize {
+  width: number;
+  height: number;
+  method: 'crop' | 'scale';
+}
+
+/** The media repository (client-server-api "Content repository"; apps/media-repo). */
+export interface MediaConfig {
+  /**
+   * Folder of the uploaded files and thumbnails; empty: `<data_dir>/media`. In cluster mode every
+   * media-repo replica must see the same folder (a ReadWriteMany volume:
+   * deploy/k8s/media-pvc.yaml); see apps/media-repo/README.md for why.
+   */
+  store_path: string;
+  /** Largest upload accepted, bytes (413 M_TOO_LARGE above); also the largest remote file fetched. */
+  max_upload_size: number;
+  /** How long a media ID from POST /_matrix/media/v1/create waits for its upload, ms (the spec recommends 24 hours). */
+  unused_expires_after_ms: number;
+  /** Created but not yet uploaded media IDs one user may hold at once (429 M_LIMIT_EXCEEDED above). */
+  max_pending_uploads: number;
+  /** Images with more pixels than this are not thumbnailed (413 M_TOO_LARGE), to bound decoder memory. */
+  max_thumbnail_pixels: number;
+  /** The sizes thumbnails are made in; a request gets the smallest one at least as large as asked. */
+  thumbnail_sizes: ThumbnailSize[];
+  /** Whether GET /media/preview_url fetches pages (it obeys federation.ip_range_blocklist). */
+  url_preview_enabled: boolean;
+}
+
 export interface AtriumConfig {
   /** The server name that appears in user IDs (`@alice:<server_name>`). Cannot change once users exist. */
   server_name: string;
@@ -155,6 +184,7 @@ export interface AtriumConfig {
     support_page: string;
   };
   federation: FederationConfig;
+  media: MediaConfig;
 }
 
 export function defaultConfig(serverName: string, dataDir = './data'): AtriumConfig {
@@ -186,5 +216,21 @@ export function defaultConfig(serverName: string, dataDir = './data'): AtriumCon
     voip: { turn_uris: [], turn_shared_secret: '', turn_user_lifetime_ms: 24 * 3600 * 1000, turn_allow_guests: true },
     support: { contacts: [], support_page: '' },
     federation: { trusted_ca_paths: [], ip_range_blocklist: [...DEFAULT_IP_RANGE_BLOCKLIST], ip_range_allowlist: [], trusted_key_servers: [] },
+    media: {
+      store_path: '',
+      max_upload_size: 50 * 1024 * 1024,
+      unused_expires_after_ms: 24 * 3600 * 1000,
+      max_pending_uploads: 10,
+      max_thumbnail_pixels: 40_000_000,
+      // The sizes client-server-api "Thumbnails" says servers SHOULD produce.
+      thumbnail_sizes: [
+        { width: 32, height: 32, method: 'crop' },
+        { width: 96, height: 96, method: 'crop' },
+        { width: 320, height: 240, method: 'scale' },
+        { width: 640, height: 480, method: 'scale' },
+        { width: 800, height: 600, method: 'scale' },
+      ],
+      url_preview_enabled: true,
+    },
   };
 }
