@@ -15,3 +15,4 @@ export * from './events/pdu-format';
 export * from './filters';
 export * from './push-rules';
 export * from './federation';
+export * from './media';
