@@ -2,10 +2,12 @@ import type { AccountStore } from '@atrium/accounts';
 import type { Bus } from '@atrium/bus';
 import { publishOutgoingEdu, type OutgoingEdu } from '@atrium/federation-client';
 import { Errors, MatrixError } from '@atrium/http';
-import { canonicalJson, verifyJsonSignature, type JsonObject } from '@atrium/matrix';
+import { canonicalJson, isValidUserId, verifyJsonSignature, type JsonObject } from '@atrium/matrix';
 import { RoomStore, StreamAllocator } from '@atrium/rooms';
 import { SharedPerStore, type DocumentStore } from '@atrium/storage';
 import { backupKeyIsBetter, DEVICE_LISTS_STREAM, E2eeStore, type CrossSigningUsage, type Json, type KeySignatureRecord } from './e2ee-store';
+import { crossSigningKeyOf, parseDeviceListUpdate, RemoteDeviceListStore, type DeviceListUpdateOutcome } from './remote-device-lists';
+import { RemoteKeys, type RemoteKeysOptions } from './remote-keys';
 
 /**
  * The E2EE key logic of one process (key-server endpoints, the /sync
@@ -48,6 +50,8 @@ export class E2eeService {
   private constructor(
     readonly store: E2eeStore,
     readonly rooms: RoomStore,
+    /** Remote users' device lists (docs/federation-design.md "Remote device lists"). */
+    readonly remoteDeviceLists: RemoteDeviceListStore,
     private readonly accounts: AccountStore,
     private readonly bus: Bus,
     private readonly serverName: string,
@@ -57,11 +61,11 @@ export class E2eeService {
   static shared(documents: DocumentStore, bus: Bus, accounts: AccountStore, serverName: string): Promise<E2eeService> {
     return E2eeService.opened.get(documents, async () => {
       const positions = await StreamAllocator.open(documents);
-      return new E2eeService(await E2eeStore.open(documents, positions), await RoomStore.open(documents), accounts, bus, serverName);
+      return new E2eeService(await E2eeStore.open(documents, positions), await RoomStore.open(documents), await RemoteDeviceListStore.open(documents), accounts, bus, serverName);
     });
   }
 
-  private isLocal(userId: string): boolean {
+  isLocal(userId: string): boolean {
     return serverOf(userId) === this.serverName;
   }
 
@@ -221,78 +225,209 @@ export class E2eeService {
 
   // ---- POST /keys/query ----
 
-  async query(requester: string, body: Json): Promise<Json> {
-    const wanted = body.device_keys;
-    if (!isObject(wanted)) throw Errors.badJson('"device_keys" must be an object');
-    for (const [user, devices] of Object.entries(wanted)) {
-      if (!Array.isArray(devices) || !devices.every((d) => typeof d === 'string')) throw Errors.badJson(`device_keys.${user} must be an array of device IDs`);
-    }
+  /**
+   * POST /keys/query. Local users are read from storage; remote users are
+   * asked of their servers when `remote` is given (keys.yaml: "If any remote
+   * homeservers could not be reached, they are recorded here" under
+   * `failures`), else their servers are listed as failed.
+   */
+  async query(requester: string, body: Json, remote?: RemoteKeysOptions): Promise<Json> {
+    const wanted = checkDeviceKeysQuery(body);
     const deviceKeys: Record<string, Record<string, Json>> = {};
     const masterKeys: Record<string, Json> = {};
     const selfSigningKeys: Record<string, Json> = {};
     const userSigningKeys: Record<string, Json> = {};
     const failures: Record<string, Json> = {};
-    for (const [user, devices] of Object.entries(wanted) as Array<[string, string[]]>) {
+    const remoteUsers = new Map<string, string[]>();
+    for (const [user, devices] of wanted) {
       if (!this.isLocal(user)) {
-        // Federation is not built yet: a remote user's server is reported as failed ("failures" in keys.yaml).
-        failures[serverOf(user)] = { errcode: 'M_UNRECOGNIZED', error: 'Federation queries are not supported yet' };
+        remoteUsers.set(user, devices);
         continue;
       }
-      const signatures = await this.store.signaturesOf(user);
-      const visible = (s: KeySignatureRecord): boolean => s.signer_user === user || s.signer_user === requester;
-      const existing = new Map((await this.accounts.listDevices(user)).map((d) => [d.device_id, d]));
-      const out: Record<string, Json> = {};
-      for (const record of await this.store.devicesKeysOf(user)) {
-        const device = existing.get(record.device_id);
-        if (!device) continue; // deleted device: its keys are gone
-        if (devices.length > 0 && !devices.includes(record.device_id)) continue;
-        const keys = JSON.parse(record.json) as Json;
-        mergeSignatures(keys, signatures.filter((s) => s.target_key === record.device_id && visible(s)));
-        const unsigned = isObject(keys.unsigned) ? keys.unsigned : {};
-        if (device.display_name !== null) unsigned.device_display_name = device.display_name;
-        keys.unsigned = unsigned;
-        out[record.device_id] = keys;
+      const keys = await this.localKeys(user, devices, requester);
+      deviceKeys[user] = keys.devices;
+      if (keys.master) masterKeys[user] = keys.master;
+      if (keys.selfSigning) selfSigningKeys[user] = keys.selfSigning;
+      if (keys.userSigning) userSigningKeys[user] = keys.userSigning;
+    }
+    if (remoteUsers.size > 0) {
+      if (remote) {
+        const answer = await new RemoteKeys(this, remote).query(remoteUsers, timeoutOf(body));
+        Object.assign(deviceKeys, answer.device_keys);
+        Object.assign(masterKeys, answer.master_keys);
+        Object.assign(selfSigningKeys, answer.self_signing_keys);
+        Object.assign(failures, answer.failures);
+      } else {
+        for (const user of remoteUsers.keys()) failures[serverOf(user)] = { errcode: 'M_UNRECOGNIZED', error: 'Federation is not available in this process' };
       }
-      deviceKeys[user] = out;
-      const cross = await this.store.crossSigningKeys(user);
-      const master = cross.get('master');
-      if (master) {
-        const key = JSON.parse(master.json) as Json;
-        mergeSignatures(key, signatures.filter((s) => s.target_key === master.public_key && visible(s)));
-        masterKeys[user] = key;
-      }
-      const ssk = cross.get('self_signing');
-      if (ssk) selfSigningKeys[user] = JSON.parse(ssk.json) as Json;
-      // keys.yaml: user_signing_keys are only given for the requesting user.
-      const usk = cross.get('user_signing');
-      if (usk && user === requester) userSigningKeys[user] = JSON.parse(usk.json) as Json;
     }
     return { device_keys: deviceKeys, master_keys: masterKeys, self_signing_keys: selfSigningKeys, user_signing_keys: userSigningKeys, failures };
   }
 
+  /**
+   * The keys of a local user as /keys/query and the federation's
+   * /user/keys/query give them. `requester` null: another server asks, so no
+   * user-signing key and only the user's own signatures (user_keys.yaml:
+   * "along with the signatures uploaded via /keys/signatures/upload that the
+   * user is allowed to see").
+   */
+  private async localKeys(user: string, devices: readonly string[], requester: string | null): Promise<{ devices: Record<string, Json>; master?: Json; selfSigning?: Json; userSigning?: Json }> {
+    const signatures = await this.store.signaturesOf(user);
+    const visible = (s: KeySignatureRecord): boolean => s.signer_user === user || s.signer_user === requester;
+    const existing = new Map((await this.accounts.listDevices(user)).map((d) => [d.device_id, d]));
+    const out: Record<string, Json> = {};
+    for (const record of await this.store.devicesKeysOf(user)) {
+      const device = existing.get(record.device_id);
+      if (!device) continue; // deleted device: its keys are gone
+      if (devices.length > 0 && !devices.includes(record.device_id)) continue;
+      const keys = JSON.parse(record.json) as Json;
+      mergeSignatures(keys, signatures.filter((s) => s.target_key === record.device_id && visible(s)));
+      const unsigned = isObject(keys.unsigned) ? keys.unsigned : {};
+      if (device.display_name !== null) unsigned.device_display_name = device.display_name;
+      keys.unsigned = unsigned;
+      out[record.device_id] = keys;
+    }
+    const result: { devices: Record<string, Json>; master?: Json; selfSigning?: Json; userSigning?: Json } = { devices: out };
+    const cross = await this.store.crossSigningKeys(user);
+    const master = cross.get('master');
+    if (master) {
+      const key = JSON.parse(master.json) as Json;
+      mergeSignatures(key, signatures.filter((s) => s.target_key === master.public_key && visible(s)));
+      result.master = key;
+    }
+    const ssk = cross.get('self_signing');
+    if (ssk) result.selfSigning = JSON.parse(ssk.json) as Json;
+    // keys.yaml: user_signing_keys are only given for the requesting user (never to other servers: user_keys.yaml has no such field).
+    const usk = cross.get('user_signing');
+    if (usk && user === requester) result.userSigning = JSON.parse(usk.json) as Json;
+    return result;
+  }
+
   // ---- POST /keys/claim ----
 
-  async claim(body: Json): Promise<Json> {
-    const wanted = body.one_time_keys;
-    if (!isObject(wanted)) throw Errors.badJson('"one_time_keys" must be an object');
-    for (const [user, devices] of Object.entries(wanted)) {
-      if (!isObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) throw Errors.badJson(`one_time_keys.${user} must map device IDs to algorithms`);
-    }
+  /** POST /keys/claim; remote users as for `query`. */
+  async claim(body: Json, remote?: RemoteKeysOptions): Promise<Json> {
+    const wanted = checkOneTimeKeysClaim(body);
     const result: Record<string, Record<string, Json>> = {};
     const failures: Record<string, Json> = {};
-    for (const [user, devices] of Object.entries(wanted) as Array<[string, Record<string, string>]>) {
+    const remoteUsers = new Map<string, Record<string, string>>();
+    for (const [user, devices] of wanted) {
       if (!this.isLocal(user)) {
-        failures[serverOf(user)] = { errcode: 'M_UNRECOGNIZED', error: 'Federation claims are not supported yet' };
+        remoteUsers.set(user, devices);
         continue;
       }
-      for (const [deviceId, algorithm] of Object.entries(devices)) {
-        // "Claiming one-time keys": a one-time key if one is left, else the fallback key (which is then marked used).
-        const claimed = (await this.store.claimOneTimeKey(user, deviceId, algorithm)) ?? (await this.store.claimFallbackKey(user, deviceId, algorithm));
-        if (!claimed) continue;
-        ((result[user] ??= {})[deviceId] ??= {})[claimed.keyId] = claimed.key;
+      const claimed = await this.claimLocal(user, devices);
+      if (claimed) result[user] = claimed;
+    }
+    if (remoteUsers.size > 0) {
+      if (remote) {
+        const answer = await new RemoteKeys(this, remote).claim(remoteUsers, timeoutOf(body));
+        Object.assign(result, answer.one_time_keys);
+        Object.assign(failures, answer.failures);
+      } else {
+        for (const user of remoteUsers.keys()) failures[serverOf(user)] = { errcode: 'M_UNRECOGNIZED', error: 'Federation is not available in this process' };
       }
     }
     return { one_time_keys: result, failures };
+  }
+
+  /** "Claiming one-time keys": a one-time key if one is left, else the fallback key (which is then marked used). */
+  private async claimLocal(user: string, devices: Record<string, string>): Promise<Record<string, Json> | undefined> {
+    let out: Record<string, Json> | undefined;
+    for (const [deviceId, algorithm] of Object.entries(devices)) {
+      const claimed = (await this.store.claimOneTimeKey(user, deviceId, algorithm)) ?? (await this.store.claimFallbackKey(user, deviceId, algorithm));
+      if (!claimed) continue;
+      ((out ??= {})[deviceId] ??= {})[claimed.keyId] = claimed.key;
+    }
+    return out;
+  }
+
+  // ---- the federation side (server-server-api "End-to-End Encryption", "Device Management") ----
+
+  /** Refuses users of other servers: user_keys.yaml and user_devices.yaml ask for "users local to the receiving homeserver". */
+  private requireLocal(users: Iterable<string>): void {
+    for (const user of users) {
+      if (!this.isLocal(user)) throw Errors.invalidParam(`${user} is not a user of this server`);
+    }
+  }
+
+  /** POST /_matrix/federation/v1/user/keys/query (user_keys.yaml). */
+  async federationQuery(body: Json): Promise<Json> {
+    const wanted = checkDeviceKeysQuery(body);
+    this.requireLocal(wanted.keys());
+    const deviceKeys: Record<string, Record<string, Json>> = {};
+    const masterKeys: Record<string, Json> = {};
+    const selfSigningKeys: Record<string, Json> = {};
+    for (const [user, devices] of wanted) {
+      const keys = await this.localKeys(user, devices, null);
+      deviceKeys[user] = keys.devices;
+      if (keys.master) masterKeys[user] = keys.master;
+      if (keys.selfSigning) selfSigningKeys[user] = keys.selfSigning;
+    }
+    return { device_keys: deviceKeys, master_keys: masterKeys, self_signing_keys: selfSigningKeys };
+  }
+
+  /** POST /_matrix/federation/v1/user/keys/claim (user_keys.yaml): each one-time key is handed out once, then the fallback key. */
+  async federationClaim(body: Json): Promise<Json> {
+    const wanted = checkOneTimeKeysClaim(body);
+    this.requireLocal(wanted.keys());
+    const result: Record<string, Record<string, Json>> = {};
+    for (const [user, devices] of wanted) {
+      const claimed = await this.claimLocal(user, devices);
+      if (claimed) result[user] = claimed;
+    }
+    return { one_time_keys: result };
+  }
+
+  /**
+   * GET /_matrix/federation/v1/user/devices/{userId} (user_devices.yaml):
+   * every device of the account (with its keys when it uploaded some, and its
+   * display name), the master and self-signing keys. `streamId` is the ID of
+   * the user's last m.device_list_update, which federation-outbound assigns.
+   * An unknown local user has no devices ("May be empty").
+   */
+  async userDevices(userId: string, streamId: number): Promise<Json> {
+    this.requireLocal([userId]);
+    const keys = await this.localKeys(userId, [], null);
+    const devices: Json[] = [];
+    for (const device of await this.accounts.listDevices(userId)) {
+      const deviceKeys = keys.devices[device.device_id];
+      // A device that never uploaded keys is listed without them (`keys` is required: an empty object stands for none).
+      const entry: Json = { device_id: device.device_id, keys: deviceKeys ?? {} };
+      if (device.display_name !== null) entry.device_display_name = device.display_name;
+      devices.push(entry);
+    }
+    const answer: Json = { user_id: userId, stream_id: streamId, devices };
+    if (keys.master) answer.master_key = keys.master;
+    if (keys.selfSigning) answer.self_signing_key = keys.selfSigning;
+    return answer;
+  }
+
+  /**
+   * An m.device_list_update EDU received from `origin` (for the EDU consumer
+   * of docs/federation-design.md "Remote device lists"): applied to the cache
+   * of the user's list, and the user's device list marked changed so local
+   * clients sharing a room see them in `device_lists.changed` and query again.
+   * Malformed content, or a user not of `origin`, is dropped.
+   */
+  async remoteDeviceListUpdate(origin: string, content: unknown): Promise<DeviceListUpdateOutcome | 'malformed'> {
+    const update = parseDeviceListUpdate(origin, content);
+    if (!update) return 'malformed';
+    const outcome = await this.remoteDeviceLists.applyUpdate(update);
+    if (outcome !== 'duplicate') await this.deviceListChanged(update.user_id);
+    return outcome;
+  }
+
+  /** An m.signing_key_update EDU (definitions/event-schemas/m.signing_key_update) from `origin`. */
+  async remoteSigningKeyUpdate(origin: string, content: unknown): Promise<'applied' | 'not-cached' | 'malformed'> {
+    if (!isObject(content) || typeof content.user_id !== 'string' || serverOf(content.user_id) !== origin) return 'malformed';
+    const userId = content.user_id;
+    const master = crossSigningKeyOf(userId, content.master_key, 'master');
+    const selfSigning = crossSigningKeyOf(userId, content.self_signing_key, 'self_signing');
+    if (!master && !selfSigning) return 'malformed';
+    const cached = await this.remoteDeviceLists.applySigningKeyUpdate(userId, master, selfSigning);
+    await this.deviceListChanged(userId);
+    return cached ? 'applied' : 'not-cached';
   }
 
   // ---- cross-signing ----
@@ -534,6 +669,43 @@ function checkCrossSigningKey(userId: string, value: unknown, usage: CrossSignin
     throw Errors.invalidParam(`${field}.keys must hold one ed25519 key whose ID is the key`);
   }
   return first[1];
+}
+
+/** keys.yaml `timeout`: "10 seconds is the recommended default". Bounded, so a client cannot hold a request open for long. */
+export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000;
+const MAX_REMOTE_TIMEOUT_MS = 60_000;
+
+function timeoutOf(body: Json): number {
+  const t = body.timeout;
+  if (t === undefined || t === null) return DEFAULT_REMOTE_TIMEOUT_MS;
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw Errors.badJson('"timeout" must be a non-negative integer');
+  return Math.min(Math.floor(t), MAX_REMOTE_TIMEOUT_MS);
+}
+
+/** `device_keys` of a /keys/query body (client or federation): user ID to a list of device IDs. */
+function checkDeviceKeysQuery(body: Json): Map<string, string[]> {
+  const wanted = body.device_keys;
+  if (!isObject(wanted)) throw Errors.badJson('"device_keys" must be an object');
+  const out = new Map<string, string[]>();
+  for (const [user, devices] of Object.entries(wanted)) {
+    if (!Array.isArray(devices) || !devices.every((d) => typeof d === 'string')) throw Errors.badJson(`device_keys.${user} must be an array of device IDs`);
+    if (!isValidUserId(user, 'historical')) throw Errors.invalidParam(`Invalid user ID ${JSON.stringify(user)}`);
+    out.set(user, devices as string[]);
+  }
+  return out;
+}
+
+/** `one_time_keys` of a /keys/claim body: user ID to device ID to algorithm. */
+function checkOneTimeKeysClaim(body: Json): Map<string, Record<string, string>> {
+  const wanted = body.one_time_keys;
+  if (!isObject(wanted)) throw Errors.badJson('"one_time_keys" must be an object');
+  const out = new Map<string, Record<string, string>>();
+  for (const [user, devices] of Object.entries(wanted)) {
+    if (!isObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) throw Errors.badJson(`one_time_keys.${user} must map device IDs to algorithms`);
+    if (!isValidUserId(user, 'historical')) throw Errors.invalidParam(`Invalid user ID ${JSON.stringify(user)}`);
+    out.set(user, devices as Record<string, string>);
+  }
+  return out;
 }
 
 function mergeSignatures(key: Json, extra: KeySignatureRecord[]): void {
