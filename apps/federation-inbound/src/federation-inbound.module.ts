@@ -9,6 +9,7 @@ import type { DocumentStore } from '@atrium/storage';
 import { ATRIUM_VERSION } from './version';
 import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openid.controller';
 import { XMatrixGuard } from './auth/x-matrix.guard';
+import { FederationEdusModule } from './edus/edus.module';
 import { FederationMembershipController } from './membership.controller';
 import { ROOM_STORE, RoomStore } from '@atrium/rooms';
 import { FederationRoomEventsController } from './rooms/room-events.controller';
@@ -39,7 +40,7 @@ export class FederationDiscoveryController {
 
 /** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
 @Module({
-  imports: [FederationClientModule],
+  imports: [FederationClientModule, FederationEdusModule],
   controllers: [FederationDiscoveryController, OpenIdUserInfoController, FederationMembershipController, FederationTransactionsController, FederationRoomEventsController],
   providers: [
     { provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] },
