@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { stringify } from 'yaml';
+import { parseDocument, stringify } from 'yaml';
 import { hashPassword, AccountStore } from '@atrium/accounts';
 import { defaultConfig, type AtriumConfig, type RegistrationMode } from '@atrium/config';
+import { generateSigningKey, parseSigningKeyFile, serialiseSigningKeyFile } from '@atrium/matrix';
 import { openDocumentStore } from '@atrium/storage';
 import { configPathFromArgs, loadServiceConfig, stopOnSignals, writeNewSigningKeyFile } from '@atrium/platform';
 import { startEmbedded } from './embedded';
@@ -91,6 +92,40 @@ export async function registerUser(argv: string[]): Promise<string> {
   }
 }
 
+/**
+ * `rotate-key`: a new signing key replaces the current one, and the old one's
+ * public key moves to `old_signing_keys` in the config file with
+ * `expired_ts` = now, so it is published in `old_verify_keys` and others can
+ * still check events it signed (server-server-api "Publishing Keys": old keys
+ * are "only valid for signing events"). Both files are replaced atomically
+ * (written beside, then renamed). Every process must restart to sign with the
+ * new key (the cluster's services share the key file).
+ */
+export function rotateKey(argv: string[], now: number = Date.now()): { oldKeyId: string; newKeyId: string } {
+  const configPath = resolve(configPathFromArgs(argv));
+  if (!existsSync(configPath)) throw new Error(`rotate-key edits the config file, and ${configPath} does not exist`);
+  const config = loadServiceConfig(configPath);
+  const keyPath = config.signing_key_path;
+  const [current] = parseSigningKeyFile(readFileSync(keyPath, 'utf8'));
+  let next = generateSigningKey();
+  // A fresh random version never repeats in practice; a clash with any known key ID would overwrite it.
+  while (next.keyId === current.keyId || next.keyId in config.old_signing_keys) next = generateSigningKey();
+
+  const text = readFileSync(configPath, 'utf8');
+  const doc = parseDocument(text);
+  // Existing entries (earlier rotations) are kept; comments in the file survive.
+  doc.setIn(['old_signing_keys', current.keyId], doc.createNode({ key: current.publicKeyBase64, expired_ts: now }));
+  const configTmp = `${configPath}.rotate-key.tmp`;
+  const keyTmp = `${keyPath}.rotate-key.tmp`;
+  writeFileSync(configTmp, doc.toString(), { mode: 0o600 });
+  writeFileSync(keyTmp, serialiseSigningKeyFile([next]), { mode: 0o600 });
+  // Config first: should the second rename fail, the old key is still in use
+  // and merely also listed as old, which other servers tolerate.
+  renameSync(configTmp, configPath);
+  renameSync(keyTmp, keyPath);
+  return { oldKeyId: current.keyId, newKeyId: next.keyId };
+}
+
 /** `start` (the default): the embedded mode. Creates a config, key and data folder on first run. */
 export async function start(argv: string[]): Promise<void> {
   const configPath = configPathFromArgs(argv);
@@ -117,7 +152,12 @@ export async function main(argv: string[]): Promise<void> {
     case 'register-user':
       console.log(`registered ${await registerUser(rest)}`);
       return;
+    case 'rotate-key': {
+      const { oldKeyId, newKeyId } = rotateKey(rest);
+      console.log(`new signing key ${newKeyId}; ${oldKeyId} moved to old_signing_keys. Restart every Atrium process to sign with the new key.`);
+      return;
+    }
     default:
-      throw new Error(`unknown command "${command}" (start, generate-config, register-user)`);
+      throw new Error(`unknown command "${command}" (start, generate-config, register-user, rotate-key)`);
   }
 }

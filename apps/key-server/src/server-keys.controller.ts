@@ -1,16 +1,17 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable } from '@nestjs/common';
 import type { AtriumConfig } from '@atrium/config';
 import { buildServerKeys, type ServerKeys } from '@atrium/matrix';
 import { CONFIG, SIGNING_KEY, type SigningKey } from '@atrium/platform';
 
 /**
- * Publishing keys. Spec: server-server-api "Publishing Keys" and
+ * Our signed key response. Spec: server-server-api "Publishing Keys" and
  * data/api/server-server/keys_server.yaml with definitions/keys.yaml.
- * `verify_keys` sign requests and events; `old_verify_keys` (from the config
- * after a rotation) only let others check events signed before it.
+ * `verify_keys` sign requests and events; `old_verify_keys` (config
+ * `old_signing_keys`, written by the `rotate-key` command) "are only valid
+ * for signing events", each with the `expired_ts` after which it was not used.
  */
-@Controller('_matrix/key/v2')
-export class ServerKeysController {
+@Injectable()
+export class OwnServerKeys {
   private cached: { response: ServerKeys; refreshAt: number } | undefined;
 
   constructor(
@@ -23,8 +24,7 @@ export class ServerKeysController {
    * so a busy notary-facing endpoint does not sign on every request while what
    * it serves never has less than half the validity left.
    */
-  @Get('server')
-  serverKeys(): ServerKeys {
+  current(): ServerKeys {
     const now = Date.now();
     if (!this.cached || now >= this.cached.refreshAt) {
       const validity = this.config.key_validity_ms;
@@ -38,10 +38,20 @@ export class ServerKeysController {
     }
     return this.cached.response;
   }
+}
+
+@Controller('_matrix/key/v2')
+export class ServerKeysController {
+  constructor(private readonly keys: OwnServerKeys) {}
+
+  @Get('server')
+  serverKeys(): ServerKeys {
+    return this.keys.current();
+  }
 
   /** The deprecated `/server/{keyID}` form answers the same as `/server` (keys_server.yaml kept it). */
   @Get('server/:keyId')
   serverKeysById(): ServerKeys {
-    return this.serverKeys();
+    return this.keys.current();
   }
 }
