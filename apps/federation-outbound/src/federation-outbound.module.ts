@@ -2,7 +2,7 @@ import { Inject, Injectable, Module, OnModuleDestroy, OnModuleInit, Optional } f
 import type { Bus } from '@atrium/bus';
 import type { Cache } from '@atrium/cache';
 import type { AtriumConfig } from '@atrium/config';
-import { FEDERATION_CLIENT, type FederationClient } from '@atrium/federation-client';
+import { FEDERATION_CLIENT, FederationClientModule, type FederationClient } from '@atrium/federation-client';
 import { BUS, CACHE, CONFIG, DOCUMENT_STORE, TELEMETRY } from '@atrium/platform';
 import type { DocumentStore } from '@atrium/storage';
 import type { Telemetry } from '@atrium/telemetry';
@@ -38,7 +38,8 @@ export class FederationOutboundService implements OnModuleInit, OnModuleDestroy 
  * Per-destination transaction queues (docs/federation-design.md "Outbound"):
  * PDUs from the room output log and EDUs from OUTGOING_EDU_STREAM, sent by
  * PUT /_matrix/federation/v1/send/{txnId}. The transport (FEDERATION_CLIENT)
- * comes from FederationClientModule, imported by the process that runs this.
+ * comes from FederationClientModule (not global, so imported here; Nest
+ * shares its one instance with the other modules importing it).
  */
-@Module({ providers: [FederationOutboundService], exports: [FederationOutboundService] })
+@Module({ imports: [FederationClientModule], providers: [FederationOutboundService], exports: [FederationOutboundService] })
 export class FederationOutboundModule {}
