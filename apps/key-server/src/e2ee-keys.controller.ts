@@ -2,7 +2,8 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Quer
 import { verifyPassword, type AccountStore } from '@atrium/accounts';
 import type { Bus } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
-import { E2eeService, parseSyncTokenPositions } from '@atrium/e2ee';
+import { E2eeService, parseSyncTokenPositions, type RemoteKeysOptions } from '@atrium/e2ee';
+import { FEDERATION_CLIENT, type FederationClient } from '@atrium/federation-client';
 import {
   AccessTokenGuard,
   CurrentRequester,
@@ -33,7 +34,13 @@ export class E2eeKeysController {
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
     @Inject(CONFIG) private readonly config: AtriumConfig,
     @Inject(USER_INTERACTIVE_AUTH) private readonly uia: UserInteractiveAuth,
+    @Inject(FEDERATION_CLIENT) private readonly federation: FederationClient,
   ) {}
+
+  /** Remote users of /keys/query and /keys/claim are asked of their servers (libs/e2ee/src/remote-keys.ts). */
+  private get remote(): RemoteKeysOptions {
+    return { client: this.federation };
+  }
 
   private service(): Promise<E2eeService> {
     return E2eeService.shared(this.documents, this.bus, this.accounts, this.config.server_name);
@@ -48,13 +55,13 @@ export class E2eeKeysController {
   @Post('keys/query')
   @HttpCode(200)
   async query(@CurrentRequester() requester: Requester, @Body() body: unknown) {
-    return (await this.service()).query(requester.userId, requireJsonObject(body));
+    return (await this.service()).query(requester.userId, requireJsonObject(body), this.remote);
   }
 
   @Post('keys/claim')
   @HttpCode(200)
   async claim(@Body() body: unknown) {
-    return (await this.service()).claim(requireJsonObject(body));
+    return (await this.service()).claim(requireJsonObject(body), this.remote);
   }
 
   /** GET /keys/changes: `from` and `to` are sync tokens (keys.yaml). */
