@@ -140,6 +140,49 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
     expect(sync.rooms.leave[roomId]).toBeDefined();
   });
 
+  it('a user of B knocks through A (knock_state in /sync), is invited and joins', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const gina = await newUser(b.baseUrl, 'gina', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', {
+      preset: 'private_chat',
+      name: 'Knock here',
+      initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }],
+    });
+    const roomId = created.json.room_id as string;
+
+    expect(await api(b, gina, 'POST', `/knock/${enc(roomId)}?via=${enc(a.serverName)}`, { reason: 'let me in' })).toMatchObject({ status: 200, json: { room_id: roomId } });
+    expect((await stateOf(a, alice, roomId)).get(`m.room.member|${gina.userId}`)).toMatchObject({ membership: 'knock', reason: 'let me in' });
+    const sync = await rawSync(b.baseUrl, gina.token);
+    const knockState = sync.rooms.knock[roomId]?.knock_state.events as Json[];
+    expect(knockState.find((e) => e.type === 'm.room.join_rules')?.content).toEqual({ join_rule: 'knock' });
+    expect(knockState.find((e) => e.type === 'm.room.name')?.content).toEqual({ name: 'Knock here' });
+
+    expect((await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: gina.userId })).status).toBe(200);
+    expect((await api(b, gina, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+    expect(Object.keys((await api(a, alice, 'GET', `/rooms/${enc(roomId)}/joined_members`)).json.joined as Json)).toContain(gina.userId);
+  });
+
+  it('a restricted room: A authorises the join of a member of the allowed room (join_authorised_via_users_server, signed by A); others get 403', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const hank = await newUser(b.baseUrl, 'hank', PASSWORD);
+    const ivy = await newUser(b.baseUrl, 'ivy', PASSWORD);
+    const allowedRoom = await publicRoom(alice);
+    const created = await api(a, alice, 'POST', '/createRoom', {
+      preset: 'private_chat',
+      initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'restricted', allow: [{ type: 'm.room_membership', room_id: allowedRoom }] } }],
+    });
+    const roomId = created.json.room_id as string;
+
+    const refused = await api(b, ivy, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {});
+    expect(refused.status).toBe(403);
+
+    expect((await api(b, hank, 'POST', `/join/${enc(allowedRoom)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+    expect((await api(b, hank, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).json).toEqual({ room_id: roomId });
+    expect((await stateOf(a, alice, roomId)).get(`m.room.member|${hank.userId}`)).toMatchObject({ membership: 'join', join_authorised_via_users_server: alice.userId });
+    const onB = await api(b, hank, 'GET', `/rooms/${enc(roomId)}/state/m.room.member/${enc(hank.userId)}`);
+    expect(onB.json).toMatchObject({ membership: 'join', join_authorised_via_users_server: alice.userId });
+  });
+
   it('a remote invite of an unknown user of B is refused', async () => {
     const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
     const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat' });

@@ -127,7 +127,11 @@ export class FederationMembership {
    * the event to use (the redacted copy on a hash mismatch, as the spec
    * says) or the reason it was dropped.
    */
-  private async checkSignatures(events: readonly RoomEvent[], version: RoomVersion): Promise<Array<{ event: RoomEvent; redacted: boolean } | { error: string }>> {
+  private async checkSignatures(
+    events: readonly RoomEvent[],
+    version: RoomVersion,
+    except?: string,
+  ): Promise<Array<{ event: RoomEvent; redacted: boolean } | { error: string }>> {
     const wanted = new Map<string, { keyIds: Set<string>; atTs: number }>();
     for (const event of events) {
       for (const server of requiredSigners(event, version)) {
@@ -151,7 +155,8 @@ export class FederationMembership {
     const lookup = (serverName: string, keyId: string): KnownVerifyKey | undefined =>
       serverName === this.serverName && keyId === own.keyId ? { key: own.publicKey } : found.get(remoteKeyId(serverName, keyId));
     return events.map((event) => {
-      const result = checkPduHashesAndSignatures(event, version, lookup);
+      const required = except === undefined ? undefined : requiredSigners(event, version).filter((s) => s !== except);
+      const result = checkPduHashesAndSignatures(event, version, lookup, required ? { requiredServers: required } : undefined);
       if (result.outcome === 'reject') return { error: `signature of ${result.signatures.serverName}: ${result.signatures.reason}` };
       return { event: result.event, redacted: result.outcome === 'redact' };
     });
@@ -273,7 +278,10 @@ export class FederationMembership {
       throw Errors.badJson(`Not a valid room version ${version.id} event: ${(err as Error).message}`);
     }
     if (received.event_id !== request.event_id) throw Errors.badJson(`The event's ID is ${received.event_id}, not ${request.event_id}`);
-    const [checked] = await this.checkSignatures([received], version);
+    // A restricted join authorised by a user of this server is signed here, after these checks.
+    const authoriser = received.content['join_authorised_via_users_server'];
+    const authorisedHere = request.membership === 'join' && version.restrictedJoin && typeof authoriser === 'string' && domainOfId(authoriser) === this.serverName;
+    const [checked] = await this.checkSignatures([received], version, authorisedHere ? this.serverName : undefined);
     if ('error' in checked) throw Errors.forbidden(`The event's signatures do not verify (${checked.error})`);
     // A membership event whose content hash fails would be stored redacted; a handshake
     // must not go on with an event the sender did not mean.
@@ -286,12 +294,12 @@ export class FederationMembership {
       if (!existing) {
         // server-server-api "Checks performed on receipt of a PDU", steps 4–6, for an event
         // built on this server's extremities: auth events, then the current state.
-        await this.authorise(room._id, event, version);
-        const authoriser = event.content['join_authorised_via_users_server'];
-        if (request.membership === 'join' && version.restrictedJoin && typeof authoriser === 'string' && domainOfId(authoriser) === this.serverName) {
-          // "the resident server [...] signs the event" (joins-v2.yaml `event`).
+        if (authorisedHere) {
+          // "the resident server [...] signs the event" (joins-v2.yaml `event`), before the auth
+          // rules, which want the authorising server's signature on it.
           event = toRoomEvent(signPdu(event, version, this.serverName, this.options.signingKey), version);
         }
+        await this.authorise(room._id, event, version);
         await persist(event, version);
       } else {
         event = eventOf(existing);
