@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Inject, Param, Post, Query } from '@nestjs/common';
 import type { AtriumConfig } from '@atrium/config';
 import { Errors, requireJsonObject } from '@atrium/http';
-import { prevEventIds, type Pdu } from '@atrium/matrix';
+import { prevEventIds, redactEvent, type Pdu, type RoomVersion } from '@atrium/matrix';
 import { CONFIG } from '@atrium/platform';
 import { eventOf, ROOM_STORE, type EventRecord, type RoomStore } from '@atrium/rooms';
 import { FederationOrigin } from '../origin';
@@ -117,7 +117,8 @@ export class FederationRoomEventsController {
   /**
    * backfill.yaml GET /backfill/{roomId}: "the PDUs given in v and the PDUs
    * that preceded them … up to the total number given by the limit", deepest
-   * first. Events the origin may not see are left out.
+   * first. An event the origin may not see (history visibility) is served in
+   * its redacted form, as Synapse does, so the requester's DAG stays whole.
    */
   @Get('backfill/:roomId')
   async backfill(@FederationOrigin() origin: string, @Param('roomId') roomId: string, @Query('v') v: unknown, @Query('limit') limitParam: unknown): Promise<{ origin: string; origin_server_ts: number; pdus: Pdu[] }> {
@@ -131,23 +132,29 @@ export class FederationRoomEventsController {
     // Deepest first over the prev_events graph, from the given events (included).
     const seen = new Set<string>(starts);
     const frontier = (await this.rooms.getEvents(starts)).filter((r) => r.room_id === roomId);
-    const out: EventRecord[] = [];
+    const out: Pdu[] = [];
     while (frontier.length > 0 && out.length < limit) {
       frontier.sort((a, b) => b.depth - a.depth);
       const next = frontier.shift() as EventRecord;
-      if (!next.rejected && (await this.access.canSeeEvent(next, origin, inRoom))) out.push(next);
+      if (!next.rejected) out.push(await this.served(next, version, origin, inRoom));
       const prevs = prevEventIds(eventOf(next)).filter((id) => !seen.has(id));
       for (const id of prevs) seen.add(id);
       frontier.push(...(await this.rooms.getEvents(prevs)).filter((r) => r.room_id === roomId));
     }
-    return this.transaction(out.map((r) => wirePdu(r, version)));
+    return this.transaction(out);
+  }
+
+  /** The event as this origin may see it: whole, or redacted when history visibility hides it. */
+  private async served(record: EventRecord, version: RoomVersion, origin: string, inRoom: boolean): Promise<Pdu> {
+    const pdu = wirePdu(record, version);
+    return (await this.access.canSeeEvent(record, origin, inRoom)) ? pdu : (redactEvent(pdu, version) as Pdu);
   }
 
   /**
    * backfill.yaml POST /get_missing_events/{roomId}: "a breadth-first walk of
    * the prev_events for the latest_events, ignoring any events in
    * earliest_events and stopping at the limit"; events below `min_depth` are
-   * not followed.
+   * not followed; hidden events are redacted as in /backfill.
    */
   @Post('get_missing_events/:roomId')
   async getMissingEvents(@FederationOrigin() origin: string, @Param('roomId') roomId: string, @Body() body: unknown): Promise<{ events: Pdu[] }> {
@@ -161,7 +168,7 @@ export class FederationRoomEventsController {
     const inRoom = await this.access.hasJoinedMember(roomId, origin);
     const seen = new Set<string>([...earliest, ...latest]);
     let queue = (await this.rooms.getEvents(latest)).filter((r) => r.room_id === roomId).flatMap((r) => prevEventIds(eventOf(r)));
-    const out: EventRecord[] = [];
+    const out: Array<{ depth: number; pdu: Pdu }> = [];
     while (queue.length > 0 && out.length < limit) {
       const ids = queue.filter((id) => !seen.has(id));
       for (const id of ids) seen.add(id);
@@ -169,14 +176,14 @@ export class FederationRoomEventsController {
       for (const record of await this.rooms.getEvents(ids)) {
         if (out.length >= limit) break;
         if (record.room_id !== roomId || record.rejected || record.depth < minDepth) continue;
-        if (await this.access.canSeeEvent(record, origin, inRoom)) out.push(record);
+        out.push({ depth: record.depth, pdu: await this.served(record, version, origin, inRoom) });
         next.push(...prevEventIds(eventOf(record)));
       }
       queue = next;
     }
     // Oldest first, so the requester can apply them in order.
     out.sort((a, b) => a.depth - b.depth);
-    return { events: out.map((r) => wirePdu(r, version)) };
+    return { events: out.map((e) => e.pdu) };
   }
 
   /** events.yaml GET /timestamp_to_event/{roomId}: the closest event in the direction asked. */
