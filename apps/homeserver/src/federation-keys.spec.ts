@@ -1,0 +1,128 @@
+/**
+ * Three embedded Atrium servers in this process, federating over TLS on
+ * loopback (server names `127.0.0.1:<port>`, certificates from the test CA):
+ * N is a notary, B trusts N (pinned key), A is the one whose keys are asked for.
+ *
+ * Spec: server-server-api "Retrieving server keys" (`/_matrix/key/v2/server`,
+ * `/_matrix/key/v2/query` GET and POST), "Request Authentication".
+ */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { buildConfig } from '@atrium/config';
+import { FederationHttpError, HttpFederationClient, HttpsTransport, httpsWellKnownFetcher, IpRangeFilter, REMOTE_SERVER_KEYS_COLLECTION, ServerNameResolver, type RemoteServerKeyDoc } from '@atrium/federation-client';
+import { checkSignatures, generateSigningKey, serialiseSigningKeyFile, verifyServerKeys, type JsonObject, type SigningKey } from '@atrium/matrix';
+import type { RunningService } from '@atrium/platform';
+import { createTestCa, freePort, type TestCa } from '@atrium/test-servers';
+import { startEmbedded } from './embedded';
+
+interface Peer {
+  name: string;
+  key: SigningKey;
+  running: RunningService;
+}
+
+describe('federation keys between embedded Atrium servers', () => {
+  let ca: TestCa;
+  let transport: HttpsTransport;
+  const peers: Peer[] = [];
+
+  async function startPeer(extra: Record<string, unknown> = {}): Promise<Peer> {
+    const port = await freePort();
+    const name = `127.0.0.1:${port}`;
+    const dir = mkdtempSync(join(tmpdir(), 'atrium-fedkeys-'));
+    mkdirSync(join(dir, 'data'));
+    const key = generateSigningKey();
+    writeFileSync(join(dir, 'data', 'signing.key'), serialiseSigningKeyFile([key]), { mode: 0o600 });
+    const cert = ca.issue(['127.0.0.1']);
+    const yaml = stringify({
+      server_name: name,
+      data_dir: join(dir, 'data'),
+      storage: { url: `sqlite:${join(dir, 'data', 'atrium.db')}` },
+      telemetry: { log_level: 'silent' },
+      listeners: { client: { host: '127.0.0.1', port: 0 }, federation: { host: '127.0.0.1', port, tls_certificate_path: cert.certPath, tls_private_key_path: cert.keyPath } },
+      federation: { trusted_ca_paths: [ca.certPath], ip_range_allowlist: ['127.0.0.1/32'], ...extra },
+    });
+    const running = await startEmbedded(buildConfig(yaml, {}));
+    const peer = { name, key, running };
+    peers.push(peer);
+    return peer;
+  }
+
+  /** A federation client in the test process, signing as `as` (default: an origin nobody knows). */
+  function client(as?: Peer): HttpFederationClient {
+    const resolver = new ServerNameResolver({ fetchWellKnown: httpsWellKnownFetcher(transport) });
+    return new HttpFederationClient({ serverName: as?.name ?? 'nobody.invalid', signingKey: as?.key ?? generateSigningKey(), resolver, transport });
+  }
+
+  let a: Peer;
+  let n: Peer;
+  let b: Peer;
+
+  beforeAll(async () => {
+    ca = createTestCa();
+    transport = new HttpsTransport({ extraCaPems: [readFileSync(ca.certPath, 'utf8')], ipFilter: new IpRangeFilter(['127.0.0.0/8'], ['127.0.0.1/32']) });
+    a = await startPeer();
+    n = await startPeer();
+    b = await startPeer({ trusted_key_servers: [{ server_name: n.name, verify_keys: { [n.key.keyId]: n.key.publicKeyBase64 } }] });
+  }, 60_000);
+
+  afterAll(async () => {
+    transport?.close();
+    for (const peer of peers) await peer.running.stop();
+  });
+
+  it('serves its own keys over TLS, self-signed', async () => {
+    const keys = await client().request({ destination: a.name, method: 'GET', path: '/_matrix/key/v2/server', signed: false });
+    const verified = verifyServerKeys(keys, a.name);
+    expect(verified.ok && Object.keys(verified.keys.verifyKeys)).toEqual([a.key.keyId]);
+  });
+
+  it("the notary fetches another server's keys and countersigns them (GET and POST /_matrix/key/v2/query)", async () => {
+    const viaGet = await client().request<{ server_keys: JsonObject[] }>({ destination: n.name, method: 'GET', path: `/_matrix/key/v2/query/${encodeURIComponent(a.name)}`, signed: false });
+    const viaPost = await client().request<{ server_keys: JsonObject[] }>({
+      destination: n.name,
+      method: 'POST',
+      path: '/_matrix/key/v2/query',
+      body: { server_keys: { [a.name]: { [a.key.keyId]: { minimum_valid_until_ts: Date.now() } }, 'unreachable.invalid': {} } },
+      signed: false,
+    });
+    for (const answer of [viaGet, viaPost]) {
+      expect(answer.server_keys).toHaveLength(1);
+      const entry = answer.server_keys[0];
+      expect(verifyServerKeys(entry, a.name)).toMatchObject({ ok: true });
+      expect(checkSignatures(entry, [n.name], (_s, keyId) => (keyId === n.key.keyId ? { key: n.key.publicKeyBase64 } : undefined))).toMatchObject({ ok: true });
+    }
+    // Its own keys, asked of itself, are the ones it serves.
+    const own = await client().request<{ server_keys: JsonObject[] }>({ destination: n.name, method: 'GET', path: `/_matrix/key/v2/query/${encodeURIComponent(n.name)}`, signed: false });
+    expect(verifyServerKeys(own.server_keys[0], n.name)).toMatchObject({ ok: true });
+  });
+
+  it('the notary answers bad queries with Matrix errors, and an empty list for nothing asked', async () => {
+    const c = client();
+    await expect(c.request({ destination: n.name, method: 'POST', path: '/_matrix/key/v2/query', body: { server_keys: [] } as unknown as JsonObject, signed: false })).rejects.toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
+    await expect(c.request({ destination: n.name, method: 'GET', path: `/_matrix/key/v2/query/${encodeURIComponent(a.name)}`, query: { minimum_valid_until_ts: 'soon' }, signed: false })).rejects.toMatchObject({ status: 400, errcode: 'M_INVALID_PARAM' });
+    await expect(c.request({ destination: n.name, method: 'POST', path: '/_matrix/key/v2/query', body: { server_keys: {} }, signed: false })).resolves.toEqual({ server_keys: [] });
+  });
+
+  it("B checks A's signed request with A's keys fetched through the notary N", async () => {
+    // A signed request from A to B on a guarded federation route: past the
+    // guard the route may refuse for its own reasons, but never with 401.
+    const err = await client(a)
+      .request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/make_join/${encodeURIComponent('!nowhere:' + b.name)}/${encodeURIComponent('@u:' + a.name)}`, query: { ver: '12' } })
+      .catch((e: unknown) => e);
+    if (err instanceof FederationHttpError) expect(err.status).not.toBe(401);
+    else expect(err).not.toBeInstanceOf(Error);
+    const keys = await (await b.running.platform.store.collection<RemoteServerKeyDoc>({ name: REMOTE_SERVER_KEYS_COLLECTION })).find({ server_name: a.name });
+    expect(keys.map((k) => k.key_id)).toEqual([a.key.keyId]);
+    // The stored response came through N: it carries N's signature.
+    expect(Object.keys((JSON.parse(keys[0].response) as { signatures: object }).signatures).sort()).toEqual([a.name, n.name].sort());
+
+    // The same request signed by a key A never published is refused.
+    const forged = await client({ ...a, key: generateSigningKey() })
+      .request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/make_join/${encodeURIComponent('!nowhere:' + b.name)}/${encodeURIComponent('@u:' + a.name)}` })
+      .catch((e: unknown) => e);
+    expect(forged).toMatchObject({ status: 401, errcode: 'M_UNAUTHORIZED' });
+  });
+});
