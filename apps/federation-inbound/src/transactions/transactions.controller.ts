@@ -3,7 +3,8 @@ import type { Bus } from '@atrium/bus';
 import { INCOMING_EDU_HANDLER, type IncomingEduHandler } from '@atrium/federation-client';
 import { Errors, requireJsonObject } from '@atrium/http';
 import { serverAclAllows, stateKey, type JsonObject } from '@atrium/matrix';
-import { BUS } from '@atrium/platform';
+import { BUS, TELEMETRY } from '@atrium/platform';
+import type { Telemetry } from '@atrium/telemetry';
 import { ROOM_STORE, type RoomStore } from '@atrium/rooms';
 import { ROOM_SERVER_FEDERATION_SUBJECTS, toMatrixError, type PduResult, type ReceivePdusRequest, type ReceivePdusResponse } from '@atrium/app-room-server';
 import { FederationOrigin } from '../origin';
@@ -39,6 +40,7 @@ export class FederationTransactionsController {
     @Inject(BUS) private readonly bus: Bus,
     @Inject(ROOM_STORE) private readonly rooms: RoomStore,
     @Inject(INBOUND_TRANSACTION_STORE) private readonly txns: InboundTransactionStore,
+    @Inject(TELEMETRY) private readonly telemetry: Telemetry,
     @Optional() @Inject(INCOMING_EDU_HANDLER) private readonly eduHandler?: IncomingEduHandler,
   ) {}
 
@@ -58,7 +60,14 @@ export class FederationTransactionsController {
     const key = `${origin}\n${txnId}`;
     const running = this.inFlight.get(key);
     if (running) return running;
-    const work = this.process(origin, txnId, pdus, edus).finally(() => this.inFlight.delete(key));
+    // docs/federation-design.md "Tracing": one span per transaction; the bus carries its context to the room server.
+    const work = this.telemetry
+      .withSpan('federation.transaction', { attributes: { 'matrix.origin': origin, 'matrix.txn_id': txnId, 'matrix.pdu_count': pdus.length, 'matrix.edu_count': edus.length } }, async (span) => {
+        const response = await this.process(origin, txnId, pdus, edus);
+        span.setAttribute('matrix.event_ids', Object.keys(response.pdus));
+        return response;
+      })
+      .finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, work);
     return work;
   }
