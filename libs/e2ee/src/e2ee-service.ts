@@ -233,6 +233,7 @@ export class E2eeService {
    */
   async query(requester: string, body: Json, remote?: RemoteKeysOptions): Promise<Json> {
     const wanted = checkDeviceKeysQuery(body);
+    const timeoutMs = timeoutOf(body);
     const deviceKeys: Record<string, Record<string, Json>> = {};
     const masterKeys: Record<string, Json> = {};
     const selfSigningKeys: Record<string, Json> = {};
@@ -252,7 +253,7 @@ export class E2eeService {
     }
     if (remoteUsers.size > 0) {
       if (remote) {
-        const answer = await new RemoteKeys(this, remote).query(remoteUsers, timeoutOf(body));
+        const answer = await new RemoteKeys(this, remote).query(remoteUsers, timeoutMs);
         Object.assign(deviceKeys, answer.device_keys);
         Object.assign(masterKeys, answer.master_keys);
         Object.assign(selfSigningKeys, answer.self_signing_keys);
@@ -308,6 +309,7 @@ export class E2eeService {
   /** POST /keys/claim; remote users as for `query`. */
   async claim(body: Json, remote?: RemoteKeysOptions): Promise<Json> {
     const wanted = checkOneTimeKeysClaim(body);
+    const timeoutMs = timeoutOf(body);
     const result: Record<string, Record<string, Json>> = {};
     const failures: Record<string, Json> = {};
     const remoteUsers = new Map<string, Record<string, string>>();
@@ -321,7 +323,7 @@ export class E2eeService {
     }
     if (remoteUsers.size > 0) {
       if (remote) {
-        const answer = await new RemoteKeys(this, remote).claim(remoteUsers, timeoutOf(body));
+        const answer = await new RemoteKeys(this, remote).claim(remoteUsers, timeoutMs);
         Object.assign(result, answer.one_time_keys);
         Object.assign(failures, answer.failures);
       } else {

@@ -113,10 +113,15 @@ export class RemoteKeys {
     const resync: string[] = [];
     const direct = new Map<string, readonly string[]>();
     for (const [user, devices] of users) {
+      if (!(await this.tracked(user))) {
+        // No shared room: no EDU keeps a cached list current, so it is not trusted (and dropped if one is left from a shared past).
+        await lists.forget(user);
+        direct.set(user, devices);
+        continue;
+      }
       const cached = await lists.get(user);
       if (cached) serveList(out, user, devices, cached);
-      else if (await this.tracked(user)) resync.push(user);
-      else direct.set(user, devices);
+      else resync.push(user);
     }
     const work: Array<Promise<void>> = resync.map(async (user) => {
       const body = await this.options.client.request<unknown>({
