@@ -18,7 +18,7 @@ mkdir -p "$out_dir"
 [ -f "$root/.tools/.gitignore" ] || printf '*\n' > "$root/.tools/.gitignore"
 
 if [ -x "$out" ]; then
-  stale=$(find "$src/go.mod" "$src/go.sum" "$src/main.go" -newer "$out" | head -n 1)
+  stale=$(find "$src" \( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$out" | head -n 1)
   if [ -z "$stale" ]; then
     echo "ferretdb: $out is up to date"
     exit 0

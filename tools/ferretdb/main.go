@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -79,6 +80,7 @@ func main() {
 	go func() {
 		fmt.Fprintf(os.Stdout, "listening %s\n", f.MongoDBURI())
 	}()
+	go keepIDIndexes(ctx, *dir, 200*time.Millisecond, logger)
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
 		os.Exit(1)
