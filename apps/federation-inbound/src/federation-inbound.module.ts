@@ -11,6 +11,7 @@ import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openi
 import { XMatrixGuard } from './auth/x-matrix.guard';
 import { FederationEdusModule } from './edus/edus.module';
 import { FederationMembershipController } from './membership.controller';
+import { FederationQueryModule } from './query/query.controller';
 import { ROOM_STORE, RoomStore } from '@atrium/rooms';
 import { FederationRoomEventsController } from './rooms/room-events.controller';
 import { FederationTransactionsController, INBOUND_TRANSACTION_STORE } from './transactions/transactions.controller';
@@ -40,7 +41,7 @@ export class FederationDiscoveryController {
 
 /** The federation front end: /_matrix/federation/** (transactions, joins, backfill… arrive with the federation work). */
 @Module({
-  imports: [FederationClientModule, FederationEdusModule],
+  imports: [FederationClientModule, FederationEdusModule, FederationQueryModule],
   controllers: [FederationDiscoveryController, OpenIdUserInfoController, FederationMembershipController, FederationTransactionsController, FederationRoomEventsController],
   providers: [
     { provide: FEDERATION_OPENID_TOKEN_STORE, useFactory: (store: DocumentStore) => OpenIdTokenStore.open(store), inject: [DOCUMENT_STORE] },

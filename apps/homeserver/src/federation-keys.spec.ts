@@ -42,6 +42,8 @@ describe('federation keys between embedded Atrium servers', () => {
       storage: { url: `sqlite:${join(dir, 'data', 'atrium.db')}` },
       telemetry: { log_level: 'silent' },
       listeners: { client: { host: '127.0.0.1', port: 0 }, federation: { host: '127.0.0.1', port, tls_certificate_path: cert.certPath, tls_private_key_path: cert.keyPath } },
+      registration: { mode: 'open' },
+      rate_limits: { enabled: false },
       federation: { trusted_ca_paths: [ca.certPath], ip_range_allowlist: ['127.0.0.1/32'], ...extra },
     });
     const running = await startEmbedded(buildConfig(yaml, {}));
@@ -124,5 +126,60 @@ describe('federation keys between embedded Atrium servers', () => {
       .request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/make_join/${encodeURIComponent('!nowhere:' + b.name)}/${encodeURIComponent('@u:' + a.name)}` })
       .catch((e: unknown) => e);
     expect(forged).toMatchObject({ status: 401, errcode: 'M_UNAUTHORIZED' });
+  });
+
+  describe('queries (server-server-api "Querying for information")', () => {
+    /** The client API of a peer (its first port). */
+    async function clientApi(peer: Peer, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+      const res = await fetch(`http://127.0.0.1:${peer.running.ports[0]}${path}`, {
+        method,
+        headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    }
+
+    async function register(peer: Peer, username: string): Promise<{ userId: string; token: string }> {
+      const first = await clientApi(peer, 'POST', '/_matrix/client/v3/register', { username, password: 'correct horse battery' });
+      const done = await clientApi(peer, 'POST', '/_matrix/client/v3/register', { username, password: 'correct horse battery', auth: { type: 'm.login.dummy', session: first.json['session'] } });
+      expect(done.status).toBe(200);
+      return { userId: done.json['user_id'] as string, token: done.json['access_token'] as string };
+    }
+
+    let bob: { userId: string; token: string };
+    let roomId: string;
+    const alias = (): string => `#lobby:${b.name}`;
+
+    beforeAll(async () => {
+      bob = await register(b, 'bob');
+      expect((await clientApi(b, 'PUT', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}/displayname`, { displayname: 'Bob B' }, bob.token)).status).toBe(200);
+      const created = await clientApi(b, 'POST', '/_matrix/client/v3/createRoom', { room_alias_name: 'lobby', preset: 'public_chat' }, bob.token);
+      expect(created.status).toBe(200);
+      roomId = created.json['room_id'] as string;
+    });
+
+    it('answers signed /query/directory and /query/profile, and refuses unsigned ones', async () => {
+      const asA = client(a);
+      expect(await asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/directory', query: { room_alias: alias() } })).toEqual({ room_id: roomId, servers: [b.name] });
+      await expect(asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/directory', query: { room_alias: `#nothing:${b.name}` } })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+      expect(await asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/profile', query: { user_id: bob.userId } })).toEqual({ displayname: 'Bob B' });
+      expect(await asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/profile', query: { user_id: bob.userId, field: 'displayname' } })).toEqual({ displayname: 'Bob B' });
+      await expect(asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/profile', query: { user_id: bob.userId, field: 'avatar_url' } })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+      await expect(asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/profile', query: { user_id: `@nobody:${b.name}` } })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+      await expect(asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/profile' })).rejects.toMatchObject({ status: 400, errcode: 'M_MISSING_PARAM' });
+      await expect(asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/weather' })).rejects.toMatchObject({ status: 404, errcode: 'M_UNRECOGNIZED' });
+      await expect(client(a).request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/query/profile', query: { user_id: bob.userId }, signed: false })).rejects.toMatchObject({ status: 401, errcode: 'M_UNAUTHORIZED' });
+    });
+
+    it("A's clients resolve B's alias and read B's users' profiles through federation", async () => {
+      const alice = await register(a, 'alice');
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias())}`)).toMatchObject({ status: 200, json: { room_id: roomId, servers: expect.arrayContaining([b.name]) } });
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(`#nothing:${b.name}`)}`)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}`, undefined, alice.token)).toEqual({ status: 200, json: { displayname: 'Bob B' } });
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}/displayname`, undefined, alice.token)).toEqual({ status: 200, json: { displayname: 'Bob B' } });
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent(`@nobody:${b.name}`)}`, undefined, alice.token)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
+      // A server that cannot be reached: not found, not a 500.
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent('@x:127.0.0.1:1')}`, undefined, alice.token)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
+    });
   });
 });

@@ -3,6 +3,7 @@ import { AccessTokenGuard, CurrentRequester, Errors, MatrixError, optionalJsonOb
 import { domainOfId, type JsonObject } from '@atrium/matrix';
 import type { RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
+import { RemoteMembership } from './remote-membership';
 import { RoomServerClient } from './room-server.client';
 import { RoomsService, type RoomSummary } from './rooms.service';
 
@@ -30,6 +31,7 @@ export class DirectoryController {
   constructor(
     private readonly rooms: RoomsService,
     private readonly roomServer: RoomServerClient,
+    private readonly remote: RemoteMembership,
   ) {}
 
   // ---- aliases ----
@@ -51,6 +53,11 @@ export class DirectoryController {
 
   @Get('directory/room/:roomAlias')
   async getAlias(@Param('roomAlias') alias: string): Promise<{ room_id: string; servers: string[] }> {
+    // Another server's alias: its directory, over federation (GET /query/directory).
+    if (domainOfId(this.rooms.checkAlias(alias)) !== this.rooms.serverName) {
+      const resolved = await this.remote.resolveAlias(alias);
+      return { room_id: resolved.roomId, servers: resolved.servers };
+    }
     const roomId = await this.rooms.resolveAlias(alias);
     return { room_id: roomId, servers: [this.rooms.serverName] };
   }

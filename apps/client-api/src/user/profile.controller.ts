@@ -6,6 +6,7 @@ import { CONFIG } from '@atrium/platform';
 import type { ProfileFields } from '@atrium/user-data';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { ProfilePropagation } from './profile-propagation';
+import { RemoteProfiles } from './remote-profiles';
 import { UserDataStores } from './user-data.stores';
 import { byteLength, requireSelf } from './user-params';
 
@@ -72,6 +73,7 @@ export class ProfileController {
     private readonly stores: UserDataStores,
     private readonly propagation: ProfilePropagation,
     @Inject(CONFIG) private readonly config: AtriumConfig,
+    private readonly remote: RemoteProfiles,
   ) {}
 
   /**
@@ -82,6 +84,7 @@ export class ProfileController {
    */
   @Get('profile/:userId')
   async getProfile(@Param('userId') userId: string): Promise<ProfileFields> {
+    if (this.isRemote(userId)) return this.remote.get(userId);
     await this.requireKnownUser(userId);
     return this.stores.profiles.get(userId);
   }
@@ -90,6 +93,7 @@ export class ProfileController {
   @Get('profile/:userId/:keyName')
   async getField(@Param('userId') userId: string, @Param('keyName') keyName: string): Promise<ProfileFields> {
     checkKey(keyName);
+    if (this.isRemote(userId)) return this.remote.get(userId, keyName);
     await this.requireKnownUser(userId);
     const fields = await this.stores.profiles.get(userId);
     if (!Object.prototype.hasOwnProperty.call(fields, keyName)) throw Errors.notFound('Profile field not found');
@@ -144,11 +148,13 @@ export class ProfileController {
     if (requester.isGuest && keyName !== 'displayname') throw Errors.guestAccessForbidden();
   }
 
-  /**
-   * Local users must exist. Remote users' profiles would be fetched over
-   * federation ("homeservers SHOULD query the remote server"); until the
-   * federation query client exists, they are answered as unknown.
-   */
+  /** Another server's user (a user ID with a server name that is not ours): asked of that server (remote-profiles.ts). */
+  private isRemote(userId: string): boolean {
+    const server = domainOfId(userId);
+    return userId.startsWith('@') && server !== undefined && server !== '' && server !== this.config.server_name;
+  }
+
+  /** Local users must exist. */
   private async requireKnownUser(userId: string): Promise<void> {
     if (domainOfId(userId) !== this.config.server_name || !(await this.stores.isLocalUser(userId))) {
       throw Errors.notFound('Profile not found');

@@ -12,6 +12,7 @@ import { ProfilePropagation } from './profile-propagation';
 import { ThreepidController, ThreepidTokenController } from './threepid.controller';
 import { ToDeviceController } from './to-device.controller';
 import { UserDataStores } from './user-data.stores';
+import { RemoteProfiles } from './remote-profiles';
 
 /**
  * User data of the Client-Server API (docs/client-server-design.md): account
@@ -40,6 +41,7 @@ import { UserDataStores } from './user-data.stores';
       inject: [DOCUMENT_STORE, BUS, ACCOUNT_STORE],
     },
     ProfilePropagation,
+    RemoteProfiles,
     PresenceIdleSweep,
     PresenceActivity,
   ],
