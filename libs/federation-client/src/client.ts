@@ -4,7 +4,7 @@
  */
 import { signRequest, type JsonObject, type JsonSigner, type JsonValue } from '@atrium/matrix';
 import { FederationHttpError, FederationUnreachableError, type FederationClient, type FederationRequest, type ServerResolver } from './api';
-import { TransportError, type HttpsTransport } from './transport';
+import { TransportError, type HttpsResponse, type HttpsTransport } from './transport';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Room state and backfill answers can be large; anything beyond this is refused rather than buffered. */
@@ -33,11 +33,35 @@ export class HttpFederationClient implements FederationClient {
   constructor(private readonly options: HttpFederationClientOptions) {}
 
   async request<T = JsonObject>(request: FederationRequest): Promise<T> {
+    const response = await this.exchange(request, 'application/json');
+    const text = response.body.toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (typeof parsed !== 'object' || parsed === null) {
+      throw new FederationUnreachableError(request.destination, 'protocol', `${request.method} ${request.path} on ${request.destination}: the answer is not a JSON object`);
+    }
+    return parsed as T;
+  }
+
+  /**
+   * A signed request whose 2xx answer is returned as bytes with its headers
+   * (federation media: multipart/mixed answers). Non-2xx answers throw
+   * FederationHttpError as `request` does.
+   */
+  async requestBytes(request: FederationRequest): Promise<HttpsResponse> {
+    return this.exchange(request, '*/*');
+  }
+
+  private async exchange(request: FederationRequest, accept: string): Promise<HttpsResponse> {
     const { destination } = request;
     if (!request.path.startsWith('/_matrix/')) throw new TypeError(`federation paths start with /_matrix/: ${request.path}`);
     const deadline = Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const uri = requestTarget(request.path, request.query);
-    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'Atrium' };
+    const headers: Record<string, string> = { Accept: accept, 'User-Agent': 'Atrium' };
     let body: Buffer | undefined;
     if (request.body !== undefined) {
       body = Buffer.from(JSON.stringify(request.body), 'utf8');
@@ -74,15 +98,15 @@ export class HttpFederationClient implements FederationClient {
         if (err.reason === 'protocol' || err.reason === 'timeout') break;
         continue;
       }
-      const text = response.body.toString('utf8');
-      let parsed: unknown;
-      let isJson = true;
-      try {
-        parsed = text === '' ? undefined : JSON.parse(text);
-      } catch {
-        isJson = false;
-      }
       if (response.status < 200 || response.status >= 300) {
+        const text = response.body.toString('utf8');
+        let parsed: unknown;
+        let isJson = true;
+        try {
+          parsed = text === '' ? undefined : JSON.parse(text);
+        } catch {
+          isJson = false;
+        }
         const errcode = isJson && typeof parsed === 'object' && parsed !== null && typeof (parsed as { errcode?: unknown }).errcode === 'string' ? (parsed as { errcode: string }).errcode : undefined;
         const error = isJson && typeof parsed === 'object' && parsed !== null ? (parsed as { error?: unknown }).error : undefined;
         throw new FederationHttpError(
@@ -93,10 +117,7 @@ export class HttpFederationClient implements FederationClient {
           `${request.method} ${request.path} on ${destination}: ${response.status}${errcode ? ` ${errcode}` : ''}${typeof error === 'string' ? ` ${error}` : ''}`,
         );
       }
-      if (!isJson || typeof parsed !== 'object' || parsed === null) {
-        throw new FederationUnreachableError(destination, 'protocol', `${request.method} ${request.path} on ${destination}: the answer is not a JSON object`);
-      }
-      return parsed as T;
+      return response;
     }
     if (!lastError) throw new FederationUnreachableError(destination, 'timeout', `${destination}: deadline passed before a connection`);
     throw new FederationUnreachableError(destination, lastError.reason, `${destination}: ${lastError.message}`);
