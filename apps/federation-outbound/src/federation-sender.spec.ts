@@ -309,6 +309,8 @@ describe('FederationSender', () => {
     await send(roomA, 3, 'a');
     const outbound = await OutboundStore.shared(store);
     await waitFor(async () => ((await outbound.destinations.get(`127.0.0.1:${port}`))?.retries ?? 0) >= 1, 10_000, 'a failed attempt');
+    // The depth gauge shows the backlog while the destination is away.
+    expect((await telemetry.metricsText()).body).toContain(`atrium_federation_queue_depth{destination="127.0.0.1:${port}"} 3`);
     // Back soon: everything missed is sent, in order.
     await destination.start(port);
     await waitFor(() => destination.pdus().length >= 3, 10_000, 'catch-up');
@@ -368,6 +370,14 @@ describe('FederationSender', () => {
       { edu_type: 'm.typing', content: { room_id: roomId, user_id: alice, typing: true } },
       { edu_type: 'm.direct_to_device', content: { sender: alice, type: 't', message_id: 'm1', messages: {} } },
     ]);
+    // m.device_list_update gets this server's stream_id, and prev_id naming the one before it for the same user.
+    await bus.publish(OUTGOING_EDU_SUBJECT, { edu_type: 'm.device_list_update', content: { user_id: alice, device_id: 'D1', deleted: true }, user_id: alice });
+    await bus.publish(OUTGOING_EDU_SUBJECT, { edu_type: 'm.device_list_update', content: { user_id: alice, device_id: 'D2', deleted: true }, user_id: alice });
+    await waitFor(() => destination.edus().length >= 4, 10_000, 'device list EDUs');
+    const [first, second] = destination.edus().slice(2).map((e) => e.content);
+    expect(first).toMatchObject({ user_id: alice, device_id: 'D1', prev_id: [] });
+    expect(second).toMatchObject({ user_id: alice, device_id: 'D2', prev_id: [first['stream_id']] });
+    expect(second['stream_id'] as number).toBeGreaterThan(first['stream_id'] as number);
     const [messageId] = await send(roomId, 1);
     await waitFor(() => destination.pdus().length >= 1, 10_000, 'PDU');
     const txn = destination.received[destination.received.length - 1];

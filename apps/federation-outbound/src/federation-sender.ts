@@ -27,6 +27,8 @@ const MAX_TXNS_PER_CLAIM = 20;
 const MAX_DESTINATIONS_IN_FLIGHT = 32;
 /** Queued PDUs beyond which a returning destination gets only the newest event of each room (catch-up). */
 export const CATCH_UP_THRESHOLD = 500;
+/** The shared-cache key of the claim on walking the room output log. */
+const LOG_LEASE = 'fedout:log';
 /** How long EDUs that are only worth something fresh wait in a queue. */
 const EDU_TTL_MS: Record<string, number> = { 'm.typing': 60_000, 'm.presence': 15 * 60_000 };
 
@@ -152,6 +154,8 @@ export class FederationSender {
     if (this.timer) clearInterval(this.timer);
     for (const s of this.subscriptions.splice(0)) await s.unsubscribe();
     await Promise.race([Promise.allSettled([...this.active.values()]), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    // Another replica takes over the log at once rather than when the lease runs out.
+    if (!this.logRunning) await this.release(LOG_LEASE);
   }
 
   // ---- leases (the shared cache, as room-server's room lease) ----
@@ -183,7 +187,7 @@ export class FederationSender {
       return;
     }
     this.logRunning = true;
-    const lease = 'fedout:log';
+    const lease = LOG_LEASE;
     try {
       if (!(await this.claim(lease))) return;
       for (let round = 0; round < 10 && !this.stopped; round++) {
@@ -220,12 +224,24 @@ export class FederationSender {
         if (!isOutlierOrRejected(record)) members.apply(record);
       }
       await outbound.enqueuePdus(rows);
+      await this.updateDepths(rows.map((r) => r.destination));
       const to = batch.length < LOG_BATCH ? safe : batch[batch.length - 1].stream;
       const moved = await outbound.advanceCursor(from, to);
       this.lastCursor = moved ? to : -1;
       if (!(await this.renew(lease))) return;
       if (rows.length > 0) void this.sendDue();
     }
+  }
+
+  /**
+   * Sets the queue depth gauge of destinations that just got rows, so it
+   * grows while a destination is down (an operator's alert), not only when
+   * a sender looks at it. Bounded: a batch touching many servers updates the
+   * first ones; the others are set when served.
+   */
+  private async updateDepths(destinations: readonly string[]): Promise<void> {
+    const outbound = this.outbound as OutboundStore;
+    for (const destination of [...new Set(destinations)].slice(0, 50)) this.metrics.depth.set({ destination }, await outbound.depth(destination));
   }
 
   // ---- 2. EDUs ----
@@ -249,6 +265,7 @@ export class FederationSender {
       content = { ...content, stream_id: streamId, prev_id: prevIds };
     }
     await outbound.enqueueEdu(destinations, edu.edu_type, content, ttl ? this.now() + ttl : 0);
+    await this.updateDepths(destinations);
     void this.sendDue();
   }
 
