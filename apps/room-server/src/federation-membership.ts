@@ -22,11 +22,10 @@ import type { Bus } from '@atrium/bus';
 import { FederationHttpError, FederationUnreachableError, remoteKeyId, type FederationClient, type KeyRing } from '@atrium/federation-client';
 import { Errors, MatrixError } from '@atrium/http';
 import {
-  authEventIds,
   authEventKeys,
   authorizeEvent,
   buildPdu,
-  checkAuthEvents,
+  checkContentHash,
   checkMembershipTemplate,
   checkPduHashesAndSignatures,
   checkSentMembership,
@@ -56,7 +55,7 @@ import {
   type UnsignedPdu,
   userPowerLevel,
 } from '@atrium/matrix';
-import { EVENTS_STREAM, eventOf, NO_STREAM, SYNC_WAKE_SUBJECT, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
+import { EVENTS_STREAM, eventOf, SYNC_WAKE_SUBJECT, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
 import type {
   MakeMembershipRequest,
   MakeMembershipResponse,
@@ -67,6 +66,8 @@ import type {
   SendMembershipRequest,
   SendMembershipResponse,
 } from './room-server.api';
+import type { FederationInput } from './federation/federation-input';
+import { verifyPdus } from './federation/pdu-verifier';
 import type { RoomWriter } from './room-writer';
 
 /** At most this many forward extremities become a template's prev_events (as for local events). */
@@ -81,6 +82,11 @@ export interface FederationMembershipOptions {
   client?: FederationClient;
   /** Other servers' keys; without it, only events signed by this server verify. */
   keyRing?: KeyRing;
+  /**
+   * The room-server federation input (receipt checks and persistence of
+   * remote events), read when needed: it is built after this object.
+   */
+  input?: () => FederationInput | undefined;
   /** Whether a local user exists and may receive invites. */
   userExists?: (userId: string) => Promise<boolean>;
   now?: () => number;
@@ -266,48 +272,48 @@ export class FederationMembership {
   // ---- inbound: send_join / send_leave / send_knock ----
 
   async sendMembership(request: SendMembershipRequest): Promise<SendMembershipResponse> {
+    const input = this.requireInput();
     const room = await this.rooms.getRoom(request.room_id);
     if (!room || !(await this.isResident(room._id))) throw Errors.notFound(`This server is not in room ${request.room_id}`);
     const version = this.versionOf(room);
     const shape = checkSentMembership(request.pdu, { roomId: room._id, membership: request.membership, origin: request.origin });
     if (!shape.ok) throw new MatrixError(shape.errcode === 'M_FORBIDDEN' ? 403 : 400, shape.errcode, shape.reason);
-    let received: RoomEvent;
-    try {
-      received = toRoomEvent(request.pdu as unknown as Pdu, version);
-    } catch (err) {
-      throw Errors.badJson(`Not a valid room version ${version.id} event: ${(err as Error).message}`);
+    let pdu = request.pdu;
+    const content = pdu['content'] as JsonObject;
+    const authoriser = content['join_authorised_via_users_server'];
+    if (request.membership === 'join' && version.restrictedJoin && typeof authoriser === 'string' && domainOfId(authoriser) === this.serverName) {
+      // A restricted join this server authorises: "the resident server [...] signs the event"
+      // (joins-v2.yaml `event`), before the checks, which want the authorising server's
+      // signature. Signing recomputes the content hash, so the sender's is checked first.
+      let received: RoomEvent;
+      try {
+        received = toRoomEvent(pdu as unknown as Pdu, version);
+      } catch (err) {
+        throw Errors.badJson(`Not a valid room version ${version.id} event: ${(err as Error).message}`);
+      }
+      if (!checkContentHash(received, version)) throw Errors.badJson('The event content does not match its hash');
+      pdu = signPdu(pdu as unknown as UnsignedPdu, version, this.serverName, this.options.signingKey) as unknown as JsonObject;
     }
-    if (received.event_id !== request.event_id) throw Errors.badJson(`The event's ID is ${received.event_id}, not ${request.event_id}`);
-    // A restricted join authorised by a user of this server is signed here, after these checks.
-    const authoriser = received.content['join_authorised_via_users_server'];
-    const authorisedHere = request.membership === 'join' && version.restrictedJoin && typeof authoriser === 'string' && domainOfId(authoriser) === this.serverName;
-    const [checked] = await this.checkSignatures([received], version, authorisedHere ? this.serverName : undefined);
-    if ('error' in checked) throw Errors.forbidden(`The event's signatures do not verify (${checked.error})`);
+    // Receipt steps 1–3 (format, signatures, content hash) as for any PDU (room-server federation input).
+    const [verified] = await verifyPdus([pdu], version, this.requireKeyRing(), room._id);
+    if (!verified.ok) throw Errors.forbidden(`The event was refused: ${verified.reason}`);
     // A membership event whose content hash fails would be stored redacted; a handshake
     // must not go on with an event the sender did not mean.
-    if (checked.redacted) throw Errors.badJson('The event content does not match its hash');
-    let event = checked.event;
+    if (verified.redacted) throw Errors.badJson('The event content does not match its hash');
+    const event = verified.event;
+    if (event.event_id !== request.event_id) throw Errors.badJson(`The event's ID is ${event.event_id}, not ${request.event_id}`);
 
-    return this.writer.inRoom(room._id, async (persist) => {
-      const stateBefore = await this.rooms.currentStateIds(room._id);
-      const existing = await this.rooms.getEvent(event.event_id);
-      if (!existing) {
-        // server-server-api "Checks performed on receipt of a PDU", steps 4–6, for an event
-        // built on this server's extremities: auth events, then the current state.
-        if (authorisedHere) {
-          // "the resident server [...] signs the event" (joins-v2.yaml `event`), before the auth
-          // rules, which want the authorising server's signature on it.
-          event = toRoomEvent(signPdu(event, version, this.serverName, this.options.signingKey), version);
-        }
-        await this.authorise(room._id, event, version);
-        await persist(event, version);
-      } else {
-        event = eventOf(existing);
-      }
+    return this.writer.inRoom(room._id, async () => {
+      // Steps 4–6 and persistence, as for any PDU: the event was built on this server's
+      // extremities, so the state before it is known here.
+      const outcome = await input.acceptEvent(room, version, event);
+      if (outcome.error) throw Errors.forbidden(`The event was refused: ${outcome.error}`);
+      if (outcome.softFailed) throw Errors.forbidden('The event is not allowed by the current state of the room');
       if (request.membership === 'knock') return { knock_room_state: await this.strippedStatePdus(room._id, version, null) };
       if (request.membership === 'leave') return {};
       // joins-v2.yaml: the state before the join, its auth chain with the join's, and the servers now in the room.
-      const stateIds = stateBefore.filter((s) => s.event_id !== event.event_id).map((s) => s.event_id);
+      const before = (await this.rooms.stateIdsBefore(event.event_id)) ?? new Map<StateKey, string>();
+      const stateIds = [...before.values()];
       const state = await this.rooms.getEvents(stateIds);
       const chain = await this.rooms.authChain([...stateIds, event.event_id]);
       return {
@@ -325,24 +331,15 @@ export class FederationMembership {
     return toWirePdu(eventOf(record), version) as unknown as JsonObject;
   }
 
-  /** Auth of a received event against its auth events (all known and stored) and the current state. */
-  private async authorise(roomId: string, event: RoomEvent, version: RoomVersion): Promise<void> {
-    const ids = authEventIds(event);
-    const records = await this.rooms.getEvents(ids);
-    if (records.length !== new Set(ids).size || records.some((r) => r.rejected)) throw Errors.forbidden('The event names auth events this server does not have');
-    const authEvents = records.map(eventOf);
-    const listCheck = checkAuthEvents(event, authEvents, version);
-    if (!listCheck.ok) throw Errors.forbidden(`auth_events: ${listCheck.reason} (rule ${listCheck.rule})`);
-    const byKey = new Map(authEvents.map((e) => [stateKey(e.type, e.state_key ?? ''), e]));
-    const create = (await this.rooms.currentStateEventsFor(roomId, [['m.room.create', '']])).get(stateKey('m.room.create', ''));
-    if (create && !byKey.has(stateKey('m.room.create', ''))) byKey.set(stateKey('m.room.create', ''), create);
-    const atAuth = authorizeEvent(event, (t, k) => byKey.get(stateKey(t, k)), version);
-    if (!atAuth.allowed) throw Errors.forbidden(`${atAuth.reason} (room version ${version.id} auth rule ${atAuth.rule})`);
-    const keys = authEventKeys(event, version);
-    if (!keys.some(([t]) => t === 'm.room.create')) keys.push(['m.room.create', '']);
-    const current = await this.rooms.currentStateEventsFor(roomId, keys);
-    const atCurrent = authorizeEvent(event, (t, k) => current.get(stateKey(t, k)), version);
-    if (!atCurrent.allowed) throw Errors.forbidden(`${atCurrent.reason} (room version ${version.id} auth rule ${atCurrent.rule})`);
+  private requireInput(): FederationInput {
+    const input = this.options.input?.();
+    if (!input) throw new MatrixError(502, 'M_UNKNOWN', 'Federation is not available on this server');
+    return input;
+  }
+
+  private requireKeyRing(): KeyRing {
+    if (!this.options.keyRing) throw new MatrixError(502, 'M_UNKNOWN', 'Federation is not available on this server');
+    return this.options.keyRing;
   }
 
   /**
@@ -653,6 +650,7 @@ export class FederationMembership {
    * log entries, which /sync reads), and the join through the writer.
    */
   private async completeJoin(server: string, ourJoin: RoomEvent, version: RoomVersion, answer: JsonObject): Promise<RemoteMembershipResponse> {
+    const input = this.requireInput();
     const roomId = ourJoin.room_id;
     const bad = (reason: string): MatrixError => new MatrixError(502, 'M_UNKNOWN', `${server}'s send_join answer: ${reason}`);
     const stateIn = Array.isArray(answer['state']) ? answer['state'] : null;
@@ -670,85 +668,51 @@ export class FederationMembership {
       }
     }
 
-    const parsed = new Map<string, RoomEvent>();
+    // Receipt steps 1–3 for every event (format, room, signatures, hashes); dropped ones are left out.
+    const verified = await verifyPdus([...chainIn, ...stateIn], version, this.requireKeyRing(), roomId);
+    const events = new Map<string, RoomEvent>();
     const stateIds = new Set<string>();
-    for (const [list, isState] of [[chainIn, false], [stateIn, true]] as const) {
-      for (const raw of list) {
-        if (!isObject(raw)) continue;
-        let event: RoomEvent;
-        try {
-          event = toRoomEvent(raw as unknown as Pdu, version);
-        } catch {
-          continue;
-        }
-        if (event.room_id !== roomId || event.state_key === undefined) continue;
-        parsed.set(event.event_id, event);
-        if (isState) stateIds.add(event.event_id);
-      }
-    }
-    const events = [...parsed.values()];
-    const verdicts = await this.checkSignatures(events, version);
-    const accepted = new Map<string, RoomEvent>();
-    const rejected = new Map<string, string>();
-    events.forEach((e, i) => {
-      const v = verdicts[i];
-      if ('error' in v) rejected.set(e.event_id, v.error);
-      else accepted.set(e.event_id, v.event);
+    verified.forEach((v, i) => {
+      if (!v.ok || v.event.state_key === undefined) return;
+      events.set(v.event.event_id, v.event);
+      if (i >= chainIn.length) stateIds.add(v.event.event_id);
     });
-
-    // The auth rules for each event against its own auth events, oldest first
-    // ("Checks performed on receipt of a PDU" step 4; state resolution is not needed:
-    // the resident server's state is taken as the state before the join).
-    const create = [...accepted.values()].find((e) => e.type === 'm.room.create' && e.state_key === '');
-    if (!create) throw bad('no valid m.room.create event');
+    const create = [...events.values()].find((e) => e.type === 'm.room.create' && e.state_key === '' && stateIds.has(e.event_id));
+    if (!create) throw bad('the state has no valid m.room.create event');
     const createVersion = typeof create.content['room_version'] === 'string' ? create.content['room_version'] : '1';
     if (createVersion !== version.id) throw bad(`the create event says room version ${createVersion}, make_join said ${version.id}`);
-    const ordered = [...accepted.values()].sort((a, b) => a.depth - b.depth || (a.type === 'm.room.create' ? -1 : b.type === 'm.room.create' ? 1 : 0));
-    const authorised = new Map<string, RoomEvent>();
-    for (const event of ordered) {
-      const authEvents = authEventIds(event).map((id) => authorised.get(id));
-      if (authEvents.some((e) => e === undefined)) {
-        rejected.set(event.event_id, 'auth events missing or rejected');
-        continue;
-      }
-      const list = authEvents as RoomEvent[];
-      const listCheck = checkAuthEvents(event, list, version);
-      const byKey = new Map(list.map((e) => [stateKey(e.type, e.state_key ?? ''), e]));
-      if (!byKey.has(stateKey('m.room.create', ''))) byKey.set(stateKey('m.room.create', ''), create);
-      const verdict = listCheck.ok ? authorizeEvent(event, (t, k) => byKey.get(stateKey(t, k)), version) : { allowed: false as const, reason: listCheck.reason };
-      if (!verdict.allowed) rejected.set(event.event_id, verdict.reason);
-      else authorised.set(event.event_id, event);
-    }
-
-    const state = new Map<StateKey, RoomEvent>();
-    for (const id of stateIds) {
-      const event = authorised.get(id);
-      if (!event || event.state_key === undefined) continue;
-      const key = stateKey(event.type, event.state_key);
-      // Two events for one key: the server's answer is malformed; keep the deeper one.
-      const other = state.get(key);
-      if (!other || other.depth < event.depth) state.set(key, event);
-    }
-    if (!state.has(stateKey('m.room.create', ''))) throw bad('the state has no m.room.create event');
-    const joinVerdict = authorizeEvent(join, (t, k) => state.get(stateKey(t, k)), version, { verifySignature: (e, s) => isObject(e.signatures?.[s]) });
-    if (!joinVerdict.allowed) throw Errors.forbidden(`The room refuses the join: ${joinVerdict.reason}`);
 
     return this.writer.inRoom(roomId, async (persist) => {
-      if (await this.rooms.getEvent(join.event_id)) return { event_id: join.event_id };
+      if ((await this.rooms.getMembership(roomId, join.state_key as string))?.event_id === join.event_id) return { event_id: join.event_id };
       const creator = typeof create.content['creator'] === 'string' ? create.content['creator'] : create.sender;
       await this.rooms.createRoom({ roomId, version: version.id, creator });
-      // Every received event is kept (rejected ones marked), none in the timeline.
-      for (const event of parsed.values()) {
-        const stored = accepted.get(event.event_id) ?? event;
-        await this.rooms.insertEvent({ event: stored, stream: NO_STREAM, outlier: true, rejected: rejected.get(event.event_id) ?? null });
+      const room = (await this.rooms.getRoom(roomId)) as RoomRecord;
+      // Step 4 for each (auth order, against its own auth events), stored as outliers; the
+      // resident server's state is taken as the state before the join, so no state resolution.
+      // The create event first: from room version 12 it is no auth event, so storeOutliers'
+      // auth order alone does not put it before the events whose checks read it.
+      const ordered = [create, ...[...events.values()].filter((e) => e !== create).sort((x, y) => x.depth - y.depth)];
+      const outcomes = await input.storeOutliers(room, version, ordered);
+      const state = new Map<StateKey, RoomEvent>();
+      for (const id of stateIds) {
+        const event = events.get(id) as RoomEvent;
+        if (outcomes.get(id)?.rejected) continue;
+        const key = stateKey(event.type, event.state_key as string);
+        // Two events for one key: the answer is malformed; keep the deeper one.
+        const other = state.get(key);
+        if (!other || other.depth < event.depth) state.set(key, event);
       }
-      const stateIdsMap = new Map<StateKey, string>([...state].map(([k, e]) => [k, e.event_id]));
-      const records = new Map((await this.rooms.getEvents([...stateIdsMap.values()])).map((r) => [r._id, r]));
-      await this.rooms.replaceCurrentState(roomId, stateIdsMap, records);
-      const group = await this.rooms.storeStateGroup(roomId, `${join.event_id}/before`, stateIdsMap, null);
+      if (!state.has(stateKey('m.room.create', ''))) throw bad('the m.room.create event was rejected');
+      const joinVerdict = authorizeEvent(join, (t, k) => state.get(stateKey(t, k)), version, { verifySignature: (e, s) => isObject(e.signatures?.[s]) });
+      if (!joinVerdict.allowed) throw Errors.forbidden(`The room refuses the join: ${joinVerdict.reason}`);
+
+      const ids = new Map<StateKey, string>([...state].map(([k, e]) => [k, e.event_id]));
+      const records = new Map((await this.rooms.getEvents([...ids.values()])).map((r) => [r._id, r]));
+      await this.rooms.replaceCurrentState(roomId, ids, records);
+      const group = await this.rooms.storeStateGroup(roomId, `${join.event_id}/before`, ids, null);
       await this.rooms.setCurrentStateGroup(roomId, group);
       // The state as the room's line of history starts here: one position before the join
-      // (what /sync, /state at a position and history visibility read).
+      // (what /sync, /members at a position and history visibility read).
       const position = await this.rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
         await this.rooms.logState(roomId, [...state.values()], stream);
         return stream;
@@ -757,10 +721,10 @@ export class FederationMembership {
         if (event.type !== 'm.room.member' || event.state_key === undefined) continue;
         const existing = await this.rooms.getMembership(roomId, event.state_key);
         if (existing?.event_id === event.event_id) continue;
-        // A local user's membership (an earlier invite) keeps its own position for /sync.
-        await this.rooms.setMembership(event, domainOfId(event.state_key) === this.serverName ? position : NO_STREAM);
+        await this.rooms.setMembership(event, position);
       }
       await this.rooms.markApplied(roomId, position);
+      // The join itself: this server's own event, on the state the resident server gave.
       await persist(join, version);
       return { event_id: join.event_id };
     });

@@ -79,6 +79,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
       signingKey: this.signingKey,
       client: this.federationClient,
       keyRing: this.keyRing,
+      input: () => this.federationInput,
       userExists: async (userId) => {
         const user = await this.accounts.getUser(userId);
         return user !== null && user !== undefined && !user.deactivated;
