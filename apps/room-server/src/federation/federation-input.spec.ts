@@ -154,7 +154,7 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
   /** A PDU from the remote server: prev_events default to our forward extremities, auth_events to the selection over our current state. */
   async function remotePdu(
     roomId: string,
-    fields: { sender?: string; type: string; state_key?: string; content: JsonObject; prev?: string[]; auth?: string[]; ts?: number },
+    fields: { sender?: string; type: string; state_key?: string; content: JsonObject; prev?: string[]; auth?: string[]; ts?: number; redacts?: string },
     key: SigningKey = remoteKey,
   ): Promise<{ pdu: Pdu; id: string }> {
     const sender = fields.sender ?? bob;
@@ -167,7 +167,7 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     }
     const depths = await Promise.all(prev.map(async (id) => (await rooms.getEvent(id))?.depth ?? remoteEvents.get(id)?.depth ?? 0));
     const built = buildPdu(
-      { room_id: roomId, sender, type: fields.type, state_key: fields.state_key, content: fields.content, origin_server_ts: fields.ts ?? Date.now(), depth: Math.max(0, ...depths) + 1, prev_events: prev, auth_events: auth },
+      { room_id: roomId, sender, type: fields.type, state_key: fields.state_key, content: fields.content, redacts: fields.redacts, origin_server_ts: fields.ts ?? Date.now(), depth: Math.max(0, ...depths) + 1, prev_events: prev, auth_events: auth },
       VERSION,
     );
     const pdu = signPdu(built, VERSION, REMOTE, key);
@@ -331,6 +331,20 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect(await timeline(roomId)).toContain(d.id);
     expect(await timeline(roomId)).not.toContain(p.id);
     expect((await rooms.stateIdsBefore(d.id))!.get(stateKey('m.room.member', bob))).toBeDefined();
+  });
+
+  it("applies a remote redaction of the sender's own event, and not of another server's user's event", async () => {
+    const roomId = await createRoom();
+    await joinBob(roomId);
+    const msg = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'oops' } });
+    const local = await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.message', content: { body: 'mine' } });
+    const redactOwn = await remotePdu(roomId, { type: 'm.room.redaction', content: {}, redacts: msg.id });
+    const redactAlice = await remotePdu(roomId, { type: 'm.room.redaction', content: {}, redacts: local.event_id });
+    expect(await send(roomId, msg.pdu, redactOwn.pdu, redactAlice.pdu)).toEqual({ [msg.id]: {}, [redactOwn.id]: {}, [redactAlice.id]: {} });
+    expect(await rooms.getEvent(msg.id)).toMatchObject({ redacted: true, redacted_by: redactOwn.id });
+    expect(eventOf((await rooms.getEvent(msg.id))!).content).toEqual({});
+    // v3+: bob (power 0, another server than alice) may not redact alice's event: stored, not applied.
+    expect(await rooms.getEvent(local.event_id)).toMatchObject({ redacted: false });
   });
 
   it('answers a repeated PDU with the stored result and stores nothing twice', async () => {

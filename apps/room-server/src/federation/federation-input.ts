@@ -20,6 +20,7 @@
 import { FederationHttpError, FederationUnreachableError, type FederationClient, type KeyRing } from '@atrium/federation-client';
 import {
   authEventIds,
+  authEventKeys,
   authorizeEvent,
   checkAuthEvents,
   getRoomVersion,
@@ -434,10 +435,16 @@ export class FederationInput {
 
     // Step 4: against its auth events.
     let rejected = await this.checkAgainstAuthEvents(room, version, event);
-    // Step 5: against the state before it.
+    // Step 5: against the state before it. The rules read only the entries the auth events
+    // selection names (plus the create event), so only those are loaded, and the event's own
+    // key for unsigned.prev_content.
+    const authKeys: Array<[string, string]> = [['m.room.create', ''], ...authEventKeys(event, version).map(([t, k]): [string, string] => [t, k])];
     let beforeEvents: Map<string, RoomEvent> | undefined;
     if (rejected === null) {
-      beforeEvents = new Map((await this.rooms.getEvents([...stateBefore.values()])).filter((r) => !r.rejected).map((r) => [r._id, eventOf(r)]));
+      const wanted = new Set(authKeys.map(([t, k]) => stateKey(t, k)));
+      if (event.state_key !== undefined) wanted.add(keyOf(event));
+      const ids = [...wanted].map((k) => stateBefore.get(k)).filter((id): id is string => id !== undefined);
+      beforeEvents = new Map((await this.rooms.getEvents(ids)).filter((r) => !r.rejected).map((r) => [r._id, eventOf(r)]));
       const lookup: AuthStateLookup = (t, k) => {
         const id = stateBefore.get(stateKey(t, k));
         return id === undefined ? undefined : beforeEvents?.get(id);
@@ -448,14 +455,11 @@ export class FederationInput {
     // Step 6: against the current state (soft failure).
     let softFailed = false;
     if (rejected === null && event.type !== 'm.room.create') {
-      const current = await this.rooms.currentStateIds(room._id);
-      const differs = current.length !== stateBefore.size || current.some((c) => stateBefore.get(stateKey(c.type, c.state_key)) !== c.event_id);
-      if (differs) {
-        const wanted: Array<[string, string]> = current.map((c) => [c.type, c.state_key]);
-        const currentEvents = await this.rooms.currentStateEventsFor(room._id, wanted);
-        const verdict = authorizeEvent(event, (t, k) => currentEvents.get(stateKey(t, k)), version);
-        softFailed = !verdict.allowed;
-      }
+      // The same entries of the current state (one read of the small current-state records);
+      // when they are the very events of the state before, step 5's verdict stands.
+      const currentEvents = await this.rooms.currentStateEventsFor(room._id, authKeys);
+      const same = authKeys.every(([t, k]) => currentEvents.get(stateKey(t, k))?.event_id === stateBefore.get(stateKey(t, k)));
+      if (!same) softFailed = !authorizeEvent(event, (t, k) => currentEvents.get(stateKey(t, k)), version).allowed;
     }
 
     // Persist. A rejected event keeps the state before it ("the state after" a rejected event
@@ -505,7 +509,22 @@ export class FederationInput {
    * redaction it makes, the room's applied position, sync wake.
    */
   private async applyAccepted(room: RoomRecord, version: RoomVersion, event: RoomEvent, position: number, afterGroup: string | null): Promise<void> {
-    await this.rooms.updateExtremities(event, prevEventIds(event));
+    const prevIds = prevEventIds(event);
+    const before = await this.rooms.forwardExtremities(room._id);
+    await this.rooms.updateExtremities(event, prevIds);
+    const wakeUsers: string[] = [];
+    // The common case: the event extends the room's only extremity. The current state was the
+    // state after that event, which is the state before this one, so only this event's own
+    // entry changes: no resolution, no read of the whole current state.
+    if (afterGroup && prevIds.length === 1 && before.length === 1 && before[0].event_id === prevIds[0]) {
+      if (event.state_key !== undefined) {
+        await this.rooms.setCurrentState(event, position);
+        if (event.type === 'm.room.member') await this.rooms.setMembership(event, position);
+      }
+      await this.rooms.setCurrentStateGroup(room._id, afterGroup);
+      await this.finishAccepted(room, version, event, position, wakeUsers, null);
+      return;
+    }
     const extremities = await this.rooms.forwardExtremities(room._id);
     let currentIds: StateIds;
     let currentGroup: string | null;
@@ -530,14 +549,18 @@ export class FederationInput {
     }
     const newRecord = await this.rooms.getEvent(event.event_id);
     const changed = await this.rooms.replaceCurrentState(room._id, currentIds, new Map(newRecord ? [[newRecord._id, newRecord]] : []));
-    const wakeUsers: string[] = [];
     for (const record of changed) {
       if (record.type !== 'm.room.member' || record.state_key === null) continue;
       await this.rooms.setMembership(eventOf(record), record.stream === NO_STREAM ? position : record.stream);
       wakeUsers.push(record.state_key);
     }
     if (currentGroup) await this.rooms.setCurrentStateGroup(room._id, currentGroup);
-    await this.applyRedaction(room, version, event, currentIds);
+    await this.finishAccepted(room, version, event, position, wakeUsers, currentIds);
+  }
+
+  /** The redaction an accepted event makes, the room's applied position, sync wake. */
+  private async finishAccepted(room: RoomRecord, version: RoomVersion, event: RoomEvent, position: number, wakeUsers: string[], current: StateIds | null): Promise<void> {
+    await this.applyRedaction(room, version, event, current);
     await this.rooms.markApplied(room._id, position);
     const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: room._id };
     if (event.type === 'm.room.member' && event.state_key !== undefined) wakeUsers.push(event.state_key);
@@ -550,14 +573,18 @@ export class FederationInput {
    * v1–v2 authorised it already (the auth rules check the domain); v3+
    * decide now (v3-handling-redactions.md: same sender domain, or the redact level).
    */
-  private async applyRedaction(room: RoomRecord, version: RoomVersion, event: RoomEvent, current: StateIds): Promise<void> {
+  private async applyRedaction(room: RoomRecord, version: RoomVersion, event: RoomEvent, current: StateIds | null): Promise<void> {
     if (event.type !== 'm.room.redaction') return;
     const targetId = version.redactsInContent ? event.content['redacts'] : event.redacts;
     if (typeof targetId !== 'string') return;
     const target = await this.rooms.getEvent(targetId);
     if (!target || target.room_id !== room._id || target.redacted || target.rejected) return;
     if (version.redactionCheckedAtDisplay) {
-      const stateEvents = new Map((await this.rooms.getEvents([...current.values()])).map((r) => [keyOf(r), eventOf(r)]));
+      // The rule reads the power levels (and the create event for v12 creators) of the current state.
+      const keys: Array<[string, string]> = [['m.room.create', ''], ['m.room.power_levels', '']];
+      const stateEvents = current
+        ? new Map((await this.rooms.getEvents(keys.map(([t, k]) => current.get(stateKey(t, k))).filter((id): id is string => id !== undefined))).map((r) => [keyOf(r), eventOf(r)]))
+        : await this.rooms.currentStateEventsFor(room._id, keys);
       if (!redactionApplies(event, eventOf(target), (t, k) => stateEvents.get(stateKey(t, k)), version)) return;
     }
     const record = await this.rooms.getEvent(event.event_id);
