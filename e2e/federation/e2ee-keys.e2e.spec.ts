@@ -13,10 +13,11 @@ import { parse as parseYaml } from 'yaml';
 import { createTestCa, httpsJson, type TestCa } from '@atrium/test-servers';
 import { FederationHttpError, HttpFederationClient, HttpsTransport, httpsWellKnownFetcher, IpRangeFilter, ServerNameResolver } from '@atrium/federation-client';
 import { generateSigningKey, parseSigningKeyFile, signJson, type JsonObject } from '@atrium/matrix';
-import { newUser, rawApi, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
+import { eventually, newUser, rawApi, rawSync, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
 
 const PASSWORD = 'pw-e2ee-fed-123';
+const WAIT_MS = 30_000;
 const enc = encodeURIComponent;
 const modes = (process.env.ATRIUM_FEDERATION_MODES ?? 'embedded').split(',').map((m) => m.trim()) as Mode[];
 
@@ -228,6 +229,68 @@ describe.each(modes)('E2EE keys between two Atrium servers (%s mode)', (mode) =>
     } finally {
       fed.close();
     }
+  });
+
+  it('B keeps the list of a user of A it shares a room with: new and deleted devices arrive as m.device_list_update, signing keys as m.signing_key_update', async () => {
+    const { alice } = await aliceWithKeys();
+    const bob = await newUser(b.baseUrl, 'bob', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'public_chat' });
+    const roomId = created.json.room_id as string;
+    const joined = await api(b, bob, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {});
+    expect(joined).toMatchObject({ status: 200 });
+    const devicesOfAlice = async (): Promise<string[]> => {
+      const q = await api(b, bob, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } });
+      expect(q.json.failures).toEqual({});
+      return Object.keys(q.json.device_keys[alice.userId] ?? {}).sort();
+    };
+    // First query: B fetches alice's list (GET /user/devices) and caches it.
+    expect(await devicesOfAlice()).toEqual([alice.deviceId]);
+    let since = (await rawSync(b.baseUrl, bob.token)).next_batch as string;
+    /** Waits until bob's /sync on B names alice in device_lists.changed. */
+    const aliceChanged = (what: string) =>
+      eventually(what, async () => {
+        const s = await rawSync(b.baseUrl, bob.token, { since, timeout: 1000 });
+        since = s.next_batch as string;
+        return ((s.device_lists?.changed ?? []) as string[]).includes(alice.userId) ? true : undefined;
+      }, WAIT_MS);
+
+    // alice logs in a second device and uploads its keys: A sends the update, B applies it and tells bob.
+    const login = await fetch(`${a.baseUrl}/_matrix/client/v3/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user: alice.userId }, password: PASSWORD }),
+    });
+    const second = (await login.json()) as Json;
+    const alice2: TestUser = { ...alice, token: second.access_token as string, deviceId: second.device_id as string };
+    expect((await api(a, alice2, 'POST', '/keys/upload', { device_keys: deviceKeys(alice2) })).status).toBe(200);
+    await aliceChanged('device_lists.changed for the new device on B');
+    expect(await eventually('the new device in B\'s answer', async () => {
+      const ids = await devicesOfAlice();
+      return ids.length === 2 ? ids : undefined;
+    }, WAIT_MS)).toEqual([alice.deviceId, alice2.deviceId].sort());
+
+    // alice deletes the second device (password UIA): gone on B too.
+    const first = await api(a, alice, 'DELETE', `/devices/${enc(alice2.deviceId)}`, {});
+    expect(first.status).toBe(401);
+    const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: alice.userId }, password: PASSWORD, session: first.json.session };
+    expect((await api(a, alice, 'DELETE', `/devices/${enc(alice2.deviceId)}`, { auth })).status).toBe(200);
+    await aliceChanged('device_lists.changed for the deleted device on B');
+    expect(await eventually('the deleted device gone from B\'s answer', async () => {
+      const ids = await devicesOfAlice();
+      return ids.length === 1 ? ids : undefined;
+    }, WAIT_MS)).toEqual([alice.deviceId]);
+
+    // New cross-signing keys (a reset, with UIA): B serves the new master key.
+    const cross = crossSigningKeys(alice);
+    const reset = await api(a, alice, 'POST', '/keys/device_signing/upload', cross);
+    expect(reset.status).toBe(401);
+    const authReset = { type: 'm.login.password', identifier: { type: 'm.id.user', user: alice.userId }, password: PASSWORD, session: reset.json.session };
+    expect((await api(a, alice, 'POST', '/keys/device_signing/upload', { ...cross, auth: authReset })).status).toBe(200);
+    await aliceChanged('device_lists.changed for the new signing keys on B');
+    await eventually('the new master key on B', async () => {
+      const q = await api(b, bob, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } });
+      return JSON.stringify(q.json.master_keys[alice.userId]) === JSON.stringify(cross.master_key) ? true : undefined;
+    }, WAIT_MS);
   });
 
   it('an unsigned request to the federation key endpoints is refused with 401', async () => {
