@@ -14,6 +14,7 @@ for (const [alias, [target]] of Object.entries(compilerOptions.paths)) {
 const esmPackages = [
   'matrix-js-sdk', 'matrix-events-sdk', 'matrix-widget-api', '@matrix-org', 'p-retry', 'is-network-error',
   'uuid', 'oidc-client-ts', 'jwt-decode', 'sdp-transform', 'another-json', 'unhomoglyph', 'bs58', 'base-x', 'content-type',
+  'htmlparser2', 'domhandler', 'domutils', 'dom-serializer', 'domelementtype', 'entities',
 ];
 
 module.exports = {
