@@ -11,7 +11,7 @@ import { FEDERATION_OPENID_TOKEN_STORE, OpenIdUserInfoController } from './openi
 import { XMatrixGuard } from './auth/x-matrix.guard';
 import { FederationEdusModule } from './edus/edus.module';
 import { FederationMembershipController } from './membership.controller';
-import { FederationQueryModule } from './query/query.controller';
+import { FederationQueryModule } from './query/query.module';
 import { ROOM_STORE, RoomStore } from '@atrium/rooms';
 import { FederationRoomEventsController } from './rooms/room-events.controller';
 import { FederationTransactionsController, INBOUND_TRANSACTION_STORE } from './transactions/transactions.controller';

@@ -153,7 +153,7 @@ describe('federation keys between embedded Atrium servers', () => {
     beforeAll(async () => {
       bob = await register(b, 'bob');
       expect((await clientApi(b, 'PUT', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}/displayname`, { displayname: 'Bob B' }, bob.token)).status).toBe(200);
-      const created = await clientApi(b, 'POST', '/_matrix/client/v3/createRoom', { room_alias_name: 'lobby', preset: 'public_chat' }, bob.token);
+      const created = await clientApi(b, 'POST', '/_matrix/client/v3/createRoom', { room_alias_name: 'lobby', preset: 'public_chat', visibility: 'public', name: 'The Lobby' }, bob.token);
       expect(created.status).toBe(200);
       roomId = created.json['room_id'] as string;
     });
@@ -180,6 +180,25 @@ describe('federation keys between embedded Atrium servers', () => {
       expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent(`@nobody:${b.name}`)}`, undefined, alice.token)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
       // A server that cannot be reached: not found, not a 500.
       expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent('@x:127.0.0.1:1')}`, undefined, alice.token)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
+    });
+
+    it('serves the published room directory over federation (GET, POST with a filter), and A\'s clients read it with ?server=', async () => {
+      const asA = client(a);
+      const listed = await asA.request<{ chunk: Array<Record<string, unknown>>; total_room_count_estimate: number }>({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/publicRooms' });
+      expect(listed.chunk).toEqual([expect.objectContaining({ room_id: roomId, name: 'The Lobby', canonical_alias: alias(), num_joined_members: 1, world_readable: false, guest_can_join: false, join_rule: 'public' })]);
+      expect(listed.total_room_count_estimate).toBe(1);
+      const none = await asA.request<{ chunk: unknown[] }>({ destination: b.name, method: 'POST', path: '/_matrix/federation/v1/publicRooms', body: { filter: { generic_search_term: 'nothing like it' } } });
+      expect(none.chunk).toEqual([]);
+      const found = await asA.request<{ chunk: Array<Record<string, unknown>> }>({ destination: b.name, method: 'POST', path: '/_matrix/federation/v1/publicRooms', body: { limit: 10, filter: { generic_search_term: 'lobby' } } });
+      expect(found.chunk.map((c) => c['room_id'])).toEqual([roomId]);
+      await expect(asA.request({ destination: b.name, method: 'GET', path: '/_matrix/federation/v1/publicRooms', query: { limit: 'many' } })).rejects.toMatchObject({ status: 400, errcode: 'M_INVALID_PARAM' });
+
+      const alice = await register(a, 'alice2');
+      const viaClient = await clientApi(a, 'GET', `/_matrix/client/v3/publicRooms?server=${encodeURIComponent(b.name)}`);
+      expect(viaClient).toMatchObject({ status: 200, json: { chunk: [expect.objectContaining({ room_id: roomId })], total_room_count_estimate: 1 } });
+      const filtered = await clientApi(a, 'POST', `/_matrix/client/v3/publicRooms?server=${encodeURIComponent(b.name)}`, { filter: { generic_search_term: 'LOBBY' } }, alice.token);
+      expect(filtered).toMatchObject({ status: 200, json: { chunk: [expect.objectContaining({ room_id: roomId })] } });
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/publicRooms?server=${encodeURIComponent('127.0.0.1:1')}`)).toMatchObject({ status: 502, json: { errcode: 'M_UNKNOWN' } });
     });
   });
 });

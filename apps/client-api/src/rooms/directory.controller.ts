@@ -1,6 +1,7 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Optional, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import { FEDERATION_CLIENT, FederationHttpError, type FederationClient } from '@atrium/federation-client';
 import { AccessTokenGuard, CurrentRequester, Errors, MatrixError, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
-import { domainOfId, type JsonObject } from '@atrium/matrix';
+import { domainOfId, isValidServerName, type JsonObject } from '@atrium/matrix';
 import type { RoomRecord } from '@atrium/rooms';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { RemoteMembership } from './remote-membership';
@@ -32,6 +33,7 @@ export class DirectoryController {
     private readonly rooms: RoomsService,
     private readonly roomServer: RoomServerClient,
     private readonly remote: RemoteMembership,
+    @Optional() @Inject(FEDERATION_CLIENT) private readonly federation?: FederationClient,
   ) {}
 
   // ---- aliases ----
@@ -151,8 +153,8 @@ export class DirectoryController {
     server: string | undefined;
     filter: { term?: string; roomTypes?: Array<string | null | JsonObject | unknown> } | undefined;
   }): Promise<PublicRoomsResponse> {
-    // Another server's directory needs federation (not built yet): it is an unknown server here.
-    if (options.server !== undefined && options.server !== this.rooms.serverName) throw Errors.notFound(`Cannot query the directory of ${options.server} yet`);
+    // Another server's directory: asked over federation (server-server-api "Published Room Directory").
+    if (options.server !== undefined && options.server !== this.rooms.serverName) return this.remotePublicRooms(options.server, options);
     let offset = 0;
     if (options.since !== undefined) {
       if (!/^\d+$/.test(options.since)) throw Errors.invalidParam('Invalid "since" token');
@@ -172,6 +174,38 @@ export class DirectoryController {
     const response: PublicRoomsResponse = { chunk, total_room_count_estimate: matching.length };
     if (offset + limit < matching.length) response.next_batch = String(offset + limit);
     if (offset > 0) response.prev_batch = String(Math.max(0, offset - limit));
+    return response;
+  }
+
+  /** GET (no filter) or POST /_matrix/federation/v1/publicRooms on `server`; its Matrix errors pass through, an unreachable server is 502. */
+  private async remotePublicRooms(server: string, options: { limit: number | undefined; since: string | undefined; filter: { term?: string; roomTypes?: unknown[] } | undefined }): Promise<PublicRoomsResponse> {
+    if (!isValidServerName(server)) throw Errors.invalidParam(`${JSON.stringify(server)} is not a server name`);
+    if (!this.federation) throw Errors.notFound(`Cannot query the directory of ${server}`);
+    const filtered = options.filter !== undefined && (options.filter.term !== undefined || options.filter.roomTypes !== undefined);
+    let answer: JsonObject;
+    try {
+      if (filtered) {
+        const filter: JsonObject = {};
+        if (options.filter?.term !== undefined) filter['generic_search_term'] = options.filter.term;
+        if (options.filter?.roomTypes !== undefined) filter['room_types'] = options.filter.roomTypes as JsonObject[];
+        const body: JsonObject = { filter };
+        if (options.limit !== undefined) body['limit'] = options.limit;
+        if (options.since !== undefined) body['since'] = options.since;
+        answer = await this.federation.request<JsonObject>({ destination: server, method: 'POST', path: '/_matrix/federation/v1/publicRooms', body });
+      } else {
+        const query: Record<string, string | number> = {};
+        if (options.limit !== undefined) query['limit'] = options.limit;
+        if (options.since !== undefined) query['since'] = options.since;
+        answer = await this.federation.request<JsonObject>({ destination: server, method: 'GET', path: '/_matrix/federation/v1/publicRooms', query });
+      }
+    } catch (err) {
+      if (err instanceof FederationHttpError && err.errcode !== undefined && err.status >= 400 && err.status < 500) throw new MatrixError(err.status, err.errcode, `${server}: ${String((err.body as { error?: unknown })?.error ?? 'error')}`);
+      throw new MatrixError(502, 'M_UNKNOWN', `Could not read the room directory of ${server}: ${(err as Error).message}`);
+    }
+    const chunk = Array.isArray(answer['chunk']) ? (answer['chunk'] as unknown as PublicRoomsChunk[]) : [];
+    const response: PublicRoomsResponse = { chunk, total_room_count_estimate: typeof answer['total_room_count_estimate'] === 'number' ? answer['total_room_count_estimate'] : chunk.length };
+    if (typeof answer['next_batch'] === 'string') response.next_batch = answer['next_batch'];
+    if (typeof answer['prev_batch'] === 'string') response.prev_batch = answer['prev_batch'];
     return response;
   }
 

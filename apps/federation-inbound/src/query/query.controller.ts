@@ -4,18 +4,16 @@
  * the generic `/query/{queryType}`). The X-Matrix guard has authenticated
  * the origin before these run.
  */
-import { Controller, Get, Inject, Module, Param, Query } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
 import type { AccountStore } from '@atrium/accounts';
 import type { AtriumConfig } from '@atrium/config';
 import { Errors, MatrixError } from '@atrium/http';
 import { domainOfId, isValidRoomAlias, isValidUserId, type JsonObject } from '@atrium/matrix';
-import { ACCOUNT_STORE, CONFIG, DOCUMENT_STORE } from '@atrium/platform';
-import { RoomStore } from '@atrium/rooms';
-import type { DocumentStore } from '@atrium/storage';
-import { ProfileStore } from '@atrium/user-data';
+import { ACCOUNT_STORE, CONFIG } from '@atrium/platform';
+import type { RoomStore } from '@atrium/rooms';
+import type { ProfileStore } from '@atrium/user-data';
+import { QUERY_PROFILE_STORE, QUERY_ROOM_STORE } from './tokens';
 
-export const QUERY_ROOM_STORE = Symbol('atrium:federation-query-room-store');
-export const QUERY_PROFILE_STORE = Symbol('atrium:federation-query-profile-store');
 
 /** A required query parameter. */
 function requireString(value: unknown, name: string): string {
@@ -79,12 +77,3 @@ export class FederationQueryController {
     throw new MatrixError(404, 'M_UNRECOGNIZED', `Unknown query type ${queryType}`);
   }
 }
-
-@Module({
-  controllers: [FederationQueryController],
-  providers: [
-    { provide: QUERY_ROOM_STORE, useFactory: (store: DocumentStore) => RoomStore.open(store), inject: [DOCUMENT_STORE] },
-    { provide: QUERY_PROFILE_STORE, useFactory: (store: DocumentStore) => ProfileStore.open(store), inject: [DOCUMENT_STORE] },
-  ],
-})
-export class FederationQueryModule {}
