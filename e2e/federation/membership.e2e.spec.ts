@@ -5,8 +5,9 @@
  * (Rejecting Invites)"). Server A hosts the rooms; users of server B join,
  * are invited, reject invites and leave, all through the Client-Server API.
  *
- * What crosses only in a transaction (/send) needs the outbound queues and
- * the room-server input: those checks are the `afterOutbound` ones.
+ * What crosses only in a transaction (/send) needs federation-outbound's
+ * queues and the room-server input besides the handshakes: those checks are
+ * in the last block.
  */
 import { createTestCa, httpsJson, type TestCa } from '@atrium/test-servers';
 import { eventually, newUser, rawApi, rawSync, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
@@ -16,7 +17,8 @@ const PASSWORD = 'pw-federation-123';
 const WAIT_MS = 30_000;
 const enc = encodeURIComponent;
 
-const modes = (process.env.ATRIUM_FEDERATION_MODES ?? 'embedded').split(',').map((m) => m.trim()) as Mode[];
+/** Both modes by default, as the other suites; `ATRIUM_FEDERATION_MODES=embedded` for a quick run. */
+const modes = (process.env.ATRIUM_FEDERATION_MODES ?? 'embedded,cluster').split(',').map((m) => m.trim()).filter((m): m is Mode => m === 'embedded' || m === 'cluster');
 
 describe.each(modes)('federation membership between two Atrium servers (%s mode)', (mode) => {
   let ca: TestCa;
