@@ -18,6 +18,7 @@ import {
   authEventKeys,
   buildPdu,
   buildServerKeys,
+  eventReference,
   generateSigningKey,
   getRoomVersion,
   prevEventIds,
@@ -365,6 +366,38 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     const msg = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'denied' } });
     expect((await send(roomId, msg.pdu))[msg.id].error).toMatch(/server ACL/);
     expect(await rooms.getEvent(msg.id)).toBeNull();
+  });
+
+  it('accepts PDUs of room version 2 (event IDs carried, [id, {sha256}] references, signed by the event ID server too)', async () => {
+    const v2 = getRoomVersion('2')!;
+    const { room_id: roomId } = await writer.createRoom({
+      sender: alice,
+      room_version: '2',
+      creation_content: {},
+      visibility: 'public',
+      events: [
+        { type: 'm.room.member', state_key: alice, content: { membership: 'join' } },
+        { type: 'm.room.power_levels', state_key: '', content: { users: { [alice]: 100 } } },
+        { type: 'm.room.join_rules', state_key: '', content: { join_rule: 'public' } },
+      ],
+    });
+    const refs = async (ids: string[]) => (await rooms.getEvents(ids)).map((r) => eventReference(eventOf(r), v2));
+    const build = async (fields: { type: string; state_key?: string; content: JsonObject; eventId: string }, prev: string[]) => {
+      const keys = authEventKeys({ type: fields.type, state_key: fields.state_key, sender: bob, content: fields.content }, v2);
+      const auth = [...(await rooms.currentStateEventsFor(roomId, keys)).values()].map((e) => e.event_id);
+      const depth = Math.max(...(await rooms.getEvents(prev)).map((r) => r.depth)) + 1;
+      const built = buildPdu({ event_id: fields.eventId, room_id: roomId, sender: bob, type: fields.type, state_key: fields.state_key, content: fields.content, origin_server_ts: Date.now(), depth, prev_events: await refs(prev), auth_events: await refs(auth) }, v2);
+      return signPdu(built, v2, REMOTE, remoteKey);
+    };
+    const extremities = (await rooms.forwardExtremities(roomId)).map((x) => x.event_id);
+    const join = await build({ type: 'm.room.member', state_key: bob, content: { membership: 'join' }, eventId: `$join2:${REMOTE}` }, extremities);
+    expect(await send(roomId, join)).toEqual({ [`$join2:${REMOTE}`]: {} });
+    const msg = await build({ type: 'm.room.message', content: { body: 'v2' }, eventId: `$msg2:${REMOTE}` }, [`$join2:${REMOTE}`]);
+    expect(await send(roomId, msg)).toEqual({ [`$msg2:${REMOTE}`]: {} });
+    // An event ID naming another server needs that server's signature too: it has none here.
+    const foreign = await build({ type: 'm.room.message', content: { body: 'x' }, eventId: '$forged:elsewhere.test' }, [`$msg2:${REMOTE}`]);
+    expect((await send(roomId, foreign))['$forged:elsewhere.test'].error).toMatch(/signature/);
+    expect((await timeline(roomId)).slice(-2)).toEqual([`$join2:${REMOTE}`, `$msg2:${REMOTE}`]);
   });
 
   it('ignores PDUs for a room it does not know', async () => {
