@@ -3,17 +3,18 @@
  * order of the steps with an injected well-known fetcher and SRV lookup, then
  * the real HTTPS well-known fetch against servers on loopback.
  *
- * SRV is tested through the injected lookup (what systemSrvLookup would
- * answer): a DNS server answering SRV on loopback would need a DNS packet
- * encoder for the test alone, and node:dns offers no way to point
- * resolveSrv at a fake other than a real DNS server.
+ * The order of steps uses an injected SRV lookup; dnsSrvLookup itself is
+ * tested against a small DNS server on loopback (testing/dns-server.ts), and
+ * the whole resolver with it.
  */
 import type { SrvRecord } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { FederationUnreachableError } from './api';
 import { IpRangeFilter } from './ip-ranges';
+import { startDnsServer } from './testing/dns-server';
 import {
+  dnsSrvLookup,
   httpsWellKnownFetcher,
   orderSrv,
   ServerNameResolver,
@@ -204,5 +205,36 @@ describe('httpsWellKnownFetcher over real TLS (loopback, name "localhost")', () 
     routes = { '/.well-known/matrix/server': (res) => sendJson(res, 200, { 'm.server': 'x.example' }) };
     // 127.0.0.1 is not in the certificate (issued for "localhost" only).
     expect(await httpsWellKnownFetcher(transport, server.port)('127.0.0.1')).toMatchObject({ ok: false, error: expect.stringMatching(/^tls/) });
+  });
+});
+
+describe('SRV through node:dns against a DNS server on loopback', () => {
+  it('reads SRV records, treats NXDOMAIN as none, and the resolver takes _matrix-fed._tcp, then _matrix._tcp, then 8448', async () => {
+    const dnsServer = await startDnsServer({
+      '_matrix-fed._tcp.fed.example': [
+        { priority: 10, weight: 0, port: 8443, target: 'b.host.example' },
+        { priority: 5, weight: 0, port: 443, target: 'a.host.example' },
+      ],
+      '_matrix._tcp.old.example': [{ priority: 1, weight: 1, port: 9000, target: 'legacy.host.example' }],
+    });
+    try {
+      const lookup = dnsSrvLookup([dnsServer.address]);
+      expect((await lookup('_matrix-fed._tcp.fed.example')).sort((x, y) => x.priority - y.priority)).toEqual([
+        expect.objectContaining({ name: 'a.host.example', port: 443, priority: 5, weight: 0 }),
+        expect.objectContaining({ name: 'b.host.example', port: 8443, priority: 10, weight: 0 }),
+      ]);
+      expect(await lookup('_matrix-fed._tcp.none.example')).toEqual([]);
+      const resolver = new ServerNameResolver({ fetchWellKnown: async () => ({ ok: false, error: 'status 404', cacheMs: WELL_KNOWN_ERROR_CACHE_MS }), lookupSrv: lookup });
+      expect(await resolver.resolve('fed.example')).toEqual([
+        { host: 'a.host.example', port: 443, hostHeader: 'fed.example', tlsServerName: 'fed.example' },
+        { host: 'b.host.example', port: 8443, hostHeader: 'fed.example', tlsServerName: 'fed.example' },
+      ]);
+      expect(await resolver.resolve('old.example')).toEqual([{ host: 'legacy.host.example', port: 9000, hostHeader: 'old.example', tlsServerName: 'old.example' }]);
+      expect(await resolver.resolve('plain.example')).toEqual([{ host: 'plain.example', port: 8448, hostHeader: 'plain.example', tlsServerName: 'plain.example' }]);
+      expect(dnsServer.queries).toEqual(expect.arrayContaining(['_matrix-fed._tcp.old.example', '_matrix._tcp.old.example', '_matrix-fed._tcp.plain.example', '_matrix._tcp.plain.example']));
+      expect(dnsServer.queries).not.toContain('_matrix._tcp.fed.example');
+    } finally {
+      await dnsServer.close();
+    }
   });
 });

@@ -27,16 +27,26 @@ const WELL_KNOWN_TIMEOUT_MS = 10_000;
 const WELL_KNOWN_MAX_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
 
-/** The default SRV lookup: node:dns; "no such record" answers are an empty list. */
-export const systemSrvLookup: SrvLookup = async (name) => {
-  try {
-    return await dns.resolveSrv(name);
-  } catch {
-    // ENOTFOUND/ENODATA mean no record; a SERVFAIL or timeout leaves us no
-    // better off, and the spec's next step applies either way.
-    return [];
-  }
-};
+/**
+ * SRV lookups through node:dns (the system's resolvers, or `servers` given as
+ * `host:port`); "no such record" answers are an empty list.
+ */
+export function dnsSrvLookup(servers?: readonly string[]): SrvLookup {
+  const resolver = new dns.Resolver({ timeout: 5_000, tries: 2 });
+  if (servers) resolver.setServers([...servers]);
+  return async (name) => {
+    try {
+      return await resolver.resolveSrv(name);
+    } catch {
+      // ENOTFOUND/ENODATA mean no record; a SERVFAIL or timeout leaves us no
+      // better off, and the spec's next step applies either way.
+      return [];
+    }
+  };
+}
+
+/** The default SRV lookup: the system's resolvers. */
+export const systemSrvLookup: SrvLookup = dnsSrvLookup();
 
 /**
  * How long to cache a well-known answer: Cache-Control `max-age` capped at
