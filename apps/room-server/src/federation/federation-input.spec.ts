@@ -310,10 +310,17 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     const c = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'c' }, prev: [b.id] });
     expect(await send(roomId, c.pdu)).toEqual({ [c.id]: {} });
     expect((await timeline(roomId)).slice(-3)).toEqual([a.id, b.id, c.id]);
+    // A chain listed newest first in one transaction is applied parents first, without fetching.
+    const requestsBefore = remoteServer.requests.length;
+    const x = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'x' } });
+    const y = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'y' }, prev: [x.id] });
+    expect(await send(roomId, y.pdu, x.pdu)).toEqual({ [x.id]: {}, [y.id]: {} });
+    expect(remoteServer.requests.length).toBe(requestsBefore);
+    expect((await timeline(roomId)).slice(-2)).toEqual([x.id, y.id]);
     const asked = remoteServer.requests.filter((r) => r.url.startsWith('/_matrix/federation/v1/get_missing_events/'));
     expect(asked.length).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(asked[0].body)).toMatchObject({ latest_events: [c.id] });
-    expect((await rooms.forwardExtremities(roomId)).map((x) => x.event_id)).toEqual([c.id]);
+    expect((await rooms.forwardExtremities(roomId)).map((e) => e.event_id)).toEqual([y.id]);
   });
 
   it('fills a gap /get_missing_events cannot close with /state_ids and /event (the missing event becomes an outlier)', async () => {

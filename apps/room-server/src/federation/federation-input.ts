@@ -112,6 +112,10 @@ export class FederationInput {
       return results;
     }
     const verified = await verifyPdus(pdus, version, this.options.keyRing, roomId);
+    // Parents before children: a transaction may list a chain in any order, and a prev event
+    // that comes later in the same transaction should not be fetched from the origin.
+    // (Array.prototype.sort is stable, so equal depths keep the transaction's order.)
+    verified.sort((a, b) => (a.ok ? a.event.depth : 0) - (b.ok ? b.event.depth : 0));
     // server-server-api "Server Access Control Lists": "ACLs MUST be applied to all PDUs on a
     // per-PDU basis. If the sending server is denied access to the room …, the PDU MUST be ignored
     // with an appropriate error included in the response for the respective event ID."
@@ -402,6 +406,8 @@ export class FederationInput {
     // The state before the event: the state after its prev event, or the resolution of several.
     const prevIds = prevEventIds(event);
     const prevRecords = await this.rooms.getEvents(prevIds);
+    const foreign = prevRecords.find((r) => r.room_id !== event.room_id);
+    if (foreign) return { eventId, error: `prev event ${foreign._id} belongs to another room` };
     const prevStates: Array<{ group: string | null; ids: ReadonlyMap<StateKey, string> }> = [];
     for (const prev of prevRecords) {
       const ids = prev.state_group ? await this.rooms.stateGroupState(prev.state_group) : await this.rooms.stateIdsAfter(prev._id);
