@@ -98,6 +98,24 @@ describe.each(modes)('federation out and EDUs between two Atrium servers (%s mod
     expect(typeof receipt.content[eventId]['m.read'][bob.userId].ts).toBe('number');
   });
 
+  it('presence set on A shows for the user of B sharing the room (m.presence)', async () => {
+    expect((await api(a, alice, 'PUT', `/presence/${enc(alice.userId)}/status`, { presence: 'online', status_msg: 'federating' })).status).toBe(200);
+    const presence = await eventually(
+      'alice presence on B',
+      async () => {
+        const res = await api(b, bob, 'GET', `/presence/${enc(alice.userId)}/status`);
+        return res.status === 200 && res.json.status_msg === 'federating' ? res.json : undefined;
+      },
+      WAIT_MS,
+      200,
+    );
+    expect(presence).toMatchObject({ presence: 'online', status_msg: 'federating' });
+    expect(typeof presence.last_active_ago).toBe('number');
+    const s = await rawSync(b.baseUrl, bob.token);
+    const event = ((s.presence?.events ?? []) as Json[]).find((e) => e.sender === alice.userId);
+    expect(event?.content).toMatchObject({ presence: 'online', status_msg: 'federating' });
+  });
+
   it('a to-device message from A to a device of B arrives in its /sync (m.direct_to_device)', async () => {
     const res = await api(a, alice, 'PUT', `/sendToDevice/org.example.ping/td1`, { messages: { [bob.userId]: { [bob.deviceId]: { hello: 'bob' } } } });
     expect(res.status).toBe(200);

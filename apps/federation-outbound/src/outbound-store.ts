@@ -182,8 +182,9 @@ export class OutboundStore {
   }
 
   async remove(pdus: readonly OutPduRecord[], edus: readonly OutEduRecord[]): Promise<void> {
-    // Independent deletes; a crash in between resends the rest (at-least-once).
-    await Promise.all([...pdus.map((r) => this.pdus.delete(r._id)), ...edus.map((r) => this.edus.delete(r._id))]);
+    // One delete per collection (FerretDB 1.x scans a collection per lookup by key); a crash in between resends the rest (at-least-once).
+    if (pdus.length > 0) await this.pdus.deleteMany({ _id: { $in: pdus.map((r) => r._id) } });
+    if (edus.length > 0) await this.edus.deleteMany({ _id: { $in: edus.map((r) => r._id) } });
   }
 
   async depth(destination: string): Promise<number> {
