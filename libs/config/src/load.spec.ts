@@ -99,4 +99,17 @@ describe('buildConfig', () => {
       expect(() => buildConfig(`server_name: a.test\n${yaml}`)).toThrow(message);
     });
   });
+
+  it.each([
+    ['old_signing_keys:\n  "rsa:x": { key: "Q1yH/4Li4u+g2lLqOHMmMeIG3ejLb55vSWQa4TKMO4E", expired_ts: 1 }\n', /not an ed25519 key ID/],
+    ['old_signing_keys:\n  "ed25519:a": { key: "short", expired_ts: 1 }\n', /public key/],
+    ['old_signing_keys:\n  "ed25519:a": { key: "Q1yH/4Li4u+g2lLqOHMmMeIG3ejLb55vSWQa4TKMO4E" }\n', /expired_ts/],
+  ])('refuses a bad old_signing_keys entry %j', (yaml, message) => {
+    expect(() => buildConfig(`server_name: a.test\n${yaml}`)).toThrow(message);
+  });
+
+  it('accepts old_signing_keys as rotate-key writes them', () => {
+    const config = buildConfig('server_name: a.test\nold_signing_keys:\n  "ed25519:a_Old1": { key: "Q1yH/4Li4u+g2lLqOHMmMeIG3ejLb55vSWQa4TKMO4E", expired_ts: 1700000000000 }\n');
+    expect(config.old_signing_keys).toEqual({ 'ed25519:a_Old1': { key: 'Q1yH/4Li4u+g2lLqOHMmMeIG3ejLb55vSWQa4TKMO4E', expired_ts: 1700000000000 } });
+  });
 });

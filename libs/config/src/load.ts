@@ -121,6 +121,7 @@ function validate(config: AtriumConfig): AtriumConfig {
   }
   if (!config.public_baseurl.endsWith('/')) config.public_baseurl += '/';
   validateFederation(config);
+  validateOldSigningKeys(config);
   validateMedia(config);
   return config;
 }
@@ -134,6 +135,23 @@ export function isCidr(value: unknown): boolean {
   const prefix = value.slice(slash + 1);
   if (family === 0 || !/^\d{1,3}$/.test(prefix)) return false;
   return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * `old_signing_keys` is published as `old_verify_keys`
+ * (definitions/keys.yaml): key IDs `ed25519:<[a-zA-Z0-9_]+>`, each with a
+ * `key` and an integer `expired_ts`. A wrong entry would make other servers
+ * refuse our whole key response, so it fails at start-up instead.
+ */
+function validateOldSigningKeys(config: AtriumConfig): void {
+  if (!isPlainObject(config.old_signing_keys)) throw new ConfigError('old_signing_keys must be a mapping');
+  for (const [keyId, entry] of Object.entries(config.old_signing_keys as Record<string, unknown>)) {
+    if (!/^ed25519:[a-zA-Z0-9_]+$/.test(keyId)) throw new ConfigError(`old_signing_keys: ${JSON.stringify(keyId)} is not an ed25519 key ID`);
+    if (!isPlainObject(entry) || typeof entry.key !== 'string' || !/^[A-Za-z0-9+/]{43}$/.test(entry.key)) {
+      throw new ConfigError(`old_signing_keys.${keyId}.key must be an unpadded base64 Ed25519 public key`);
+    }
+    if (typeof entry.expired_ts !== 'number' || !Number.isInteger(entry.expired_ts)) throw new ConfigError(`old_signing_keys.${keyId}.expired_ts must be an integer (ms)`);
+  }
 }
 
 function validateFederation(config: AtriumConfig): void {
