@@ -8,6 +8,7 @@ import type { DocumentStore } from '@atrium/storage';
 import { stateKey, type JsonObject, type RoomEvent, type StateKey } from '@atrium/matrix';
 import { RoomStore, EVENTS_STREAM, NO_STREAM } from './room-store';
 import { STATE_GROUP_SNAPSHOT_INTERVAL } from './state-groups';
+import { canSeeEvent } from './history-visibility';
 
 let counter = 0;
 
@@ -194,6 +195,12 @@ export function describeFederationStateContract(adapter: string, open: () => Pro
       expect(await rooms.redactionsOf(shown.event_id)).toEqual([]);
       expect((await rooms.stateAtPosition(id, to)).map((r) => r._id)).toEqual([]);
       expect(await rooms.roomHasEventsBetween(id, 0, to)).toBe(true);
+      // By ID (GET /rooms/{roomId}/event/{eventId}, /context): a joined user sees the shown event, not the others.
+      const join = ev(id, 'm.room.member', { membership: 'join' }, { stateKey: '@a:test' });
+      await rooms.setMembership(join, await rooms.safeStreamPosition());
+      expect(await canSeeEvent(rooms, '@a:test', (await rooms.getEvent(shown.event_id))!)).toBe(true);
+      expect(await canSeeEvent(rooms, '@a:test', (await rooms.getEvent(hidden[1].e.event_id))!)).toBe(false);
+      expect(await canSeeEvent(rooms, '@a:test', (await rooms.getEvent(hidden[2].e.event_id))!)).toBe(false);
       expect((await rooms.roomEvents(id, { from: 0, to })).length).toBe(1);
     });
 

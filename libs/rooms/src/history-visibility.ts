@@ -19,6 +19,9 @@ import { eventOf, type EventRecord, type RoomStore } from './room-store';
  * only this server writes; see there).
  */
 export async function canSeeEvent(rooms: RoomStore, userId: string, record: EventRecord): Promise<boolean> {
+  // server-server-api "Rejection": a rejected event is never "relayed to clients"; "Soft failure":
+  // a soft-failed event "should not be relayed to the client" either.
+  if (record.rejected || record.soft_failed) return false;
   const before = await rooms.stateAtPosition(record.room_id, record.stream - 1);
   const visibilityEvent = before.find((e) => e.type === 'm.room.history_visibility' && e.state_key === '');
   const rawVisibility = visibilityEvent ? eventOf(visibilityEvent).content['history_visibility'] : undefined;

@@ -67,6 +67,8 @@ export async function membershipAt(rooms: RoomStore, current: MembershipRecord, 
  * (Same rules as libs/rooms canSeeEvent, which checks one event.)
  */
 export async function visibleEvents(rooms: RoomStore, userId: string, recordsAscending: EventRecord[], current: MembershipRecord | null): Promise<EventRecord[]> {
+  // Rejected and soft-failed events (server-server-api "Rejection", "Soft failure") never reach clients.
+  recordsAscending = recordsAscending.filter((r) => !r.rejected && !r.soft_failed);
   if (recordsAscending.length === 0) return [];
   const joinedSince = current?.membership === 'join' ? current.stream : Number.POSITIVE_INFINITY;
   const early = recordsAscending.filter((r) => r.stream < joinedSince);
