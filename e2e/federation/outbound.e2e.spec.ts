@@ -82,6 +82,12 @@ describe.each(modes)('federation out and EDUs between two Atrium servers (%s mod
     await eventually('alice typing on B', async () => ((await typingOnB()).includes(alice.userId) ? true : undefined), WAIT_MS, 200);
     expect((await api(a, alice, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(alice.userId)}`, { typing: false })).status).toBe(200);
     await eventually('alice stopped on B', async () => (!(await typingOnB()).includes(alice.userId) ? true : undefined), WAIT_MS, 200);
+
+    // A timeout on A ends the typing on B as well: A sends the stop (B alone would keep it for its own 60 s).
+    expect((await api(a, alice, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(alice.userId)}`, { typing: true, timeout: 1000 })).status).toBe(200);
+    await eventually('alice typing again on B', async () => ((await typingOnB()).includes(alice.userId) ? true : undefined), WAIT_MS, 100);
+    // Well within B's own 60 s timeout for remote typing (REMOTE_TYPING_TIMEOUT_MS), so only A's stop can end it in time.
+    await eventually('the timed-out stop on B', async () => (!(await typingOnB()).includes(alice.userId) ? true : undefined), 20_000, 200);
   });
 
   it('a read receipt on B reaches A (m.receipt)', async () => {

@@ -98,13 +98,18 @@ export class TypingStore {
   /**
    * Writes the stop of every typing state whose timeout has passed ("the
    * user is typing for the next N milliseconds"). Safe to run on every
-   * replica at once: each stop is a compare-and-set. Returns how many it wrote.
+   * replica at once: each stop is a compare-and-set. Returns how many it
+   * wrote; `onStopped` is called for each stop this call wrote (so a stop
+   * is federated once, by the replica that wrote it).
    */
-  async expire(): Promise<number> {
+  async expire(onStopped?: (record: TypingRecord) => Promise<void>): Promise<number> {
     const due = await this.records.find({ typing: true, expires_ts: { $lte: this.now() } });
     let written = 0;
     for (const record of due) {
-      if ((await this.write(record._id, record.room_id, record.user_id, false, 0, record)) !== null) written++;
+      if ((await this.write(record._id, record.room_id, record.user_id, false, 0, record)) !== null) {
+        written++;
+        await onStopped?.(record);
+      }
     }
     return written;
   }

@@ -1,9 +1,11 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Bus } from '@atrium/bus';
+import type { AtriumConfig } from '@atrium/config';
 import { MAIN_THREAD, threadOf, type ReceiptType, type RelatedEvent } from '@atrium/ephemeral';
 import { publishOutgoingEdu } from '@atrium/federation-client';
 import { Errors } from '@atrium/http';
-import { BUS, DOCUMENT_STORE } from '@atrium/platform';
+import { domainOfId } from '@atrium/matrix';
+import { BUS, CONFIG, DOCUMENT_STORE } from '@atrium/platform';
 import { eventOf, type EventRecord } from '@atrium/rooms';
 import type { DocumentStore } from '@atrium/storage';
 import { EphemeralStores } from './ephemeral.stores';
@@ -28,6 +30,7 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(DOCUMENT_STORE) private readonly store: DocumentStore,
     @Inject(BUS) private readonly bus: Bus,
+    @Inject(CONFIG) private readonly config: AtriumConfig,
   ) {}
 
   private stores(): Promise<EphemeralStores> {
@@ -54,7 +57,13 @@ export class EphemeralService implements OnModuleInit, OnModuleDestroy {
     this.sweeping = true;
     try {
       const stores = await this.stores();
-      await stores.typing.expire();
+      // A local user's typing that timed out: the servers in the room hear the stop too, rather than
+      // showing the user typing until their own timeout (remote users' states are their servers' to end).
+      await stores.typing.expire(async (record) => {
+        if (domainOfId(record.user_id) === this.config.server_name) {
+          await this.federate({ edu_type: 'm.typing', content: { room_id: record.room_id, user_id: record.user_id, typing: false }, room_id: record.room_id });
+        }
+      });
       for (const state of await stores.typing.active()) {
         if ((await stores.rooms.getMembership(state.room_id, state.user_id))?.membership !== 'join') {
           await stores.typing.setTyping(state.room_id, state.user_id, false);
