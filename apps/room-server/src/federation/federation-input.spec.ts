@@ -353,6 +353,12 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect(eventOf((await rooms.getEvent(msg.id))!).content).toEqual({});
     // v3+: bob (power 0, another server than alice) may not redact alice's event: stored, not applied.
     expect(await rooms.getEvent(local.event_id)).toMatchObject({ redacted: false });
+    // A redaction that arrives before its target: applied when the target arrives.
+    const later = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'regret' } });
+    const early = await remotePdu(roomId, { type: 'm.room.redaction', content: {}, redacts: later.id, prev: [redactAlice.id] });
+    expect(await send(roomId, early.pdu)).toEqual({ [early.id]: {} });
+    expect(await send(roomId, later.pdu)).toEqual({ [later.id]: {} });
+    expect(await rooms.getEvent(later.id)).toMatchObject({ redacted: true, redacted_by: early.id });
   });
 
   it('answers a repeated PDU with the stored result and stores nothing twice', async () => {

@@ -567,6 +567,11 @@ export class FederationInput {
   /** The redaction an accepted event makes, the room's applied position, sync wake. */
   private async finishAccepted(room: RoomRecord, version: RoomVersion, event: RoomEvent, position: number, wakeUsers: string[], current: StateIds | null): Promise<void> {
     await this.applyRedaction(room, version, event, current);
+    // A redaction may have arrived before the event it redacts (their order across servers is
+    // not guaranteed): it applies now.
+    if (event.type !== 'm.room.redaction') {
+      for (const earlier of await this.rooms.redactionsOf(event.event_id)) await this.applyRedaction(room, version, eventOf(earlier), null);
+    }
     await this.rooms.markApplied(room._id, position);
     const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: room._id };
     if (event.type === 'm.room.member' && event.state_key !== undefined) wakeUsers.push(event.state_key);
