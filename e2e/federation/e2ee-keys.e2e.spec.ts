@@ -9,11 +9,13 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { ClientEvent, MsgType, Preset, type MatrixClient } from 'matrix-js-sdk';
 import { parse as parseYaml } from 'yaml';
 import { createTestCa, httpsJson, type TestCa } from '@atrium/test-servers';
 import { FederationHttpError, HttpFederationClient, HttpsTransport, httpsWellKnownFetcher, IpRangeFilter, ServerNameResolver } from '@atrium/federation-client';
 import { generateSigningKey, parseSigningKeyFile, signJson, type JsonObject } from '@atrium/matrix';
 import { eventually, newUser, rawApi, rawSync, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
+import { client } from '../support/clients';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
 
 const PASSWORD = 'pw-e2ee-fed-123';
@@ -70,7 +72,10 @@ describe.each(modes)('E2EE keys between two Atrium servers (%s mode)', (mode) =>
     silentName = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
   }, 300_000);
 
+  const started: MatrixClient[] = [];
+
   afterAll(async () => {
+    for (const sdk of started) sdk.stopClient();
     for (const socket of silentSockets) socket.destroy();
     await new Promise<void>((resolve) => (silent ? silent.close(() => resolve()) : resolve()));
     await Promise.all([a?.stop(), b?.stop()]);
@@ -300,5 +305,58 @@ describe.each(modes)('E2EE keys between two Atrium servers (%s mode)', (mode) =>
     expect(devices).toMatchObject({ status: 401, json: { errcode: 'M_UNAUTHORIZED' } });
     const query = await httpsJson(`${url}/_matrix/federation/v1/user/keys/query`, { method: 'POST', caPath: ca.certPath, body: { device_keys: { [alice.userId]: [] } } });
     expect(query).toMatchObject({ status: 401, json: { errcode: 'M_UNAUTHORIZED' } });
+  });
+
+  /** A started matrix-js-sdk client with Rust crypto in memory on `server`, after its first sync. */
+  async function cryptoClient(server: TestServer, user: TestUser): Promise<MatrixClient> {
+    const sdk = client(server.baseUrl, { userId: user.userId, accessToken: user.token, deviceId: user.deviceId });
+    await sdk.initRustCrypto({ useIndexedDB: false });
+    const prepared = new Promise<void>((resolve) => {
+      sdk.on(ClientEvent.Sync, (state) => {
+        if (state === 'PREPARED') resolve();
+      });
+    });
+    started.push(sdk);
+    await sdk.startClient({ initialSyncLimit: 20 });
+    await prepared;
+    return sdk;
+  }
+
+  /** Waits until `sdk` has the event decrypted, and gives its body. */
+  async function decryptedBody(sdk: MatrixClient, roomId: string, eventId: string): Promise<string> {
+    return eventually(`${sdk.getUserId()}/${sdk.getDeviceId()} decrypting ${eventId}`, async () => {
+      const event = sdk.getRoom(roomId)?.findEventById(eventId);
+      if (!event) return undefined;
+      if (event.isBeingDecrypted() || event.isDecryptionFailure()) await sdk.decryptEventIfNeeded(event, { isRetry: true });
+      const body = event.getClearContent()?.body;
+      return event.getType() === 'm.room.message' && typeof body === 'string' ? body : undefined;
+    }, WAIT_MS, 200);
+  }
+
+  it('matrix-js-sdk with Rust crypto: alice on A and bob on B in an encrypted room decrypt each other\'s messages', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const bob = await newUser(b.baseUrl, 'bob', PASSWORD);
+    const sa = await cryptoClient(a, alice);
+    const sb = await cryptoClient(b, bob);
+
+    const { room_id: roomId } = await sa.createRoom({
+      preset: Preset.PublicChat,
+      initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+    });
+    const joined = await api(b, bob, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {});
+    expect(joined).toMatchObject({ status: 200 });
+    await eventually('both clients see the encrypted room with both joined', () =>
+      [sa, sb].every((c) => c.getRoom(roomId)?.hasEncryptionStateEvent() && c.getRoom(roomId)?.getMember(alice.userId)?.membership === 'join' && c.getRoom(roomId)?.getMember(bob.userId)?.membership === 'join')
+        ? true
+        : undefined,
+    WAIT_MS, 200);
+
+    // alice's client fetches bob's keys through A (A asks B), claims a one-time key of bob's over federation,
+    // and sends the room key to bob's device as an m.direct_to_device EDU.
+    const fromAlice = await sa.sendMessage(roomId, { msgtype: MsgType.Text, body: 'secret from alice on A' });
+    expect(await decryptedBody(sb, roomId, fromAlice.event_id)).toBe('secret from alice on A');
+
+    const fromBob = await sb.sendMessage(roomId, { msgtype: MsgType.Text, body: 'secret from bob on B' });
+    expect(await decryptedBody(sa, roomId, fromBob.event_id)).toBe('secret from bob on B');
   });
 });
