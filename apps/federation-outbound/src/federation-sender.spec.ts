@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { InProcessBus } from '@atrium/bus';
 import { MemoryCache } from '@atrium/cache';
 import {
+  FEDERATION_ORIGIN_SEEN_SUBJECT,
   FederationHttpError,
   FederationUnreachableError,
   OUTGOING_EDU_STREAM,
@@ -325,6 +326,22 @@ describe('FederationSender', () => {
     await waitFor(() => destination.pdus().length >= 5, 10_000, 'collapsed catch-up');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(destination.pdus().slice(3).map((p) => (p.content as { body: string }).body).sort()).toEqual(['x14', 'y9']);
+  });
+
+  it('retries a destination at once when it is seen again (federation.origin.seen), not at the end of its backoff', async () => {
+    const roomId = await roomWithRemoteMember(`@bob:${destination.name}`);
+    const port = destination.port;
+    await destination.stop();
+    // A long backoff: without the notification the retry would come after the test's deadline.
+    await startSender({ minBackoffMs: 60_000, maxBackoffMs: 60_000 });
+    await send(roomId, 2, 'w');
+    const outbound = await OutboundStore.shared(store);
+    await waitFor(async () => ((await outbound.destinations.get(`127.0.0.1:${port}`))?.retries ?? 0) >= 1, 10_000, 'a failed attempt');
+    await destination.start(port);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(destination.pdus()).toHaveLength(0);
+    await bus.notify(FEDERATION_ORIGIN_SEEN_SUBJECT, { server_name: destination.name });
+    await waitFor(() => destination.pdus().length >= 2, 5000, 'delivery after the wake-up');
   });
 
   it('resumes after a restart without losing or repeating events', async () => {

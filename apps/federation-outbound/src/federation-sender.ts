@@ -2,10 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Bus, Subscription } from '@atrium/bus';
 import type { Cache } from '@atrium/cache';
 import {
+  FEDERATION_ORIGIN_SEEN_SUBJECT,
   FederationHttpError,
   OUTGOING_EDU_STREAM,
   OUTGOING_EDU_SUBJECT,
   type FederationClient,
+  type FederationOriginSeen,
   type OutgoingEdu,
 } from '@atrium/federation-client';
 import { domainOfId, toWirePdu, getRoomVersion, type JsonObject, type RoomVersion } from '@atrium/matrix';
@@ -132,6 +134,11 @@ export class FederationSender {
     this.subscriptions.push(
       await bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (message) => {
         if (message.data?.stream === EVENTS_STREAM) void this.drainLog();
+      }),
+    );
+    this.subscriptions.push(
+      await bus.subscribe<FederationOriginSeen>(FEDERATION_ORIGIN_SEEN_SUBJECT, (message) => {
+        if (typeof message.data?.server_name === 'string') void this.destinationSeen(message.data.server_name);
       }),
     );
     await bus.ensureStream({ name: OUTGOING_EDU_STREAM, subjects: [OUTGOING_EDU_SUBJECT] });

@@ -68,3 +68,15 @@ export async function publishOutgoingEdu(bus: EduBus, edu: OutgoingEdu): Promise
   }
   await bus.publish<OutgoingEdu>(OUTGOING_EDU_SUBJECT, edu);
 }
+
+/**
+ * Notified (bus.notify, fan-out) by federation-inbound when a server sent us
+ * an authenticated request: federation-outbound then retries that server at
+ * once instead of at the end of its backoff ("catch-up" when a destination
+ * comes back). Losing one is harmless: the backoff still runs out.
+ */
+export const FEDERATION_ORIGIN_SEEN_SUBJECT = 'federation.origin.seen';
+
+export interface FederationOriginSeen {
+  server_name: string;
+}
