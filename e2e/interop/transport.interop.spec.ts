@@ -14,7 +14,7 @@ import { checkSignatures, parseSigningKeyFile, verifyServerKeys, type JsonObject
 import { HttpFederationClient, HttpsTransport, httpsWellKnownFetcher, IpRangeFilter, remoteKeyId, ServerNameResolver, StoredKeyRing } from '@atrium/federation-client';
 import { openDocumentStore } from '@atrium/storage';
 import { eventually, type Json } from '../support/fixtures';
-import { interopModes, peerLogs, pendingIt, useAtrium, useSynapse, FEDERATION_WAIT_MS } from '../support/interop';
+import { interopModes, peerLogs, useAtrium, useSynapse, FEDERATION_WAIT_MS } from '../support/interop';
 
 const peers = useSynapse();
 
@@ -96,7 +96,7 @@ describe.each(interopModes())('federation transport with Synapse (%s mode)', (mo
     }
   });
 
-  pendingIt('key-server has no notary endpoint yet (GET/POST /_matrix/key/v2/query answer 404)')("Atrium's notary answers Synapse's keys countersigned (GET /_matrix/key/v2/query/{synapse})", async () => {
+  it("Atrium's notary answers Synapse's keys countersigned (GET /_matrix/key/v2/query/{synapse})", async () => {
     const own = await synapseKeys();
     const atriumVerify = (await atriumKeys()).verify_keys as Record<string, { key: string }>;
     const res = await httpsJson(`${atrium.server().federationUrl}/_matrix/key/v2/query/${enc(peers.synapse().serverName)}`, { caPath: peers.ca().certPath });
@@ -128,7 +128,7 @@ describe.each(interopModes())('federation transport with Synapse (%s mode)', (mo
     }
   });
 
-  pendingIt('federation-inbound has no /query/profile yet (404 M_UNRECOGNIZED)')("Synapse's signed /query/profile reaches Atrium (a Synapse user reads an Atrium user's profile)", async () => {
+  it("Synapse's signed /query/profile reaches Atrium (a Synapse user reads an Atrium user's profile)", async () => {
     const alice = await atrium.user('alice');
     expect((await alice.api('PUT', `/profile/${enc(alice.userId)}/displayname`, { displayname: 'Alice on Atrium' })).status).toBe(200);
     const bob = await peers.user('bob');
