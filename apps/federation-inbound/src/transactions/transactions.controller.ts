@@ -1,6 +1,6 @@
 import { Body, Controller, Inject, Logger, Optional, Param, Put } from '@nestjs/common';
 import type { Bus } from '@atrium/bus';
-import { INCOMING_EDU_HANDLER, type IncomingEduHandler } from '@atrium/federation-client';
+import { FEDERATION_ORIGIN_SEEN_SUBJECT, INCOMING_EDU_HANDLER, type FederationOriginSeen, type IncomingEduHandler } from '@atrium/federation-client';
 import { Errors, requireJsonObject } from '@atrium/http';
 import { serverAclAllows, stateKey, type JsonObject } from '@atrium/matrix';
 import { BUS, TELEMETRY } from '@atrium/platform';
@@ -55,6 +55,8 @@ export class FederationTransactionsController {
     if (pdus.length > MAX_TXN_PDUS || edus.length > MAX_TXN_EDUS) {
       throw Errors.badJson(`A transaction holds at most ${MAX_TXN_PDUS} PDUs and ${MAX_TXN_EDUS} EDUs (got ${pdus.length} and ${edus.length})`);
     }
+    // The origin is up: federation-outbound retries its queue to it now rather than at the end of a backoff.
+    void this.bus.notify<FederationOriginSeen>(FEDERATION_ORIGIN_SEEN_SUBJECT, { server_name: origin }).catch(() => undefined);
     const stored = (await this.txns.get(origin, txnId)) as { pdus: Record<string, PduResult> } | undefined;
     if (stored) return stored;
     const key = `${origin}\n${txnId}`;
