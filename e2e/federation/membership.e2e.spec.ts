@@ -142,6 +142,23 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
     expect(sync.rooms.leave[roomId]).toBeDefined();
   });
 
+  it('an invite withdrawn on A (kick of the invitee) leaves B\'s invitee with the room under leave', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const jude = await newUser(b.baseUrl, 'jude', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat' });
+    const roomId = created.json.room_id as string;
+    expect((await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: jude.userId })).status).toBe(200);
+    await eventually('the invite in B /sync', async () => ((await rawSync(b.baseUrl, jude.token)).rooms.invite[roomId] ? true : undefined), WAIT_MS);
+
+    expect((await api(a, alice, 'POST', `/rooms/${enc(roomId)}/kick`, { user_id: jude.userId, reason: 'changed my mind' })).status).toBe(200);
+    const filter = JSON.stringify({ room: { include_leave: true } });
+    const sync = await eventually('the withdrawal in B /sync', async () => {
+      const s = await rawSync(b.baseUrl, jude.token, { filter });
+      return s.rooms.leave[roomId] ? s : undefined;
+    }, WAIT_MS);
+    expect(sync.rooms.invite[roomId]).toBeUndefined();
+  });
+
   it('a user of B knocks through A (knock_state in /sync), is invited and joins', async () => {
     const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
     const gina = await newUser(b.baseUrl, 'gina', PASSWORD);

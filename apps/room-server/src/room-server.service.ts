@@ -91,6 +91,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         keyRing: this.keyRing,
         client: this.federationClient,
         serialise: (roomId, task) => writer.serialise(roomId, task),
+        unknownRoom: (origin, roomId, pdus) => membership.receiveOutOfRoom(origin, roomId, pdus),
         metrics: this.telemetry.metrics,
         log: (message) => this.logger.log(message),
       });

@@ -39,7 +39,7 @@ import {
   type StateMap,
 } from '@atrium/matrix';
 import type { Bus } from '@atrium/bus';
-import { EVENTS_STREAM, eventOf, NO_STREAM, SYNC_WAKE_SUBJECT, toClientEvent, type RoomRecord, type RoomStore, type StateIds, type SyncWake } from '@atrium/rooms';
+import { EVENTS_STREAM, eventOf, NO_STREAM, unsignedOf, SYNC_WAKE_SUBJECT, toClientEvent, type RoomRecord, type RoomStore, type StateIds, type SyncWake } from '@atrium/rooms';
 import type { Metrics } from '@atrium/telemetry';
 import { verifyPdus, type VerifiedPdu } from './pdu-verifier';
 
@@ -60,6 +60,13 @@ export interface FederationInputOptions {
   client: FederationClient;
   serialise: RoomSerialiser;
   metrics?: Metrics;
+  /**
+   * PDUs of a room this server has no record of (docs/federation-design.md
+   * "membership handshakes"): a remote server withdrawing a local user's
+   * invite or answering their knock sends the member event to a room this
+   * server only knows from that invite. Without it such PDUs are ignored.
+   */
+  unknownRoom?: (origin: string, roomId: string, pdus: readonly unknown[]) => Promise<Record<string, { error?: string }>>;
   /** Logs what was dropped and why (the /send result carries it too). */
   log?: (message: string) => void;
 }
@@ -107,10 +114,8 @@ export class FederationInput {
     const results: Record<string, { error?: string }> = {};
     const room = await this.rooms.getRoom(roomId);
     const version = room ? this.versionOf(room) : undefined;
-    if (!room || !version) {
-      this.options.log?.(`ignoring ${pdus.length} PDUs from ${origin} for unknown room ${roomId}`);
-      return results;
-    }
+    if (!room && this.options.unknownRoom) return this.options.unknownRoom(origin, roomId, pdus);
+    if (!room || !version) return this.receiveOutOfRoom(origin, roomId, pdus);
     const verified = await verifyPdus(pdus, version, this.options.keyRing, roomId);
     // Parents before children: a transaction may list a chain in any order, and a prev event
     // that comes later in the same transaction should not be fetched from the origin.
@@ -142,6 +147,66 @@ export class FederationInput {
         outcome = { eventId: pdu.event.event_id, error: `could not process the event: ${(err as Error).message}` };
       }
       results[outcome.eventId] = outcome.error === undefined ? {} : { error: outcome.error };
+    }
+    return results;
+  }
+
+  /**
+   * PDUs of a room this server is not in. The one kind it can take is the
+   * end of a local user's pending invite or knock: a leave (invite withdrawn,
+   * knock refused) or a ban of that user, which the room's server sends to
+   * the user's server as the only place to tell (server-server-api "Leaving
+   * Rooms (Rejecting Invites)": the invitee's server is told like any
+   * resident; it has no state to authorise against, so it checks the
+   * signatures and that the event is about the invited user). The room
+   * version comes from the stripped create event kept with the invite or
+   * knock. Anything else is ignored: without the room version its event IDs
+   * cannot even be computed.
+   */
+  private async receiveOutOfRoom(origin: string, roomId: string, pdus: readonly unknown[]): Promise<Record<string, { error?: string }>> {
+    const results: Record<string, { error?: string }> = {};
+    const pending = (await this.rooms.membersOfRoom(roomId, ['invite', 'knock'])).filter((m) => m.user_id.endsWith(`:${this.options.serverName}`));
+    if (pending.length === 0) {
+      this.options.log?.(`ignoring ${pdus.length} PDUs from ${origin} for unknown room ${roomId}`);
+      return results;
+    }
+    const record = await this.rooms.getEvent(pending[0].event_id);
+    const unsigned = record ? unsignedOf(record) : {};
+    const stripped = unsigned['invite_room_state'] ?? unsigned['knock_room_state'];
+    let versionId = '1';
+    if (Array.isArray(stripped)) {
+      for (const entry of stripped) {
+        if (entry && typeof entry === 'object' && !Array.isArray(entry) && entry['type'] === 'm.room.create') {
+          const content = entry['content'];
+          if (content && typeof content === 'object' && !Array.isArray(content) && typeof content['room_version'] === 'string') versionId = content['room_version'];
+        }
+      }
+    }
+    const version = getRoomVersion(versionId);
+    if (!version) return results;
+    const waiting = new Set(pending.map((m) => m.user_id));
+    for (const pdu of await verifyPdus(pdus, version, this.options.keyRing, roomId)) {
+      if (!pdu.ok) {
+        if (pdu.eventId !== undefined) results[pdu.eventId] = { error: pdu.reason };
+        continue;
+      }
+      const e = pdu.event;
+      const membership = e.type === 'm.room.member' ? e.content['membership'] : undefined;
+      if (e.state_key === undefined || !waiting.has(e.state_key) || (membership !== 'leave' && membership !== 'ban')) {
+        results[e.event_id] = { error: `this server is not in room ${roomId}` };
+        continue;
+      }
+      await this.options.serialise(roomId, async () => {
+        if (await this.rooms.getEvent(e.event_id)) return;
+        const position = await this.rooms.streams.withPosition(EVENTS_STREAM, async (stream) => {
+          await this.rooms.insertEvent({ event: e, stream });
+          return stream;
+        });
+        await this.rooms.setMembership(e, position);
+        await this.bus.notify(SYNC_WAKE_SUBJECT, { stream: EVENTS_STREAM, position, room_id: roomId, user_ids: [e.state_key as string] } satisfies SyncWake);
+      });
+      this.outcomes?.inc({ outcome: 'accepted' });
+      results[e.event_id] = {};
     }
     return results;
   }
