@@ -46,6 +46,8 @@ export interface NewReceipt {
   eventId: string;
   /** The event's position in the `events` stream. */
   eventStream: number;
+  /** When the user read it (ms); default now. A receipt from another server keeps its `data.ts` (server-server-api "Receipts"). */
+  ts?: number;
 }
 
 /** The content of an `m.receipt` event: event ID → receipt type → user ID → `{ ts, thread_id? }` (m.receipt event schema). */
@@ -93,7 +95,7 @@ export class ReceiptStore {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const current = await this.records.get(id);
       if (current && current.event_stream >= receipt.eventStream) return null;
-      const fields = { event_id: receipt.eventId, event_stream: receipt.eventStream, ts: this.now() };
+      const fields = { event_id: receipt.eventId, event_stream: receipt.eventStream, ts: receipt.ts ?? this.now() };
       const position = await this.positions.withPosition(EPHEMERAL_STREAMS.receipts, async (position) => {
         // Compare-and-set on the previous position: two devices acknowledging at once keep the later event.
         const ok = current

@@ -107,7 +107,7 @@ describe('IncomingEdus', () => {
     });
     const changes = await receipts.changes([ROOM], alice, 0, Number.MAX_SAFE_INTEGER);
     const records = changes.get(ROOM) ?? [];
-    expect(records.map((r) => [r.user_id, r.event_id, r.receipt_type])).toEqual([[bob, '$m2', 'm.read']]);
+    expect(records.map((r) => [r.user_id, r.event_id, r.receipt_type, r.ts])).toEqual([[bob, '$m2', 'm.read', 5]]);
     await edus.handle({ origin: THERE, edu_type: 'm.receipt', content: { [ROOM]: { 'm.read': { [bob]: { event_ids: ['$nope'], data: {} } } } } });
     await edus.handle({ origin: THERE, edu_type: 'm.receipt', content: { [ROOM]: { 'm.read': { [bob]: 'bad' } } } });
     expect((await receipts.changes([ROOM], alice, 0, Number.MAX_SAFE_INTEGER)).get(ROOM)).toHaveLength(1);

@@ -141,7 +141,8 @@ export class IncomingEdus implements IncomingEduHandler {
           continue;
         }
         const latest = known.reduce((a, b) => (b.stream > a.stream ? b : a));
-        await this.receipts.put({ roomId, userId, type: 'm.read', threadId, eventId: latest._id, eventStream: latest.stream });
+        const ts = typeof data['ts'] === 'number' && Number.isSafeInteger(data['ts']) && data['ts'] > 0 ? data['ts'] : undefined;
+        await this.receipts.put({ roomId, userId, type: 'm.read', threadId, eventId: latest._id, eventStream: latest.stream, ts });
       }
     }
   }
