@@ -103,6 +103,19 @@ describe('StoredKeyRing', () => {
     expect(a.keyRequests()).toBe(1);
   });
 
+  it('reuses stored rows from memory for 30 s, then reads the store again', async () => {
+    const a = await fakeServer();
+    const r = ring({ minRefetchMs: 60_000 });
+    await r.getVerifyKeys([{ serverName: a.name, keyIds: [a.key.keyId] }]);
+    // Rows removed behind its back (as another process's cleanup would): still answered from memory…
+    await (await store.collection<RemoteServerKeyDoc>({ name: REMOTE_SERVER_KEYS_COLLECTION })).deleteMany({ server_name: a.name });
+    expect((await r.getVerifyKeys([{ serverName: a.name, keyIds: [a.key.keyId] }])).size).toBe(1);
+    // …until the memory expires and the store is read again (no refetch within minRefetchMs).
+    clock.now += 30_001;
+    expect((await r.getVerifyKeys([{ serverName: a.name, keyIds: [a.key.keyId] }])).size).toBe(0);
+    expect(a.keyRequests()).toBe(1);
+  });
+
   it('coalesces concurrent fetches for one server', async () => {
     const a = await fakeServer();
     const r = ring();

@@ -34,6 +34,8 @@ export const REMOTE_SERVER_KEYS_COLLECTION = 'remote_server_keys';
 /** "Servers MUST use the lesser of valid_until_ts and 7 days into the future" (v5 signing requirements). */
 const MAX_KEY_VALIDITY_MS = 7 * 24 * 3600_000;
 const KEY_FETCH_TIMEOUT_MS = 15_000;
+/** How long stored rows are reused from memory before the store is read again. */
+const ROWS_MEMORY_MS = 30_000;
 const KEY_RESPONSE_MAX_BYTES = 1024 * 1024;
 
 export interface TrustedNotary {
@@ -73,6 +75,7 @@ export class StoredKeyRing implements KeyRing {
   private readonly failedUntil = new Map<string, number>();
   /** Server → time of its last successful fetch (by this process). */
   private readonly fetchedAt = new Map<string, number>();
+  private readonly rowsMemory = new Map<string, { rows: Map<string, RemoteServerKeyDoc>; readAt: number }>();
   private readonly now: () => number;
   private readonly negativeCacheMs: number;
 
@@ -148,9 +151,19 @@ export class StoredKeyRing implements KeyRing {
     return undefined;
   }
 
+  /**
+   * The stored rows of a server, read through a short per-process memory
+   * cache: every inbound request and PDU asks for keys, and a key ID's public
+   * key never changes, so only new rows (another process's fetch) are seen up
+   * to ROWS_MEMORY_MS late. Our own writes drop the entry at once.
+   */
   private async rowsOf(serverName: string): Promise<Map<string, RemoteServerKeyDoc>> {
-    const rows = await (await this.keys()).find({ server_name: serverName });
-    return new Map(rows.map((r) => [r.key_id, r]));
+    const cached = this.rowsMemory.get(serverName);
+    if (cached && this.now() - cached.readAt < ROWS_MEMORY_MS) return cached.rows;
+    const rows = new Map((await (await this.keys()).find({ server_name: serverName })).map((r) => [r.key_id, r]));
+    if (this.rowsMemory.size >= 10_000) this.rowsMemory.clear();
+    this.rowsMemory.set(serverName, { rows, readAt: this.now() });
+    return rows;
   }
 
   /** Fetches and stores keys of `serverName`; true if something was stored. Coalesced per server, remembered when it fails. */
@@ -277,6 +290,7 @@ export class StoredKeyRing implements KeyRing {
     for (const [keyId, { key, expiredTs }] of Object.entries(keys.oldVerifyKeys)) {
       docs.push({ _id: `${keys.serverName}|${keyId}`, server_name: keys.serverName, key_id: keyId, key, valid_until_ts: null, expired_ts: expiredTs, response: text, response_valid_until_ts: keys.validUntilTs, fetched_ts: now });
     }
+    this.rowsMemory.delete(keys.serverName);
     for (const doc of docs) {
       const before = existing.get(doc.key_id);
       // A response older than a stored one still in force (a notary's stale
@@ -285,6 +299,7 @@ export class StoredKeyRing implements KeyRing {
       if (before && beforeInForce && before.response_valid_until_ts > doc.response_valid_until_ts) continue;
       await collection.put(doc);
     }
+    this.rowsMemory.delete(keys.serverName);
   }
 }
 
