@@ -428,50 +428,6 @@ export class FederationMembership {
     return position;
   }
 
-  /**
-   * PDUs of a room this server has no record of, from a /send transaction:
-   * the only ones that matter are changes to a local user's invite or knock
-   * (an invite withdrawn by a kick, a ban, a knock refused), which this server
-   * learns of because the target is its user. Each is checked (format,
-   * signatures, hashes), must be sent by a user of the origin, and is stored
-   * outside the room like the invite was, so the user's /sync moves the room
-   * to `leave`. The room's state is not known, so the auth rules cannot run:
-   * only a change away from invite or knock is taken, never a join. Other
-   * PDUs are ignored (no result, as for any unknown room).
-   */
-  async receiveOutOfRoom(origin: string, roomId: string, pdus: readonly unknown[]): Promise<Record<string, { error?: string }>> {
-    const results: Record<string, { error?: string }> = {};
-    const pending = (await this.rooms.membersOfRoom(roomId, ['invite', 'knock'])).filter((m) => domainOfId(m.user_id) === this.serverName);
-    if (pending.length === 0 || !this.options.keyRing) return results;
-    const first = await this.rooms.getEvent(pending[0].event_id);
-    if (!first) return results;
-    const version = getRoomVersion(await this.roomVersionOfInvite(eventOf(first)));
-    if (!version) return results;
-    for (const verified of await verifyPdus(pdus, version, this.options.keyRing, roomId)) {
-      if (!verified.ok) {
-        if (verified.eventId) results[verified.eventId] = { error: verified.reason };
-        continue;
-      }
-      const event = verified.event;
-      const target = event.state_key;
-      const membership = event.content['membership'];
-      if (event.type !== 'm.room.member' || target === undefined || (membership !== 'leave' && membership !== 'ban')) continue;
-      if (!pending.some((m) => m.user_id === target)) continue;
-      if (domainOfId(event.sender) !== origin) {
-        results[event.event_id] = { error: `${event.sender} is not a user of ${origin}` };
-        continue;
-      }
-      await this.writer.serialise(roomId, async () => {
-        const current = await this.rooms.getMembership(roomId, target);
-        if (!current || (current.membership !== 'invite' && current.membership !== 'knock') || (await this.rooms.getEvent(event.event_id))) return;
-        if (await this.rooms.getRoom(roomId)) return; // the room became known meanwhile: the input path owns it
-        await this.storeOutOfRoom(event, {});
-      });
-      results[event.event_id] = {};
-    }
-    return results;
-  }
-
   // ---- outbound: a local user's invite of a remote user ----
 
   /**

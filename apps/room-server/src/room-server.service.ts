@@ -91,7 +91,6 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         keyRing: this.keyRing,
         client: this.federationClient,
         serialise: (roomId, task) => writer.serialise(roomId, task),
-        unknownRoom: (origin, roomId, pdus) => membership.receiveOutOfRoom(origin, roomId, pdus),
         metrics: this.telemetry.metrics,
         log: (message) => this.logger.log(message),
       });

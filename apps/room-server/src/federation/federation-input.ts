@@ -60,13 +60,6 @@ export interface FederationInputOptions {
   client: FederationClient;
   serialise: RoomSerialiser;
   metrics?: Metrics;
-  /**
-   * PDUs of a room this server has no record of (docs/federation-design.md
-   * "membership handshakes"): a remote server withdrawing a local user's
-   * invite or answering their knock sends the member event to a room this
-   * server only knows from that invite. Without it such PDUs are ignored.
-   */
-  unknownRoom?: (origin: string, roomId: string, pdus: readonly unknown[]) => Promise<Record<string, { error?: string }>>;
   /** Logs what was dropped and why (the /send result carries it too). */
   log?: (message: string) => void;
 }
@@ -114,7 +107,6 @@ export class FederationInput {
     const results: Record<string, { error?: string }> = {};
     const room = await this.rooms.getRoom(roomId);
     const version = room ? this.versionOf(room) : undefined;
-    if (!room && this.options.unknownRoom) return this.options.unknownRoom(origin, roomId, pdus);
     if (!room || !version) return this.receiveOutOfRoom(origin, roomId, pdus);
     const verified = await verifyPdus(pdus, version, this.options.keyRing, roomId);
     // Parents before children: a transaction may list a chain in any order, and a prev event
