@@ -5,6 +5,7 @@
  * messaging", "Presence"). Server A hosts the room; a user of B joins it;
  * then PDUs and EDUs cross in PUT /send both ways and show in /sync.
  */
+import { generateSigningKey, signJson } from '@atrium/matrix';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { eventually, newUser, rawApi, rawSync, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
@@ -120,6 +121,32 @@ describe.each(modes)('federation out and EDUs between two Atrium servers (%s mod
     const s = await rawSync(b.baseUrl, bob.token);
     const event = ((s.presence?.events ?? []) as Json[]).find((e) => e.sender === alice.userId);
     expect(event?.content).toMatchObject({ presence: 'online', status_msg: 'federating' });
+  });
+
+  it('device keys uploaded on B reach A (m.device_list_update): bob in device_lists.changed, then in /keys/query', async () => {
+    const first = await rawSync(a.baseUrl, alice.token);
+    const since = first.next_batch as string;
+    const deviceKey = generateSigningKey(bob.deviceId);
+    const deviceKeys = signJson(
+      { user_id: bob.userId, device_id: bob.deviceId, algorithms: ['m.olm.v1.curve25519-aes-sha2'], keys: { [deviceKey.keyId]: deviceKey.publicKeyBase64, [`curve25519:${bob.deviceId}`]: 'Y3VydmU' } },
+      bob.userId,
+      deviceKey,
+    );
+    expect((await api(b, bob, 'POST', '/keys/upload', { device_keys: deviceKeys })).status).toBe(200);
+    let token = since;
+    await eventually(
+      'bob in device_lists.changed on A',
+      async () => {
+        const s = await rawSync(a.baseUrl, alice.token, { since: token, timeout: 0 });
+        token = s.next_batch as string;
+        return ((s.device_lists?.changed ?? []) as string[]).includes(bob.userId) ? true : undefined;
+      },
+      WAIT_MS,
+      200,
+    );
+    const query = await api(a, alice, 'POST', '/keys/query', { device_keys: { [bob.userId]: [] } });
+    expect(query.status).toBe(200);
+    expect(query.json.device_keys?.[bob.userId]?.[bob.deviceId]?.keys?.[deviceKey.keyId]).toBe(deviceKey.publicKeyBase64);
   });
 
   it('a to-device message from A to a device of B arrives in its /sync (m.direct_to_device)', async () => {
