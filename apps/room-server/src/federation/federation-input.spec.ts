@@ -413,6 +413,30 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect((await timeline(roomId)).slice(-2)).toEqual([`$join2:${REMOTE}`, `$msg2:${REMOTE}`]);
   });
 
+  it('takes the withdrawal of a pending invite for a room it is not in (out-of-room leave of a local user)', async () => {
+    const roomId = `!remote${Date.now()}:${REMOTE}`;
+    const dave = `@dave:${LOCAL}`;
+    // The invite as the handshake stores it: outside any room, with the stripped state (room version 10).
+    const invite = await remotePdu(roomId, { type: 'm.room.member', state_key: dave, content: { membership: 'invite' }, prev: ['$somewhere'], auth: ['$create'] });
+    const inviteEvent = toRoomEvent(invite.pdu, VERSION);
+    const position = await rooms.streams.withPosition('events', async (stream) => {
+      await rooms.insertEvent({ event: inviteEvent, stream, unsigned: { invite_room_state: [{ type: 'm.room.create', state_key: '', sender: bob, content: { room_version: '10' } }] } });
+      return stream;
+    });
+    await rooms.setMembership(inviteEvent, position);
+    // A leave for a local user with no pending invite there is refused.
+    const other = await remotePdu(roomId, { type: 'm.room.member', state_key: `@frank:${LOCAL}`, content: { membership: 'leave' }, prev: [invite.id], auth: ['$create'] });
+    expect((await send(roomId, other.pdu))[other.id].error).toMatch(/not in room/);
+    expect(await rooms.getEvent(other.id)).toBeNull();
+    // The inviter's server withdraws it (a kick of the invited user): stored, dave's membership is leave.
+    const kick = await remotePdu(roomId, { type: 'm.room.member', state_key: dave, content: { membership: 'leave' }, prev: [invite.id], auth: ['$create'] });
+    expect(await send(roomId, kick.pdu)).toEqual({ [kick.id]: {} });
+    expect(await rooms.getMembership(roomId, dave)).toMatchObject({ membership: 'leave', event_id: kick.id });
+    // Anything else of that room is still ignored (no pending invite left).
+    const msg = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'x' }, prev: [kick.id], auth: ['$create'] });
+    expect(await send(roomId, msg.pdu)).toEqual({});
+  });
+
   it('ignores PDUs for a room it does not know', async () => {
     const msg = await remotePdu('!unknown:elsewhere', { type: 'm.room.message', content: {}, prev: [], auth: [] });
     expect(await input.receivePdus(REMOTE, '!unknown:elsewhere', [msg.pdu as unknown as JsonObject])).toEqual({});

@@ -23,6 +23,7 @@ import {
   authEventKeys,
   authorizeEvent,
   checkAuthEvents,
+  domainOfId,
   getRoomVersion,
   prevEventIds,
   redactEvent,
@@ -176,7 +177,9 @@ export class FederationInput {
     }
     const version = getRoomVersion(versionId);
     if (!version) return results;
-    const waiting = new Set(pending.map((m) => m.user_id));
+    // Who may end it: for an invite, a user of the inviting server (the only server this one
+    // knows to be in the room); for a knock, a user of the server that sends it.
+    const waiting = new Map(pending.map((m) => [m.user_id, m.membership === 'invite' ? domainOfId(m.sender) : origin]));
     for (const pdu of await verifyPdus(pdus, version, this.options.keyRing, roomId)) {
       if (!pdu.ok) {
         if (pdu.eventId !== undefined) results[pdu.eventId] = { error: pdu.reason };
@@ -184,7 +187,8 @@ export class FederationInput {
       }
       const e = pdu.event;
       const membership = e.type === 'm.room.member' ? e.content['membership'] : undefined;
-      if (e.state_key === undefined || !waiting.has(e.state_key) || (membership !== 'leave' && membership !== 'ban')) {
+      const endsPending = e.state_key !== undefined && waiting.has(e.state_key) && (membership === 'leave' || membership === 'ban') && waiting.get(e.state_key) === domainOfId(e.sender);
+      if (!endsPending) {
         results[e.event_id] = { error: `this server is not in room ${roomId}` };
         continue;
       }
