@@ -200,5 +200,33 @@ describe('federation keys between embedded Atrium servers', () => {
       expect(filtered).toMatchObject({ status: 200, json: { chunk: [expect.objectContaining({ room_id: roomId })] } });
       expect(await clientApi(a, 'GET', `/_matrix/client/v3/publicRooms?server=${encodeURIComponent('127.0.0.1:1')}`)).toMatchObject({ status: 502, json: { errcode: 'M_UNKNOWN' } });
     });
+
+    it('serves /hierarchy: the space with its reachable children, unreachable ones listed, a private room as unknown', async () => {
+      const create = async (body: Record<string, unknown>): Promise<string> => {
+        const res = await clientApi(b, 'POST', '/_matrix/client/v3/createRoom', body, bob.token);
+        expect(res.status).toBe(200);
+        return res.json['room_id'] as string;
+      };
+      const space = await create({ preset: 'public_chat', name: 'Space', creation_content: { type: 'm.space' } });
+      const open = await create({ preset: 'public_chat', name: 'Open child' });
+      const closed = await create({ preset: 'private_chat', name: 'Closed child' });
+      for (const [child, suggested] of [[open, true], [closed, false]] as const) {
+        const put = await clientApi(b, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(space)}/state/m.space.child/${encodeURIComponent(child)}`, { via: [b.name], suggested }, bob.token);
+        expect(put.status).toBe(200);
+      }
+      const asA = client(a);
+      type Hierarchy = { room: Record<string, unknown> & { children_state: Array<Record<string, unknown>> }; children: Array<Record<string, unknown>>; inaccessible_children: string[] };
+      const answer = await asA.request<Hierarchy>({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent(space)}` });
+      expect(answer.room).toMatchObject({ room_id: space, name: 'Space', room_type: 'm.space', join_rule: 'public', room_version: expect.any(String) });
+      expect(answer.room.children_state.map((c) => c['state_key']).sort()).toEqual([open, closed].sort());
+      expect(answer.room.children_state[0]).toMatchObject({ type: 'm.space.child', sender: bob.userId, origin_server_ts: expect.any(Number), content: { via: [b.name] } });
+      expect(answer.children.map((c) => c['room_id'])).toEqual([open]);
+      expect(answer.children[0]).toMatchObject({ name: 'Open child', children_state: [] });
+      expect(answer.inaccessible_children).toEqual([closed]);
+      const suggested = await asA.request<Hierarchy>({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent(space)}`, query: { suggested_only: true } });
+      expect(suggested.room.children_state.map((c) => c['state_key'])).toEqual([open]);
+      await expect(asA.request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent(closed)}` })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+      await expect(asA.request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent('!unknown:' + b.name)}` })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+    });
   });
 });

@@ -3,29 +3,16 @@
  * "Published Room Directory", data/api/server-server/public_rooms.yaml
  * (GET and POST /_matrix/federation/v1/publicRooms), with the chunk of
  * client-server definitions/public_rooms_response.yaml.
- *
- * The chunk is built here from the room's current state rather than through
- * client-api's RoomsService, so the federation-inbound process does not load
- * the client API.
  */
 import { Body, Controller, Get, HttpCode, Inject, Post, Query } from '@nestjs/common';
 import { Errors, requireJsonObject } from '@atrium/http';
 import type { JsonObject } from '@atrium/matrix';
-import { eventOf, type RoomRecord, type RoomStore } from '@atrium/rooms';
+import type { RoomRecord, RoomStore } from '@atrium/rooms';
+import { roomSummary, type RoomSummaryFields } from './room-summary';
 import { QUERY_ROOM_STORE } from './tokens';
 
-export interface PublishedRoomChunk {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-  name?: string;
-  topic?: string;
-  canonical_alias?: string;
-  avatar_url?: string;
-  join_rule?: string;
-  room_type?: string;
-}
+/** A /publicRooms chunk (PublishedRoomsChunk): the summary without room_version, encryption, allowed_room_ids. */
+export type PublishedRoomChunk = Omit<RoomSummaryFields, 'room_version' | 'encryption' | 'allowed_room_ids'>;
 
 export interface PublicRoomsPage {
   chunk: PublishedRoomChunk[];
@@ -119,32 +106,6 @@ export class FederationPublicRoomsController {
   }
 
   private async chunkOf(room: RoomRecord): Promise<PublishedRoomChunk> {
-    const state = new Map<string, Record<string, unknown>>();
-    for (const record of await this.rooms.currentState(room._id)) {
-      if (record.state_key === '') state.set(record.type, eventOf(record).content);
-    }
-    const str = (type: string, key: string): string | undefined => {
-      const v = state.get(type)?.[key];
-      return typeof v === 'string' ? v : undefined;
-    };
-    const chunk: PublishedRoomChunk = {
-      room_id: room._id,
-      num_joined_members: (await this.rooms.joinedUsers(room._id)).length,
-      world_readable: str('m.room.history_visibility', 'history_visibility') === 'world_readable',
-      guest_can_join: str('m.room.guest_access', 'guest_access') === 'can_join',
-    };
-    const optional: Array<[keyof PublishedRoomChunk, string, string]> = [
-      ['name', 'm.room.name', 'name'],
-      ['topic', 'm.room.topic', 'topic'],
-      ['canonical_alias', 'm.room.canonical_alias', 'alias'],
-      ['avatar_url', 'm.room.avatar', 'url'],
-      ['join_rule', 'm.room.join_rules', 'join_rule'],
-      ['room_type', 'm.room.create', 'type'],
-    ];
-    for (const [field, type, key] of optional) {
-      const value = str(type, key);
-      if (value !== undefined) (chunk as unknown as Record<string, unknown>)[field] = value;
-    }
-    return chunk;
+    return roomSummary(this.rooms, room, false);
   }
 }
