@@ -395,7 +395,11 @@ describe('FederationSender', () => {
     expect(first).toMatchObject({ user_id: alice, device_id: 'D1', prev_id: [] });
     expect(second).toMatchObject({ user_id: alice, device_id: 'D2', prev_id: [first['stream_id']] });
     expect(second['stream_id'] as number).toBeGreaterThan(first['stream_id'] as number);
-    const [messageId] = await send(roomId, 1);
+    // The event is written inside a span (as room-server's bus handler is): the transaction span links to it.
+    const { messageId, writeSpan } = await telemetry.withSpan('test.write', {}, async (span) => ({
+      messageId: (await send(roomId, 1))[0],
+      writeSpan: span.spanContext(),
+    }));
     await waitFor(() => destination.pdus().length >= 1, 10_000, 'PDU');
     const txn = destination.received[destination.received.length - 1];
     await telemetry.flush();
@@ -403,5 +407,6 @@ describe('FederationSender', () => {
     const span = spans.find((s) => s.attributes['matrix.txn_id'] === txn.txnId);
     expect(span?.attributes['matrix.destination']).toBe(destination.name);
     expect(span?.attributes['matrix.event_ids']).toEqual([messageId]);
+    expect(span?.links).toEqual([expect.objectContaining({ traceId: writeSpan.traceId, spanId: writeSpan.spanId })]);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { TraceFlags, type Link } from '@opentelemetry/api';
 import type { Bus, Subscription } from '@atrium/bus';
 import type { Cache } from '@atrium/cache';
 import {
@@ -377,7 +378,7 @@ export class FederationSender {
     const outbound = this.outbound as OutboundStore;
     const client = this.options.client as FederationClient;
     const now = this.now();
-    const pduJson = await this.loadPdus(pdus);
+    const { pdus: pduJson, links } = await this.loadPdus(pdus);
     const eduJson = edus.filter((e) => e.expires_ts === 0 || e.expires_ts > now).map((e) => ({ edu_type: e.edu_type, content: JSON.parse(e.content) as JsonObject }));
     if (pduJson.length === 0 && eduJson.length === 0) {
       await outbound.remove(pdus, edus);
@@ -389,7 +390,8 @@ export class FederationSender {
     if (eduJson.length > 0) body['edus'] = eduJson;
     return this.options.telemetry.withSpan(
       'federation.transaction.send',
-      { attributes: { 'matrix.destination': destination, 'matrix.txn_id': txnId, 'matrix.event_ids': eventIds, 'matrix.pdu_count': pduJson.length, 'matrix.edu_count': eduJson.length } },
+      // docs/federation-design.md "Tracing": linked to the span of the write that produced each event.
+      { links, attributes: { 'matrix.destination': destination, 'matrix.txn_id': txnId, 'matrix.event_ids': eventIds, 'matrix.pdu_count': pduJson.length, 'matrix.edu_count': eduJson.length } },
       async (span) => {
         try {
           const answer = await client.request<JsonObject>({
@@ -425,19 +427,25 @@ export class FederationSender {
     );
   }
 
-  /** The PDUs of the rows in the wire format of their room version (rows whose event is gone are skipped). */
-  private async loadPdus(rows: readonly OutPduRecord[]): Promise<JsonObject[]> {
+  /**
+   * The PDUs of the rows in the wire format of their room version (rows
+   * whose event is gone are skipped), and links to the spans that wrote them.
+   */
+  private async loadPdus(rows: readonly OutPduRecord[]): Promise<{ pdus: JsonObject[]; links: Link[] }> {
     const rooms = this.rooms as RoomStore;
     const records = new Map((await rooms.getEvents(rows.map((r) => r.event_id))).map((r) => [r._id, r]));
-    const out: JsonObject[] = [];
+    const pdus: JsonObject[] = [];
+    const links: Link[] = [];
     for (const row of rows) {
       const record = records.get(row.event_id);
       if (!record) continue;
       const version = await this.versionOf(record);
       if (!version) continue;
-      out.push(toWirePdu(eventOf(record), version) as unknown as JsonObject);
+      pdus.push(toWirePdu(eventOf(record), version) as unknown as JsonObject);
+      const link = linkOf(record);
+      if (link) links.push(link);
     }
-    return out;
+    return { pdus, links };
   }
 
   private async versionOf(record: EventRecord): Promise<RoomVersion | undefined> {
@@ -474,6 +482,13 @@ export class FederationSender {
  */
 function isOutlierOrRejected(record: EventRecord): boolean {
   return record.outlier === true || (record.rejected ?? null) !== null || record.soft_failed === true;
+}
+
+/** A span link from an event record's `trace` (`<32 hex>-<16 hex>`), if it has a valid one. */
+function linkOf(record: EventRecord): Link | undefined {
+  const match = typeof record.trace === 'string' ? /^([0-9a-f]{32})-([0-9a-f]{16})$/.exec(record.trace) : null;
+  if (!match) return undefined;
+  return { context: { traceId: match[1], spanId: match[2], traceFlags: TraceFlags.SAMPLED, isRemote: true }, attributes: { 'matrix.event_id': record._id } };
 }
 
 /** A transaction ID from the rows it carries (see the class comment). */

@@ -1,5 +1,6 @@
 import type { Collection, Doc, DocumentStore, Filter } from '@atrium/storage';
 import { authEventIds, type JsonObject, type RoomEvent, type StateKey } from '@atrium/matrix';
+import { currentSpanId, currentTraceId } from '@atrium/telemetry';
 import { StreamAllocator } from './stream-allocator';
 import { StateGroups, type StateGroupRecord, type StateIds } from './state-groups';
 
@@ -34,6 +35,13 @@ export const NO_STREAM = 0;
 
 export interface EventRecord extends Doc {
   _id: string; // the event ID
+  /**
+   * `<trace ID>-<span ID>` of the span that stored the event (absent
+   * outside a span): federation-outbound links its transaction span to it
+   * (docs/federation-design.md "Tracing"), so one trace runs from the
+   * request that caused an event to every transaction carrying it.
+   */
+  trace?: string;
   room_id: string;
   type: string;
   /** null for a message (non-state) event. */
@@ -199,6 +207,13 @@ const SEP = '\n';
 const stateId = (roomId: string, type: string, stateKey: string): string => `${roomId}${SEP}${type}${SEP}${stateKey}`;
 const memberId = (roomId: string, userId: string): string => `${roomId}${SEP}${userId}`;
 
+/** The `trace` field of a record written now (see EventRecord.trace). */
+function traceOfWrite(): { trace?: string } {
+  const traceId = currentTraceId();
+  const spanId = currentSpanId();
+  return traceId && spanId ? { trace: `${traceId}-${spanId}` } : {};
+}
+
 /** Parses an event record's JSON back into the RoomEvent. */
 export function eventOf(record: EventRecord): RoomEvent {
   return JSON.parse(record.json) as RoomEvent;
@@ -359,6 +374,7 @@ export class RoomStore {
       outlier: input.outlier ?? false,
       rejected: input.rejected ?? null,
       soft_failed: input.softFailed ?? false,
+      ...traceOfWrite(),
     });
   }
 
