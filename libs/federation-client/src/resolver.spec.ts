@@ -18,6 +18,7 @@ import {
   httpsWellKnownFetcher,
   orderSrv,
   ServerNameResolver,
+  SRV_CACHE_MS,
   wellKnownCacheMs,
   WELL_KNOWN_DEFAULT_CACHE_MS,
   WELL_KNOWN_ERROR_CACHE_MS,
@@ -105,6 +106,24 @@ describe('ServerNameResolver: the steps in order', () => {
     const { resolver } = resolverWith({});
     await expect(resolver.resolve('not a name')).rejects.toBeInstanceOf(FederationUnreachableError);
     await expect(resolver.resolve('a.example:99999')).rejects.toMatchObject({ reason: 'resolve' });
+  });
+});
+
+describe('SRV caching', () => {
+  it('reuses an SRV answer (or its absence) for SRV_CACHE_MS', async () => {
+    const clock = { now: 0 };
+    const { resolver, srvCalls } = resolverWith({}, { '_matrix-fed._tcp.a.example': [srv('x.example.net', 1)] }, clock);
+    await resolver.resolve('a.example');
+    await resolver.resolve('b.example');
+    expect(srvCalls).toEqual(['_matrix-fed._tcp.a.example', '_matrix-fed._tcp.b.example', '_matrix._tcp.b.example']);
+    clock.now = SRV_CACHE_MS - 1;
+    await resolver.resolve('a.example');
+    await resolver.resolve('b.example');
+    expect(srvCalls).toHaveLength(3);
+    clock.now = SRV_CACHE_MS + 1;
+    // The well-known error (cached 1 h) is asked again too, as it expired.
+    await resolver.resolve('a.example');
+    expect(srvCalls).toHaveLength(4);
   });
 });
 

@@ -26,6 +26,8 @@ export const WELL_KNOWN_ERROR_CACHE_MS = 3600_000;
 const WELL_KNOWN_TIMEOUT_MS = 10_000;
 const WELL_KNOWN_MAX_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
+/** How long SRV answers (and their absence) are reused. */
+export const SRV_CACHE_MS = 10 * 60_000;
 
 /**
  * SRV lookups through node:dns (the system's resolvers, or `servers` given as
@@ -148,6 +150,7 @@ export interface ServerNameResolverOptions {
 
 export class ServerNameResolver implements ServerResolver {
   private readonly wellKnownCache = new Map<string, { result: WellKnownResult; expiresAt: number }>();
+  private readonly srvCache = new Map<string, { servers: ResolvedServer[]; expiresAt: number }>();
   /** Concurrent resolutions of one name share one well-known fetch. */
   private readonly wellKnownInFlight = new Map<string, Promise<WellKnownResult>>();
   private readonly lookupSrv: SrvLookup;
@@ -197,13 +200,22 @@ export class ServerNameResolver implements ServerResolver {
    * that it serves `<name>`).
    */
   private async srvOr(name: string): Promise<ResolvedServer[]> {
+    // node:dns gives no TTLs for SRV: answers are kept a fixed while, so a busy
+    // destination does not cost two DNS queries per request.
+    const cached = this.srvCache.get(name);
+    if (cached && cached.expiresAt > this.now()) return cached.servers;
+    let servers: ResolvedServer[] | undefined;
     for (const service of ['_matrix-fed._tcp', '_matrix._tcp']) {
       const records = orderSrv(await this.lookupSrv(`${service}.${name}`));
       if (records.length > 0) {
-        return records.map((r) => ({ host: r.name.replace(/\.$/, ''), port: r.port, hostHeader: name, tlsServerName: name }));
+        servers = records.map((r) => ({ host: r.name.replace(/\.$/, ''), port: r.port, hostHeader: name, tlsServerName: name }));
+        break;
       }
     }
-    return [{ host: name, port: DEFAULT_PORT, hostHeader: name, tlsServerName: name }];
+    servers ??= [{ host: name, port: DEFAULT_PORT, hostHeader: name, tlsServerName: name }];
+    if (this.srvCache.size >= 10_000) this.srvCache.clear();
+    this.srvCache.set(name, { servers, expiresAt: this.now() + SRV_CACHE_MS });
+    return servers;
   }
 
   private async wellKnown(hostname: string): Promise<WellKnownResult> {
