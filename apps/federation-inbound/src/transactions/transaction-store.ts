@@ -18,7 +18,14 @@ export interface InboundTxnRecord extends Doc {
  * crash is processed again on retry, which is safe because every PDU is
  * idempotent on its event ID (rule 3).
  */
+/** How long an answer is kept: a sender retries a transaction within minutes, not days (Synapse keeps a day too). */
+export const INBOUND_TXN_KEEP_MS = 24 * 3600_000;
+/** Old answers are pruned once every this many new ones (no TTL indexes: ARCHITECTURE.md "Storage"). */
+const PRUNE_EVERY = 500;
+
 export class InboundTransactionStore {
+  private puts = 0;
+
   private constructor(
     private readonly txns: Collection<InboundTxnRecord>,
     private readonly now: () => number,
@@ -40,5 +47,11 @@ export class InboundTransactionStore {
   /** Records the answer (the first answer stays if two processed it at once). */
   async put(origin: string, txnId: string, response: unknown): Promise<void> {
     await this.txns.insert({ _id: InboundTransactionStore.id(origin, txnId), origin, txn_id: txnId, response: JSON.stringify(response), created_ts: this.now() });
+    if (++this.puts % PRUNE_EVERY === 0) await this.prune();
+  }
+
+  /** Forgets answers older than INBOUND_TXN_KEEP_MS; returns how many. */
+  prune(): Promise<number> {
+    return this.txns.deleteMany({ created_ts: { $lt: this.now() - INBOUND_TXN_KEEP_MS } });
   }
 }
