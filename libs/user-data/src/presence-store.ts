@@ -23,6 +23,8 @@ export interface PresenceRecord extends Doc {
    * written before it existed.
    */
   phase?: string;
+  /** Set on presence received from another server (putRemote): never federated on. */
+  remote?: boolean;
 }
 
 /** The content of an `m.presence` event (event schema m.presence) and of GET /presence/{userId}/status. */
@@ -188,7 +190,7 @@ export class PresenceStore {
       );
       if (position === null) continue;
       await this.wake({ stream: USER_DATA_STREAMS.presence, position, user_ids: [...new Set([record._id, ...(await audience(record._id))])] });
-      await this.listener?.(record._id);
+      if (!record.remote) await this.listener?.(record._id);
       announced += 1;
     }
     return announced;
@@ -196,9 +198,10 @@ export class PresenceStore {
 
   private async write(userId: string, fields: { presence: string; status_msg: string | null; last_active_ts: number }, audience: string[], notify = true): Promise<number> {
     const phase = presencePhase(fields.presence, fields.last_active_ts, this.now());
+    const remote = !notify;
     const position = await this.positions.withPosition(USER_DATA_STREAMS.presence, async (position) => {
-      if (!(await this.records.insert({ _id: userId, ...fields, phase, stream: position }))) {
-        await this.records.update(userId, { ...fields, phase, stream: position }, { stream: { $lt: position } });
+      if (!(await this.records.insert({ _id: userId, ...fields, phase, stream: position, remote }))) {
+        await this.records.update(userId, { ...fields, phase, stream: position, remote }, { stream: { $lt: position } });
       }
       return position;
     });
