@@ -84,6 +84,18 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
     expect((await api(b, bob, 'POST', `/rooms/${enc(roomId)}/join`, {})).status).toBe(200);
   });
 
+  it.each(['1', '3', '11'])('a room of version %s (IDs naming their server) is joined without via, through the room ID\'s server', async (version) => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const kim = await newUser(b.baseUrl, 'kim', PASSWORD);
+    const roomId = await publicRoom(alice, { room_version: version });
+    expect(roomId.endsWith(`:${a.serverName}`)).toBe(true);
+    expect(await api(b, kim, 'POST', `/rooms/${enc(roomId)}/join`, {})).toMatchObject({ status: 200, json: { room_id: roomId } });
+    expect(Object.keys((await api(a, alice, 'GET', `/rooms/${enc(roomId)}/joined_members`)).json.joined as Json)).toContain(kim.userId);
+    const state = await stateOf(b, kim, roomId);
+    expect(state.get('m.room.create|')).toMatchObject({ room_version: version });
+    expect(state.get(`m.room.member|${kim.userId}`)).toMatchObject({ membership: 'join' });
+  });
+
   it('a user of B joins by alias of A (directory query), and without via through the alias servers', async () => {
     const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
     const carol = await newUser(b.baseUrl, 'carol', PASSWORD);
