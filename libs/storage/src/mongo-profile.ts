@@ -40,7 +40,8 @@ function describe(event: CommandStartedEvent): string {
   const coll = String(c[name] ?? '');
   switch (name) {
     case 'find':
-      return `find ${coll} {${shape(c.filter)}}${c.sort ? ` sort {${Object.keys(c.sort as object).join(',')}}` : ''}${c.limit ? ' limit' : ''}`;
+      // The driver hands the sort over as a Map.
+      return `find ${coll} {${shape(c.filter)}}${c.sort ? ` sort {${(c.sort instanceof Map ? [...c.sort.keys()] : Object.keys(c.sort)).join(',')}}` : ''}${c.limit ? ' limit' : ''}`;
     case 'update':
     case 'delete': {
       const ops = (c[name === 'update' ? 'updates' : 'deletes'] as { q?: unknown }[] | undefined) ?? [];
