@@ -237,12 +237,16 @@ export function waitForEvent(user: PeerUser, roomId: string, what: string, check
   return eventually(`${what} in ${roomId} as seen by ${user.userId}`, async () => (await messages(user, roomId)).find(check), ms, 250);
 }
 
-/** Waits until `user`'s /sync lists the room under `section` (`invite`, `join`, `leave`); answers that room's entry. */
+/**
+ * Waits until `user`'s initial /sync lists the room under `section` (`invite`, `join`, `leave`);
+ * answers that room's entry. Left rooms are in an initial sync only with `include_leave`.
+ */
 export function waitForSyncRoom(user: PeerUser, roomId: string, section: 'invite' | 'join' | 'leave', ms = FEDERATION_WAIT_MS): Promise<Json> {
+  const filter = enc(JSON.stringify({ room: { include_leave: true, timeline: { limit: 10 } } }));
   return eventually(
     `${roomId} in ${user.userId}'s /sync rooms.${section}`,
     async () => {
-      const res = await user.api('GET', `/sync?timeout=0`);
+      const res = await user.api('GET', `/sync?timeout=0&filter=${filter}`);
       return res.status === 200 ? ((res.json.rooms?.[section]?.[roomId] as Json | undefined) ?? undefined) : undefined;
     },
     ms,
@@ -255,4 +259,40 @@ export async function stateIds(user: PeerUser, roomId: string): Promise<Map<stri
   const res = await user.api('GET', `/rooms/${enc(roomId)}/state`);
   if (res.status !== 200) throw new Error(`state of ${roomId} on ${user.serverName}: ${res.status} ${JSON.stringify(res.json)}`);
   return new Map((res.json as unknown as Json[]).map((e) => [`${e.type as string}\u0000${e.state_key as string}`, e.event_id as string]));
+}
+
+/** One of the two servers of an interop test, by name. */
+export interface Side {
+  name: 'Atrium' | 'Synapse';
+  serverName(): string;
+  user(prefix: string): Promise<PeerUser>;
+}
+
+/** The two servers as sides, for scenarios written once and run in both directions. */
+export function sides(peers: SynapsePeer, atrium: AtriumPeer): Record<Side['name'], Side> {
+  return {
+    Atrium: { name: 'Atrium', serverName: () => atrium.server().serverName, user: (prefix) => atrium.user(prefix) },
+    Synapse: { name: 'Synapse', serverName: () => peers.synapse().serverName, user: (prefix) => peers.user(prefix) },
+  };
+}
+
+/** [home, remote]: the room lives on `home` (created there), `remote`'s users come over federation. */
+export const DIRECTIONS: ReadonlyArray<readonly [Side['name'], Side['name']]> = [
+  ['Atrium', 'Synapse'],
+  ['Synapse', 'Atrium'],
+];
+
+/**
+ * A public room created on `home` by a new user, joined by a new user of `remote` through
+ * federation (POST /join via home's server name); waits until each side sees the other's join.
+ */
+export async function federatedRoom(home: Side, remote: Side, createBody: Json = {}): Promise<{ roomId: string; owner: PeerUser; guest: PeerUser }> {
+  const owner = await home.user('owner');
+  const guest = await remote.user('guest');
+  const roomId = await createRoom(owner, { preset: 'public_chat', ...createBody });
+  const joined = await joinVia(guest, roomId, [home.serverName()]);
+  if (joined.status !== 200) throw new Error(`${remote.name} user joining ${home.name}'s room: ${joined.status} ${JSON.stringify(joined.json)}`);
+  await waitForMembership(owner, roomId, guest.userId, 'join');
+  await waitForMembership(guest, roomId, owner.userId, 'join');
+  return { roomId, owner, guest };
 }

@@ -143,6 +143,9 @@ function homeserverConfig(dir: string, serverName: string, clientPort: number, f
     room_list_publication_rules: [{ user_id: '*', alias: '*', room_id: '*', action: 'allow' }],
     user_directory: { enabled: true, search_all_users: true },
     url_preview_enabled: false,
+    // Synapse answers a repeated identical /sync from a cache for 2 minutes by default, so a test
+    // polling an initial sync would never see a change; 0 caches only requests still in flight.
+    caches: { sync_response_cache_duration: 0 },
     enable_metrics: false,
     rc_message: UNLIMITED,
     rc_registration: UNLIMITED,

@@ -1,0 +1,73 @@
+/**
+ * Interop: profile and room alias lookups across servers, both ways, and a
+ * join by a remote alias.
+ *
+ * Spec: server-server-api "Querying for information" (GET
+ * /_matrix/federation/v1/query/profile, /query/directory); client-server-api
+ * GET /profile/{userId}, GET /directory/room/{roomAlias}, POST /join/{alias}.
+ */
+import { interopModes, DIRECTIONS, createRoom, pendingIt, sides, useAtrium, useSynapse, waitForMembership, FEDERATION_WAIT_MS } from '../support/interop';
+import { uniqueName } from '../support/clients';
+import { eventually } from '../support/fixtures';
+
+const peers = useSynapse();
+const enc = encodeURIComponent;
+
+/** Lookups that need work not landed yet, by the side that owns the looked-up user or alias. */
+const PENDING: Record<'Atrium' | 'Synapse', { profile?: string; alias?: string }> = {
+  // Synapse asks Atrium over federation.
+  Atrium: {
+    profile: 'federation-inbound has no GET /_matrix/federation/v1/query/profile yet (404 M_UNRECOGNIZED)',
+    alias: 'federation-inbound has no GET /_matrix/federation/v1/query/directory yet (Synapse answers 404 M_NOT_FOUND)',
+  },
+  // Atrium's client API asks Synapse over federation.
+  Synapse: {
+    profile: "client-api's GET /profile does not ask the user's server over federation yet",
+    alias: "client-api's GET /directory/room/{alias} answers 404 for a remote alias (\"federation is not available yet\")",
+  },
+};
+const itUnless = (reason: string | undefined) => (reason ? pendingIt(reason) : it);
+
+describe.each(interopModes())('profile and alias lookups across servers with Synapse (%s mode)', (mode) => {
+  const atrium = useAtrium(mode, peers);
+  const side = sides(peers, atrium);
+
+  describe.each(DIRECTIONS)('%s user looked up from %s', (ownerName, askerName) => {
+    itUnless(PENDING[ownerName].profile)('profile: displayname and avatar_url of the remote user, and 404 for an unknown one', async () => {
+      const owner = await side[ownerName].user('profiled');
+      const asker = await side[askerName].user('asker');
+      expect((await owner.api('PUT', `/profile/${enc(owner.userId)}/displayname`, { displayname: `Someone on ${ownerName}` })).status).toBe(200);
+      expect((await owner.api('PUT', `/profile/${enc(owner.userId)}/avatar_url`, { avatar_url: 'mxc://example.org/avatar' })).status).toBe(200);
+      const profile = await eventually(`${owner.userId}'s profile from ${askerName}`, async () => {
+        const res = await asker.api('GET', `/profile/${enc(owner.userId)}`);
+        return res.status === 200 ? res.json : undefined;
+      }, FEDERATION_WAIT_MS, 500);
+      expect(profile).toMatchObject({ displayname: `Someone on ${ownerName}`, avatar_url: 'mxc://example.org/avatar' });
+      const one = await asker.api('GET', `/profile/${enc(owner.userId)}/displayname`);
+      expect(one).toMatchObject({ status: 200, json: { displayname: `Someone on ${ownerName}` } });
+
+      const unknown = await asker.api('GET', `/profile/${enc(`@${uniqueName('nobody')}:${side[ownerName].serverName()}`)}`);
+      expect(unknown.status).toBe(404);
+      expect(unknown.json.errcode).toBe('M_NOT_FOUND');
+    });
+
+    itUnless(PENDING[ownerName].alias)('alias: the remote alias resolves to the room ID with the owner server listed, and the asker joins by it', async () => {
+      const owner = await side[ownerName].user('aliaser');
+      const asker = await side[askerName].user('asker');
+      const localpart = uniqueName('interop');
+      const roomId = await createRoom(owner, { preset: 'public_chat', room_alias_name: localpart });
+      const alias = `#${localpart}:${side[ownerName].serverName()}`;
+      const resolved = await asker.api('GET', `/directory/room/${enc(alias)}`);
+      expect(resolved).toMatchObject({ status: 200, json: { room_id: roomId } });
+      expect(resolved.json.servers).toContain(side[ownerName].serverName());
+
+      const missing = await asker.api('GET', `/directory/room/${enc(`#${uniqueName('none')}:${side[ownerName].serverName()}`)}`);
+      expect(missing.status).toBe(404);
+      expect(missing.json.errcode).toBe('M_NOT_FOUND');
+
+      const joined = await asker.api('POST', `/join/${enc(alias)}`, {});
+      expect(joined).toMatchObject({ status: 200, json: { room_id: roomId } });
+      await waitForMembership(owner, roomId, asker.userId, 'join');
+    });
+  });
+});
