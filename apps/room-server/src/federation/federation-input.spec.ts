@@ -263,6 +263,18 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect((await send(roomId, child.pdu))[child.id].error).toMatch(/rejected/);
   });
 
+  it('rejects an event that passes against its auth events but not against the state before it (step 5)', async () => {
+    const roomId = await createRoom();
+    await joinBob(roomId);
+    const auth = (await remotePdu(roomId, { type: 'm.room.message', content: {} })).pdu.auth_events as string[];
+    await writer.sendEvent({ room_id: roomId, sender: alice, type: 'm.room.member', state_key: bob, content: { membership: 'ban' } });
+    // After the ban in the DAG, but naming bob's old join as its auth event.
+    const after = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'still here' }, auth });
+    const result = await send(roomId, after.pdu);
+    expect(result[after.id].error).toMatch(/state before the event/);
+    expect(await rooms.getEvent(after.id)).toMatchObject({ rejected: expect.stringMatching(/state before/), stream: NO_STREAM });
+  });
+
   it('soft-fails an event that passes at its place in the DAG but not against the current state', async () => {
     const roomId = await createRoom();
     const joinId = await joinBob(roomId);
