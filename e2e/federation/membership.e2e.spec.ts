@@ -230,7 +230,7 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
   });
 
   describe('after outbound queues (messages cross in /send)', () => {
-    it('both users see each other\'s messages through /sync, and a leave reaches A', async () => {
+    it('both users see each other\'s messages through /sync, a leave reaches A, and a rejoin works', async () => {
       const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
       const frank = await newUser(b.baseUrl, 'frank', PASSWORD);
       const roomId = await publicRoom(alice);
@@ -253,6 +253,12 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
         async () => ((await stateOf(a, alice, roomId)).get(`m.room.member|${frank.userId}`)?.membership === 'leave' ? true : undefined),
         WAIT_MS,
       );
+
+      // B is no longer in the room: the rejoin goes through A again, and B's next message reaches A.
+      expect((await api(b, frank, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+      expect((await stateOf(a, alice, roomId)).get(`m.room.member|${frank.userId}`)).toMatchObject({ membership: 'join' });
+      expect((await api(b, frank, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/t2`, { msgtype: 'm.text', body: 'back again' })).status).toBe(200);
+      await eventually('the message after the rejoin on A', async () => ((await bodies(a, alice)).includes('back again') ? true : undefined), WAIT_MS);
     });
   });
 });

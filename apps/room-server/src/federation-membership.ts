@@ -724,6 +724,10 @@ export class FederationMembership {
         await this.rooms.setMembership(event, position);
       }
       await this.rooms.markApplied(roomId, position);
+      // A room this server was in before: its old forward extremities are not built on, the
+      // join (on the resident server's extremities) becomes the only one.
+      const stale = (await this.rooms.forwardExtremities(roomId)).map((x) => x.event_id).filter((id) => id !== join.event_id);
+      if (stale.length > 0) await this.rooms.updateExtremities(join, stale);
       // The join itself: this server's own event, on the state the resident server gave.
       await persist(join, version);
       return { event_id: join.event_id };
