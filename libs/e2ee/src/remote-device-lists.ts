@@ -175,10 +175,14 @@ export class RemoteDeviceListStore {
     await this.lists.update(userId, { stale: true });
   }
 
-  /** Drops a user's list (no local user shares a room with them any more: no EDUs would keep it current). */
+  /**
+   * Drops a user's list (no local user shares a room with them any more: no
+   * EDUs would keep it current). One delete when nothing is cached; device
+   * rows left by a `replace` cut short before its list row are removed by
+   * the next `replace`.
+   */
   async forget(userId: string): Promise<void> {
-    await this.lists.delete(userId);
-    await this.devices.deleteMany({ user_id: userId });
+    if (await this.lists.delete(userId)) await this.devices.deleteMany({ user_id: userId });
   }
 }
 
