@@ -7,6 +7,7 @@
  * parsers. The staged file is committed by the handler, or removed when the
  * response is sent.
  */
+import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { extractAccessToken, Errors, MatrixError } from '@atrium/http';
 import { BlobTooLargeError, type BlobStore, type StagedBlob } from './storage/blob-store';
@@ -44,10 +45,12 @@ export function installUploadBodyHook(fastify: FastifyInstance, blobs: BlobStore
       }
       throw err;
     }
-    // The body is consumed: tell Fastify there is none, so no parser waits for it.
+    // The body is consumed: the parsers get an empty one instead (no length to check it against).
     delete request.raw.headers['content-length'];
     delete request.raw.headers['transfer-encoding'];
-    return payload;
+    const empty = new PassThrough();
+    empty.end();
+    return empty;
   });
   fastify.addHook('onResponse', async (request: UploadRequest) => {
     if (request.mediaUpload) await blobs.discard(request.mediaUpload);
