@@ -232,6 +232,11 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     const result = await send(roomId, { ...bad.pdu, depth: -3 } as Pdu);
     expect(Object.values(result)).toEqual([]);
     expect(await rooms.getEvent(bad.id)).toBeNull();
+    // Junk beside a good PDU drops the junk only.
+    await joinBob(roomId);
+    const good = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'fine' } });
+    const junk = [42, null, 'x', [], { type: 'm.room.message' }, { ...good.pdu, signatures: { [REMOTE]: 'nope' } }] as unknown as JsonObject[];
+    expect(await input.receivePdus(REMOTE, roomId, [...junk, good.pdu as unknown as JsonObject])).toEqual({ [good.id]: {} });
   });
 
   it('redacts an event whose content hash does not match and keeps going', async () => {

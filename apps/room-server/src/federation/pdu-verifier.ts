@@ -10,8 +10,9 @@ import {
   checkPduHashesAndSignatures,
   requiredSigners,
   toRoomEvent,
-  type JsonObject,
   type Pdu,
+  type PduFormatCheck,
+  type VerifyKeyLookup,
   type RoomEvent,
   type RoomVersion,
 } from '@atrium/matrix';
@@ -37,7 +38,14 @@ function eventIdOf(pdu: Pdu, version: RoomVersion): string | undefined {
  * `roomId`, when given, is the room the PDUs must belong to.
  */
 export async function verifyPdus(pdus: readonly unknown[], version: RoomVersion, keyRing: KeyRing, roomId?: string): Promise<VerifiedPdu[]> {
-  const formatted = pdus.map((raw) => checkPduFormat(raw, version));
+  // Untrusted input: whatever one PDU makes a check throw drops that PDU, never the batch.
+  const formatted = pdus.map((raw): PduFormatCheck => {
+    try {
+      return checkPduFormat(raw, version);
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message };
+    }
+  });
   const requests: Array<{ serverName: string; keyIds: string[]; atTs?: number }> = [];
   for (const check of formatted) {
     if (!check.ok) continue;
@@ -50,31 +58,36 @@ export async function verifyPdus(pdus: readonly unknown[], version: RoomVersion,
   const keys = requests.length > 0 ? await keyRing.getVerifyKeys(requests) : new Map();
   const lookup = (server: string, keyId: string) => keys.get(remoteKeyId(server, keyId));
   return formatted.map((check): VerifiedPdu => {
-    if (!check.ok) {
-      const raw = check as { ok: false; reason: string };
-      return { ok: false, reason: `invalid event: ${raw.reason}` };
-    }
-    const pdu = check.pdu;
-    const eventId = eventIdOf(pdu, version);
-    if (eventId === undefined) return { ok: false, reason: 'invalid event: no event ID can be computed' };
-    let event: RoomEvent;
     try {
-      event = toRoomEvent(pdu, version);
+      return verifyOne(check, version, lookup, roomId);
     } catch (err) {
-      return { ok: false, eventId, reason: `invalid event: ${(err as Error).message}` };
+      return { ok: false, reason: `invalid event: ${(err as Error).message}` };
     }
-    if (roomId !== undefined && event.room_id !== roomId) return { ok: false, eventId, reason: `event belongs to ${event.room_id}, not ${roomId}` };
-    const checked = checkPduHashesAndSignatures(event, version, lookup);
-    if (checked.outcome === 'reject') {
-      const s = checked.signatures;
-      return { ok: false, eventId, reason: `signature check failed for ${s.serverName}: ${s.reason}${s.keyId ? ` (${s.keyId})` : ''}` };
-    }
-    // The remote's `unsigned` is neither hashed nor signed: this server computes its own.
-    const kept: RoomEvent = { ...checked.event };
-    delete kept.unsigned;
-    return { ok: true, event: kept, redacted: checked.outcome === 'redact' };
   });
 }
 
-/** A PDU's JSON as a JsonObject (bus messages carry untrusted JSON). */
-export type RawPdu = JsonObject;
+function verifyOne(check: PduFormatCheck, version: RoomVersion, lookup: VerifyKeyLookup, roomId: string | undefined): VerifiedPdu {
+  if (!check.ok) {
+    const raw = check as { ok: false; reason: string };
+    return { ok: false, reason: `invalid event: ${raw.reason}` };
+  }
+  const pdu = check.pdu;
+  const eventId = eventIdOf(pdu, version);
+  if (eventId === undefined) return { ok: false, reason: 'invalid event: no event ID can be computed' };
+  let event: RoomEvent;
+  try {
+    event = toRoomEvent(pdu, version);
+  } catch (err) {
+    return { ok: false, eventId, reason: `invalid event: ${(err as Error).message}` };
+  }
+  if (roomId !== undefined && event.room_id !== roomId) return { ok: false, eventId, reason: `event belongs to ${event.room_id}, not ${roomId}` };
+  const checked = checkPduHashesAndSignatures(event, version, lookup);
+  if (checked.outcome === 'reject') {
+    const s = checked.signatures;
+    return { ok: false, eventId, reason: `signature check failed for ${s.serverName}: ${s.reason}${s.keyId ? ` (${s.keyId})` : ''}` };
+  }
+  // The remote's `unsigned` is neither hashed nor signed: this server computes its own.
+  const kept: RoomEvent = { ...checked.event };
+  delete kept.unsigned;
+  return { ok: true, event: kept, redacted: checked.outcome === 'redact' };
+}
