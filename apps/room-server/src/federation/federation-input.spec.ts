@@ -454,6 +454,38 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect(await send(roomId, msg.pdu)).toEqual({});
   });
 
+  it('accepts PDUs of room version 12 (no create event among the auth events, room ID from the create event)', async () => {
+    const v12 = getRoomVersion('12')!;
+    const { room_id: roomId } = await writer.createRoom({
+      sender: alice,
+      room_version: '12',
+      creation_content: {},
+      visibility: 'public',
+      events: [
+        { type: 'm.room.member', state_key: alice, content: { membership: 'join' } },
+        { type: 'm.room.power_levels', state_key: '', content: { users: {} } },
+        { type: 'm.room.join_rules', state_key: '', content: { join_rule: 'public' } },
+      ],
+    });
+    const build = async (fields: { type: string; state_key?: string; content: JsonObject }) => {
+      const keys = authEventKeys({ ...fields, sender: bob }, v12);
+      const auth = [...(await rooms.currentStateEventsFor(roomId, keys)).values()].map((e) => e.event_id);
+      const extremities = await rooms.forwardExtremities(roomId);
+      const built = buildPdu({ room_id: roomId, sender: bob, ...fields, origin_server_ts: Date.now(), depth: extremities[0].depth + 1, prev_events: extremities.map((x) => x.event_id), auth_events: auth }, v12);
+      const pdu = signPdu(built, v12, REMOTE, remoteKey);
+      return { pdu, id: toRoomEvent(pdu, v12).event_id };
+    };
+    const join = await build({ type: 'm.room.member', state_key: bob, content: { membership: 'join' } });
+    expect((join.pdu.auth_events as string[]).some((id) => id === `$${roomId.slice(1)}`)).toBe(false);
+    expect(await send(roomId, join.pdu)).toEqual({ [join.id]: {} });
+    const msg = await build({ type: 'm.room.message', content: { body: 'v12' } });
+    expect(await send(roomId, msg.pdu)).toEqual({ [msg.id]: {} });
+    // bob (power 0) may not change the power levels.
+    const grab = await build({ type: 'm.room.power_levels', state_key: '', content: { users: { [bob]: 100 } } });
+    expect((await send(roomId, grab.pdu))[grab.id].error).toMatch(/rejected/);
+    expect((await timeline(roomId)).slice(-2)).toEqual([join.id, msg.id]);
+  });
+
   it('ignores PDUs for a room it does not know', async () => {
     const msg = await remotePdu('!unknown:elsewhere', { type: 'm.room.message', content: {}, prev: [], auth: [] });
     expect(await input.receivePdus(REMOTE, '!unknown:elsewhere', [msg.pdu as unknown as JsonObject])).toEqual({});
