@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { DEFAULT_IP_RANGE_BLOCKLIST } from '@atrium/config';
 import { generateSigningKey, verifyRequest, type JsonObject } from '@atrium/matrix';
+import { initTelemetry } from '@atrium/telemetry';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { FederationHttpError, FederationUnreachableError } from './api';
 import { HttpFederationClient, requestTarget } from './client';
@@ -43,7 +44,7 @@ describe('HttpFederationClient over TLS', () => {
     server = await startHttps(ca.issue(['127.0.0.1', 'localhost', '::1']), (req, res) => {
       const path = req.url.split('?')[0];
       if (path === '/_matrix/federation/v1/echo') {
-        sendJson(res, 200, { method: req.method, url: req.url, host: req.headers.host, authorization: req.headers.authorization ?? null, body: req.body === '' ? null : JSON.parse(req.body), contentType: req.headers['content-type'] ?? null });
+        sendJson(res, 200, { method: req.method, url: req.url, host: req.headers.host, authorization: req.headers.authorization ?? null, body: req.body === '' ? null : JSON.parse(req.body), contentType: req.headers['content-type'] ?? null, traceparent: req.headers.traceparent ?? null });
       } else if (path === '/_matrix/federation/v1/forbidden') {
         sendJson(res, 403, { errcode: 'M_FORBIDDEN', error: 'go away' });
       } else if (path === '/_matrix/federation/v1/html') {
@@ -87,6 +88,25 @@ describe('HttpFederationClient over TLS', () => {
     expect(verified).toEqual({ ok: true, origin: 'us.example', keyId: ourKey.keyId });
     // Signed for that destination: another server name would refuse it.
     expect(verifyRequest({ method: 'PUT', uri: answer.url as string, content: answer.body as JsonObject, authorization: answer.authorization as string }, 'someone.else', lookup)).toMatchObject({ ok: false, reason: 'wrong-destination' });
+  });
+
+  it('with telemetry, runs in a federation.request span and sends its trace context (traceparent)', async () => {
+    const telemetry = initTelemetry({ serviceName: 'federation-client-test', logLevel: 'silent' });
+    try {
+      const transport = new HttpsTransport({ extraCaPems: [readFileSync(ca.certPath, 'utf8')], ipFilter: new IpRangeFilter(DEFAULT_IP_RANGE_BLOCKLIST, LOOPBACK_ALLOWED) });
+      transports.push(transport);
+      const traced = new HttpFederationClient({ serverName: 'us.example', signingKey: ourKey, resolver: new ServerNameResolver({ fetchWellKnown: httpsWellKnownFetcher(transport) }), transport, telemetry });
+      const { traceId, answer } = await telemetry.withSpan('test.parent', {}, async () => ({
+        traceId: telemetry.currentTraceId(),
+        answer: await traced.request<Record<string, unknown>>({ destination: `127.0.0.1:${server.port}`, method: 'GET', path: '/_matrix/federation/v1/echo' }),
+      }));
+      expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(answer.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-0[01]$`));
+      // The untraced client sends none.
+      expect((await clientWith().request<Record<string, unknown>>({ destination: `127.0.0.1:${server.port}`, method: 'GET', path: '/_matrix/federation/v1/echo' })).traceparent).toBeNull();
+    } finally {
+      await telemetry.shutdown();
+    }
   });
 
   it('omits the Authorization header when asked (key APIs), and signs a GET without content', async () => {

@@ -2,7 +2,9 @@
  * Signed requests to other homeservers. Spec: server-server-api "API
  * standards", "TLS", "Resolving server names", "Request Authentication".
  */
+import { SpanKind } from '@opentelemetry/api';
 import { signRequest, type JsonObject, type JsonSigner, type JsonValue } from '@atrium/matrix';
+import { injectTraceHeaders, type Telemetry } from '@atrium/telemetry';
 import { FederationHttpError, FederationUnreachableError, type FederationClient, type FederationRequest, type ServerResolver } from './api';
 import { TransportError, type HttpsResponse, type HttpsTransport } from './transport';
 
@@ -27,6 +29,12 @@ export interface HttpFederationClientOptions {
   signingKey: JsonSigner;
   resolver: ServerResolver;
   transport: HttpsTransport;
+  /**
+   * When given, each request is a client span `federation.request` (destination,
+   * method, path; the query is left out, it can name users) and carries the W3C
+   * trace context, so a trace continues into another Atrium.
+   */
+  telemetry?: Telemetry;
 }
 
 export class HttpFederationClient implements FederationClient {
@@ -57,11 +65,31 @@ export class HttpFederationClient implements FederationClient {
   }
 
   private async exchange(request: FederationRequest, accept: string): Promise<HttpsResponse> {
+    const telemetry = this.options.telemetry;
+    if (!telemetry) return this.send(request, accept, {});
+    return telemetry.withSpan(
+      'federation.request',
+      { kind: SpanKind.CLIENT, attributes: { 'matrix.destination': request.destination, 'http.request.method': request.method, 'url.path': request.path } },
+      async (span) => {
+        try {
+          const response = await this.send(request, accept, injectTraceHeaders());
+          span.setAttribute('http.response.status_code', response.status);
+          return response;
+        } catch (err) {
+          if (err instanceof FederationHttpError) span.setAttribute('http.response.status_code', err.status);
+          if (err instanceof FederationUnreachableError) span.setAttribute('matrix.unreachable_reason', err.reason);
+          throw err;
+        }
+      },
+    );
+  }
+
+  private async send(request: FederationRequest, accept: string, traceHeaders: Record<string, string>): Promise<HttpsResponse> {
     const { destination } = request;
     if (!request.path.startsWith('/_matrix/')) throw new TypeError(`federation paths start with /_matrix/: ${request.path}`);
     const deadline = Date.now() + (request.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const uri = requestTarget(request.path, request.query);
-    const headers: Record<string, string> = { Accept: accept, 'User-Agent': 'Atrium' };
+    const headers: Record<string, string> = { ...traceHeaders, Accept: accept, 'User-Agent': 'Atrium' };
     let body: Buffer | undefined;
     if (request.body !== undefined) {
       body = Buffer.from(JSON.stringify(request.body), 'utf8');

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Global, Inject, Injectable, Module, type OnModuleDestroy } from '@nestjs/common';
 import { DEFAULT_IP_RANGE_BLOCKLIST, type AtriumConfig, type FederationConfig } from '@atrium/config';
-import { CONFIG, DOCUMENT_STORE, SIGNING_KEY, type SigningKey } from '@atrium/platform';
+import { CONFIG, DOCUMENT_STORE, SIGNING_KEY, TELEMETRY, type SigningKey } from '@atrium/platform';
+import type { Telemetry } from '@atrium/telemetry';
 import type { DocumentStore } from '@atrium/storage';
 import { FEDERATION_CLIENT, KEY_RING, SERVER_RESOLVER } from './edus';
 import { HttpFederationClient } from './client';
@@ -46,9 +47,9 @@ export class FederationTransportHolder implements OnModuleDestroy {
     },
     {
       provide: FEDERATION_CLIENT,
-      useFactory: (config: AtriumConfig, signingKey: SigningKey, resolver: ServerNameResolver, holder: FederationTransportHolder) =>
-        new HttpFederationClient({ serverName: config.server_name, signingKey, resolver, transport: holder.transport }),
-      inject: [CONFIG, SIGNING_KEY, SERVER_RESOLVER, FederationTransportHolder],
+      useFactory: (config: AtriumConfig, signingKey: SigningKey, resolver: ServerNameResolver, holder: FederationTransportHolder, telemetry: Telemetry) =>
+        new HttpFederationClient({ serverName: config.server_name, signingKey, resolver, transport: holder.transport, telemetry }),
+      inject: [CONFIG, SIGNING_KEY, SERVER_RESOLVER, FederationTransportHolder, TELEMETRY],
     },
     {
       provide: KEY_RING,
