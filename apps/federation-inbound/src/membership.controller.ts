@@ -115,7 +115,26 @@ export class FederationMembershipController {
     return { knock_room_state: answer.knock_room_state ?? [] };
   }
 
-  // ---- invites (invites-v2.yaml) ----
+  // ---- invites (invites-v1.yaml, invites-v2.yaml) ----
+
+  /**
+   * invites-v1.yaml (deprecated): the event itself is the body, the stripped
+   * state in its `unsigned.invite_room_state`; "Servers which receive a v1
+   * invite request must assume that the room version is either "1" or "2""
+   * (the two share one event format; the stripped create event says which).
+   */
+  @Put('v1/invite/:roomId/:eventId')
+  async inviteV1(@FederationOrigin() origin: string, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() rawBody: unknown): Promise<[number, ReceiveInviteResponse]> {
+    const event = requireJsonObject(rawBody) as JsonObject;
+    const unsigned = event['unsigned'];
+    const state = typeof unsigned === 'object' && unsigned !== null && !Array.isArray(unsigned) ? unsigned['invite_room_state'] : undefined;
+    const stateList = Array.isArray(state) ? (state as JsonObject[]) : [];
+    const create = stateList.find((e) => typeof e === 'object' && e !== null && e['type'] === 'm.room.create');
+    const createContent = create?.['content'];
+    const declared = typeof createContent === 'object' && createContent !== null && !Array.isArray(createContent) ? createContent['room_version'] : undefined;
+    const request: ReceiveInviteRequest = { origin, room_id: roomId, event_id: eventId, room_version: declared === '2' ? '2' : '1', event, invite_room_state: stateList };
+    return [200, await this.ask<ReceiveInviteRequest, ReceiveInviteResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.receiveInvite, request)];
+  }
 
   @Put('v2/invite/:roomId/:eventId')
   async invite(@FederationOrigin() origin: string, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() rawBody: unknown): Promise<ReceiveInviteResponse> {

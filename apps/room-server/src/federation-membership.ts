@@ -449,7 +449,18 @@ export class FederationMembership {
     try {
       answer = await client.request<JsonObject>({ destination, method: 'PUT', path: `/_matrix/federation/v2/invite/${enc(event.room_id)}/${enc(event.event_id)}`, body });
     } catch (err) {
-      throw this.remoteError(err, destination);
+      // invites-v2.yaml: "Senders which receive a 400 or 404 response to this endpoint should
+      // retry using the v1 API as the server may be older, if the room version is "1" or "2"."
+      const retryV1 = err instanceof FederationHttpError && (err.status === 400 || err.status === 404) && (version.id === '1' || version.id === '2');
+      if (!retryV1) throw this.remoteError(err, destination);
+      try {
+        const v1Event: JsonObject = { ...(body['event'] as JsonObject), unsigned: { invite_room_state: body['invite_room_state'] as JsonValue } };
+        const v1 = await client.request<JsonValue>({ destination, method: 'PUT', path: `/_matrix/federation/v1/invite/${enc(event.room_id)}/${enc(event.event_id)}`, body: v1Event });
+        // invites-v1.yaml answers `[200, {event}]`.
+        answer = Array.isArray(v1) && isObject(v1[1]) ? v1[1] : {};
+      } catch (errV1) {
+        throw this.remoteError(errV1, destination);
+      }
     }
     const returned = answer['event'];
     if (!isObject(returned)) throw new MatrixError(502, 'M_UNKNOWN', `${destination} answered the invite without an event`);
