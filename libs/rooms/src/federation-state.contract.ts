@@ -81,8 +81,10 @@ export function describeFederationStateContract(adapter: string, open: () => Pro
       const gid = await rooms.storeStateGroup(id, `${id}/resolved`, resolved, ids[ids.length - 1]);
       expect(JSON.parse((await rooms.stateGroups.record(gid))!.delta)).toEqual({ [k(1)]: null, [k(2)]: '$resolved' });
       expect(new Map(await (await RoomStore.open(store)).stateGroupState(gid))).toEqual(resolved);
-      // Idempotent: storing the same group again changes nothing.
+      // Idempotent: storing the same group again changes nothing, even with other content (a group never changes).
       expect(await rooms.storeStateGroup(id, `${id}/resolved`, resolved, ids[ids.length - 1])).toBe(gid);
+      expect(await rooms.storeStateGroup(id, `${id}/resolved`, new Map([[k(0), '$other']]), null)).toBe(gid);
+      expect(new Map(await rooms.stateGroupState(gid))).toEqual(resolved);
     });
 
     it('answers the state before and after events (groups, and the line of history for events stored without one)', async () => {

@@ -94,13 +94,13 @@ export class StateGroups {
         const delta: Record<string, string | null> = {};
         for (const [key, eventId] of state) if (prevState.get(key) !== eventId) delta[key] = eventId;
         for (const key of prevState.keys()) if (!state.has(key)) delta[key] = null;
-        await this.groups.insert({ _id: groupId, room_id: roomId, prev_group: prevGroup, delta: JSON.stringify(delta), depth_from_full: prev.depth_from_full + 1 });
-        this.remember(groupId, new Map(state));
+        const inserted = await this.groups.insert({ _id: groupId, room_id: roomId, prev_group: prevGroup, delta: JSON.stringify(delta), depth_from_full: prev.depth_from_full + 1 });
+        this.settled(groupId, inserted, state);
         return groupId;
       }
     }
-    await this.groups.insert({ _id: groupId, room_id: roomId, prev_group: null, delta: JSON.stringify(Object.fromEntries(state)), depth_from_full: 0 });
-    this.remember(groupId, new Map(state));
+    const inserted = await this.groups.insert({ _id: groupId, room_id: roomId, prev_group: null, delta: JSON.stringify(Object.fromEntries(state)), depth_from_full: 0 });
+    this.settled(groupId, inserted, state);
     return groupId;
   }
 
@@ -131,6 +131,16 @@ export class StateGroups {
   /** The stored record of a group (tests and tools). */
   record(groupId: string): Promise<StateGroupRecord | null> {
     return this.groups.get(groupId);
+  }
+
+  /**
+   * After an insert: the new group is cached; a group that already existed
+   * keeps what is stored (a group never changes once written), so any cached
+   * copy of what this call computed is dropped and the next read loads it.
+   */
+  private settled(groupId: string, inserted: boolean, state: ReadonlyMap<StateKey, string>): void {
+    if (inserted) this.remember(groupId, new Map(state));
+    else this.cache.delete(groupId);
   }
 
   private remember(groupId: string, state: ReadonlyMap<StateKey, string>): void {
