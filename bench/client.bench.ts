@@ -11,7 +11,9 @@
  *   members and full state.
  * Every loop is bounded in count. Results go to BENCHMARKS.md.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join as joinPath } from 'node:path';
 import { startTestServer, type Mode, type TestServer } from '../e2e/support/servers';
 import { createRoom, join, register, sendMessage, sync, type Session } from './client/http';
 import { writeBenchmarkSection, type BenchResult } from './report';
@@ -190,17 +192,56 @@ function modesFromArgs(): Mode[] {
   return ['embedded', 'cluster'];
 }
 
+const SCENARIOS = { sends: benchSends, wakeups: benchWakeups, 'initial-sync': benchInitialSync } as const;
+type ScenarioName = keyof typeof SCENARIOS;
+
+/** `--scenario a,b` runs only those (default all); rows of the others already in the section are kept. */
+function scenariosFromArgs(): ScenarioName[] {
+  const i = process.argv.indexOf('--scenario');
+  if (i < 0) return Object.keys(SCENARIOS) as ScenarioName[];
+  const names = (process.argv[i + 1] ?? '').split(',');
+  for (const name of names) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  return names as ScenarioName[];
+}
+
+/** The rows of a BENCHMARKS.md section as written by writeBenchmarkSection. */
+function rowsOfSection(section: string): BenchResult[] {
+  // The source tree's file, also when run from dist/bench (as report.ts finds it).
+  const path = joinPath(__dirname, '..', existsSync(joinPath(__dirname, '..', 'package.json')) ? '' : '..', 'BENCHMARKS.md');
+  if (!existsSync(path)) return [];
+  const text = readFileSync(path, 'utf8');
+  const at = text.indexOf(`## ${section}\n`);
+  if (at < 0) return [];
+  const end = text.indexOf('\n## ', at + 1);
+  const rows: BenchResult[] = [];
+  for (const line of text.slice(at, end < 0 ? undefined : end).split('\n')) {
+    const cells = /^\| (.+?) \| ([\d,.]+) \| (.*?) \| (.*?) \|$/.exec(line);
+    if (cells) rows.push({ name: cells[1], value: Number(cells[2].replace(/,/g, '')), unit: cells[3], note: cells[4] || undefined });
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
+  const scenarios = scenariosFromArgs();
+  const all = scenarios.length === Object.keys(SCENARIOS).length;
   for (const mode of modesFromArgs()) {
+    const section = `Client-Server API, ${mode} mode`;
     // Figures from a busy machine are not comparable with a quiet one's: say which it was.
-    const results: BenchResult[] = [{ name: 'load average (1 min) when the run started', value: loadavg()[0], unit: 'runnable tasks', note: 'on 2 cores: above 2 means other work competed with the benchmark' }];
+    const load: BenchResult = {
+      name: all ? 'load average (1 min) when the run started' : `load average (1 min) when the ${scenarios.join(' + ')} run started`,
+      value: loadavg()[0],
+      unit: 'runnable tasks',
+      note: 'on 2 cores: above 2 means other work competed with the benchmark',
+    };
+    const kept = all ? [] : rowsOfSection(section).filter((r) => r.name !== load.name && !scenarios.some((name) => rowBelongsTo(r.name, name)));
+    const results: BenchResult[] = [...kept, load];
     const server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false', ATRIUM_TELEMETRY__LOG_LEVEL: 'error' } });
     // One section per mode, rewritten after each scenario: `--mode` runs keep each other's
     // figures, and a run cut short (the cluster's initial-sync set-up is long) keeps what it measured.
-    const record = (): void => void writeBenchmarkSection(`Client-Server API, ${mode} mode`, `npm run bench:client -- --mode ${mode}`, results);
+    const record = (): void => void writeBenchmarkSection(section, `npm run bench:client -- --mode ${mode}${all ? '' : ` --scenario ${scenarios.join(',')}`}`, results);
     try {
-      for (const scenario of [benchSends, benchWakeups, benchInitialSync]) {
-        results.push(...(await scenario(server, mode)));
+      for (const name of scenarios) {
+        results.push(...(await SCENARIOS[name](server, mode)));
         record();
         console.log(results.map((r) => `${r.name}: ${r.value.toFixed(1)} ${r.unit}`).join('\n'));
       }
@@ -208,6 +249,13 @@ async function main(): Promise<void> {
       await server.stop();
     }
   }
+}
+
+/** Which scenario wrote a row, from its name. */
+function rowBelongsTo(row: string, scenario: ScenarioName): boolean {
+  if (scenario === 'sends') return /: send, /.test(row);
+  if (scenario === 'wakeups') return /: \/sync wake-up/.test(row);
+  return /: initial[ -]/.test(row);
 }
 
 main().catch((err: unknown) => {
