@@ -104,6 +104,9 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
     ({ server, users: [alice, bob] } = await startWithUsers(
       mode,
       {
+        // Two media-repo processes behind the router: each request may land on either, so every
+        // test also checks that the replicas share the stored files and the pending uploads.
+        replicas: mode === 'cluster' ? { 'media-repo': 2 } : undefined,
         env: {
           ...REGISTER_BURST_ENV,
           ATRIUM_MEDIA__MAX_UPLOAD_SIZE: String(MAX_UPLOAD),
