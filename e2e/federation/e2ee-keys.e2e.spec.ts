@@ -39,7 +39,7 @@ function deviceKeys(user: TestUser): JsonObject {
 }
 
 /** Master, self-signing and user-signing keys of `user`, the last two signed by the master key. */
-function crossSigningKeys(user: TestUser): { master_key: JsonObject; self_signing_key: JsonObject; user_signing_key: JsonObject } {
+function crossSigningKeys(user: TestUser): { master_key: JsonObject; self_signing_key: JsonObject; user_signing_key: JsonObject; sign(object: JsonObject): JsonObject } {
   const make = (usage: string) => {
     const k = generateSigningKey('x');
     return { k, keyId: `ed25519:${k.publicKeyBase64}`, body: { user_id: user.userId, usage: [usage], keys: { [`ed25519:${k.publicKeyBase64}`]: k.publicKeyBase64 } } as JsonObject };
@@ -51,6 +51,8 @@ function crossSigningKeys(user: TestUser): { master_key: JsonObject; self_signin
     master_key: master.body,
     self_signing_key: signJson(ssk.body, user.userId, master.keyId, master.k.privateKey),
     user_signing_key: signJson(usk.body, user.userId, master.keyId, master.k.privateKey),
+    /** Signs with the user-signing key (another user's master key, as after verifying them). */
+    sign: (object) => signJson(object, user.userId, usk.keyId, usk.k.privateKey),
   };
 }
 
@@ -296,6 +298,36 @@ describe.each(modes)('E2EE keys between two Atrium servers (%s mode)', (mode) =>
       const q = await api(b, bob, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } });
       return JSON.stringify(q.json.master_keys[alice.userId]) === JSON.stringify(cross.master_key) ? true : undefined;
     }, WAIT_MS);
+  });
+
+  it('a user of B signs the master key of a user of A with their user-signing key: only they see the signature', async () => {
+    const { alice } = await aliceWithKeys();
+    const bob = await newUser(b.baseUrl, 'bob', PASSWORD);
+    const carol = await newUser(b.baseUrl, 'carol', PASSWORD);
+    const bobCross = crossSigningKeys(bob);
+    const { sign: _sign, ...bobUpload } = bobCross;
+    expect((await api(b, bob, 'POST', '/keys/device_signing/upload', bobUpload)).status).toBe(200);
+    const aliceMaster = (await api(b, bob, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } })).json.master_keys[alice.userId] as JsonObject;
+    const masterId = Object.values(aliceMaster.keys as Json)[0] as string;
+
+    // A forged signature and a key alice does not have are refused, each in `failures`.
+    const forged = signJson(aliceMaster, bob.userId, `ed25519:${Object.values(bobUpload.user_signing_key.keys as Json)[0] as string}`, generateSigningKey('x').privateKey);
+    const bad = await api(b, bob, 'POST', '/keys/signatures/upload', { [alice.userId]: { [masterId]: forged, NOTAKEY: bobCross.sign({ ...aliceMaster }) } });
+    expect(bad.status).toBe(200);
+    expect(bad.json.failures[alice.userId][masterId]).toMatchObject({ errcode: 'M_INVALID_SIGNATURE' });
+    expect(bad.json.failures[alice.userId].NOTAKEY).toMatchObject({ errcode: 'M_NOT_FOUND' });
+
+    const signed = bobCross.sign({ ...aliceMaster });
+    const up = await api(b, bob, 'POST', '/keys/signatures/upload', { [alice.userId]: { [masterId]: signed } });
+    expect(up).toMatchObject({ status: 200, json: { failures: {} } });
+    const uskId = `ed25519:${Object.values(bobUpload.user_signing_key.keys as Json)[0] as string}`;
+    const seenByBob = (await api(b, bob, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } })).json.master_keys[alice.userId] as Json;
+    expect(seenByBob.signatures[bob.userId][uskId]).toBe((signed.signatures as Json)[bob.userId][uskId]);
+    // Others (on B, and alice herself on A) do not see it.
+    const seenByCarol = (await api(b, carol, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } })).json.master_keys[alice.userId] as Json;
+    expect(seenByCarol.signatures?.[bob.userId]).toBeUndefined();
+    const seenByAlice = (await api(a, alice, 'POST', '/keys/query', { device_keys: { [alice.userId]: [] } })).json.master_keys[alice.userId] as Json;
+    expect(seenByAlice.signatures?.[bob.userId]).toBeUndefined();
   });
 
   it('an unsigned request to the federation key endpoints is refused with 401', async () => {

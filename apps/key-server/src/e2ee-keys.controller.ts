@@ -113,7 +113,7 @@ export class E2eeKeysController {
   @Post('keys/signatures/upload')
   @HttpCode(200)
   async uploadSignatures(@CurrentRequester() requester: Requester, @Body() body: unknown) {
-    return (await this.service()).uploadSignatures(requester.userId, requireJsonObject(body));
+    return (await this.service()).uploadSignatures(requester.userId, requireJsonObject(body), this.remote);
   }
 
   // ---- key backup versions ----

@@ -254,6 +254,7 @@ export class E2eeService {
     if (remoteUsers.size > 0) {
       if (remote) {
         const answer = await new RemoteKeys(this, remote).query(remoteUsers, timeoutMs);
+        await this.mergeOwnSignaturesOfRemote(requester, answer.master_keys);
         Object.assign(deviceKeys, answer.device_keys);
         Object.assign(masterKeys, answer.master_keys);
         Object.assign(selfSigningKeys, answer.self_signing_keys);
@@ -488,7 +489,7 @@ export class E2eeService {
    * devices, and other users' master keys signed by the user-signing key.
    * Each key that fails gets its own entry in `failures`.
    */
-  async uploadSignatures(userId: string, body: Json): Promise<{ failures: Record<string, Record<string, Json>> }> {
+  async uploadSignatures(userId: string, body: Json, remote?: RemoteKeysOptions): Promise<{ failures: Record<string, Record<string, Json>> }> {
     const failures: Record<string, Record<string, Json>> = {};
     const fail = (user: string, keyId: string, errcode: string, error: string): void => {
       (failures[user] ??= {})[keyId] = { errcode, error };
@@ -507,7 +508,23 @@ export class E2eeService {
         }
         const mine = signed.signatures[userId] as Json;
         if (!this.isLocal(targetUser)) {
-          fail(targetUser, keyId, 'M_UNRECOGNIZED', 'Signatures of remote keys are not supported yet');
+          // Another server's user: only their master key, signed by our user-signing key. The signature stays
+          // here, shown only to its signer ("Users will only be able to see signatures made by their own
+          // user-signing keys"), so it is not sent to the user's server.
+          const master = await this.remoteMasterKey(targetUser, remote);
+          const usk = own.get('user_signing');
+          if (!master || masterPublicKey(master) !== keyId) fail(targetUser, keyId, 'M_NOT_FOUND', 'No such key');
+          else if (!usk) fail(targetUser, keyId, 'M_INVALID_SIGNATURE', 'No user-signing key to check this signature with');
+          else if (signedPart(master) !== signedPart(signed)) fail(targetUser, keyId, 'M_INVALID_SIGNATURE', 'The signed object differs from the master key');
+          else {
+            const uskId = `ed25519:${usk.public_key}`;
+            const signature = mine[uskId];
+            if (typeof signature !== 'string' || !verifyJsonSignature(signed, userId, uskId, usk.public_key)) fail(targetUser, keyId, 'M_INVALID_SIGNATURE', 'Invalid signature');
+            else {
+              await this.store.addSignature(targetUser, keyId, userId, uskId, signature);
+              changedUsers.add(userId);
+            }
+          }
           continue;
         }
         const targetCross = targetUser === userId ? own : await this.store.crossSigningKeys(targetUser);
@@ -557,6 +574,28 @@ export class E2eeService {
     }
     for (const user of changedUsers) await this.deviceListChanged(user);
     return { failures };
+  }
+
+  /** A remote user's master key: from the device list cache, else asked of their server (when `remote` is given). */
+  private async remoteMasterKey(userId: string, remote?: RemoteKeysOptions): Promise<Json | null> {
+    const cached = await this.remoteDeviceLists.get(userId);
+    if (cached?.masterKey) return cached.masterKey;
+    if (!remote) return null;
+    const answer = await new RemoteKeys(this, remote).query(new Map([[userId, []]]), DEFAULT_REMOTE_TIMEOUT_MS);
+    return answer.master_keys[userId] ?? null;
+  }
+
+  /** Adds to remote users' master keys the signatures `requester` made of them with their user-signing key. */
+  private async mergeOwnSignaturesOfRemote(requester: string, masterKeys: Record<string, Json>): Promise<void> {
+    for (const [user, key] of Object.entries(masterKeys)) {
+      const pub = masterPublicKey(key);
+      const mine = (await this.store.signaturesOf(user)).filter((s) => s.signer_user === requester && s.target_key === pub);
+      if (mine.length > 0) {
+        const copy: Json = { ...key, signatures: isObject(key.signatures) ? structuredClone(key.signatures) : {} };
+        mergeSignatures(copy, mine);
+        masterKeys[user] = copy;
+      }
+    }
   }
 
   // ---- key backup (key_backup.yaml) ----
@@ -708,6 +747,14 @@ function checkOneTimeKeysClaim(body: Json): Map<string, Record<string, string>> 
     out.set(user, devices as Record<string, string>);
   }
   return out;
+}
+
+/** The public key of a CrossSigningKey (its one `ed25519:` key). */
+function masterPublicKey(key: Json): string | undefined {
+  const keys = key.keys;
+  if (!isObject(keys)) return undefined;
+  const value = Object.values(keys)[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 function mergeSignatures(key: Json, extra: KeySignatureRecord[]): void {
