@@ -96,22 +96,24 @@ export class RemoteDeviceListStore {
 
   /**
    * Replaces the cached list with a `/user/devices/{userId}` answer
-   * (user_devices.yaml), already checked by `parseUserDevicesResponse`.
-   * Devices first, the list row last, so a reader never sees a fresh list
-   * row over half-written devices.
+   * (user_devices.yaml), already checked by `parseUserDevicesResponse`. The
+   * list is marked stale first and made fresh last, so a reader in between
+   * fetches for itself instead of reading half-written devices; the devices
+   * are written in one insertMany (one transaction on SQLite), not one write
+   * per device.
    */
   async replace(userId: string, answer: ParsedUserDevices): Promise<void> {
-    const keep = new Set(answer.devices.map((d) => d.device_id));
-    for (const device of answer.devices) {
-      await this.devices.put({
+    await this.lists.update(userId, { stale: true });
+    await this.devices.deleteMany({ user_id: userId });
+    await this.devices.insertMany(
+      answer.devices.map((device) => ({
         _id: userId + SEP + device.device_id,
         user_id: userId,
         device_id: device.device_id,
         keys: device.keys === null ? null : JSON.stringify(device.keys),
         display_name: device.device_display_name ?? null,
-      });
-    }
-    for (const row of await this.devices.find({ user_id: userId })) if (!keep.has(row.device_id)) await this.devices.delete(row._id);
+      })),
+    );
     await this.lists.put({
       _id: userId,
       server: serverOf(userId),
