@@ -23,6 +23,7 @@ import {
   WELL_KNOWN_DEFAULT_CACHE_MS,
   WELL_KNOWN_ERROR_CACHE_MS,
   WELL_KNOWN_MAX_CACHE_MS,
+  WELL_KNOWN_STALE_RETRY_MS,
   type WellKnownResult,
 } from './resolver';
 import { HttpsTransport } from './transport';
@@ -168,6 +169,36 @@ describe('well-known caching (step 3)', () => {
   });
 });
 
+describe('a failed well-known refresh', () => {
+  it('keeps the last delegation for 10 min on a transient failure, and drops it on a definite one', async () => {
+    const clock = { now: 0 };
+    const answers: Record<string, WellKnownResult> = { 'a.example': wk('deleg.example:1', 1000) };
+    const { resolver, wellKnownCalls } = resolverWith(answers, {}, clock);
+    const delegated = [{ host: 'deleg.example', port: 1, hostHeader: 'deleg.example:1', tlsServerName: 'deleg.example' }];
+    expect(await resolver.resolve('a.example')).toEqual(delegated);
+    clock.now = 2000;
+    answers['a.example'] = { ok: false, error: 'connect: ECONNREFUSED', cacheMs: WELL_KNOWN_ERROR_CACHE_MS, transient: true };
+    expect(await resolver.resolve('a.example')).toEqual(delegated);
+    clock.now += WELL_KNOWN_STALE_RETRY_MS - 1;
+    await resolver.resolve('a.example');
+    expect(wellKnownCalls).toHaveLength(2);
+    clock.now += 2;
+    answers['a.example'] = { ok: false, error: 'status 404', cacheMs: WELL_KNOWN_ERROR_CACHE_MS };
+    expect(await resolver.resolve('a.example')).toEqual([{ host: 'a.example', port: 8448, hostHeader: 'a.example', tlsServerName: 'a.example' }]);
+    expect(wellKnownCalls).toHaveLength(3);
+  });
+
+  it('does not revive a delegation that expired more than 48 h ago', async () => {
+    const clock = { now: 0 };
+    const answers: Record<string, WellKnownResult> = { 'a.example': wk('deleg.example:1', 1000) };
+    const { resolver } = resolverWith(answers, {}, clock);
+    await resolver.resolve('a.example');
+    clock.now = 1000 + WELL_KNOWN_MAX_CACHE_MS + 1;
+    answers['a.example'] = { ok: false, error: 'timeout', cacheMs: WELL_KNOWN_ERROR_CACHE_MS, transient: true };
+    expect(await resolver.resolve('a.example')).toEqual([{ host: 'a.example', port: 8448, hostHeader: 'a.example', tlsServerName: 'a.example' }]);
+  });
+});
+
 describe('httpsWellKnownFetcher over real TLS (loopback, name "localhost")', () => {
   let ca: TestCa;
   let transport: HttpsTransport;
@@ -211,19 +242,22 @@ describe('httpsWellKnownFetcher over real TLS (loopback, name "localhost")', () 
   });
 
   it.each([
-    ['a 404', (res: import('node:http').ServerResponse) => sendJson(res, 404, {})],
-    ['bad JSON', (res: import('node:http').ServerResponse) => sendJson(res, 200, '{nope')],
-    ['no m.server', (res: import('node:http').ServerResponse) => sendJson(res, 200, { 'm.homeserver': 'x' })],
-    ['an invalid m.server', (res: import('node:http').ServerResponse) => sendJson(res, 200, { 'm.server': 'bad name:port' })],
-  ])('treats %s as an error cached for an hour', async (_what, route) => {
+    ['a 404', (res: import('node:http').ServerResponse) => sendJson(res, 404, {}), false],
+    ['a 503', (res: import('node:http').ServerResponse) => sendJson(res, 503, {}), true],
+    ['bad JSON', (res: import('node:http').ServerResponse) => sendJson(res, 200, '{nope'), false],
+    ['no m.server', (res: import('node:http').ServerResponse) => sendJson(res, 200, { 'm.homeserver': 'x' }), false],
+    ['an invalid m.server', (res: import('node:http').ServerResponse) => sendJson(res, 200, { 'm.server': 'bad name:port' }), false],
+  ])('treats %s as an error cached for an hour (transient: %s)', async (_what, route, transient) => {
     routes = { '/.well-known/matrix/server': route };
-    expect(await httpsWellKnownFetcher(transport, server.port)('localhost')).toMatchObject({ ok: false, cacheMs: WELL_KNOWN_ERROR_CACHE_MS });
+    const result = await httpsWellKnownFetcher(transport, server.port)('localhost');
+    expect(result).toMatchObject({ ok: false, cacheMs: WELL_KNOWN_ERROR_CACHE_MS });
+    expect(!result.ok && result.transient === true).toBe(transient);
   });
 
   it('fails on a certificate for another name', async () => {
     routes = { '/.well-known/matrix/server': (res) => sendJson(res, 200, { 'm.server': 'x.example' }) };
     // 127.0.0.1 is not in the certificate (issued for "localhost" only).
-    expect(await httpsWellKnownFetcher(transport, server.port)('127.0.0.1')).toMatchObject({ ok: false, error: expect.stringMatching(/^tls/) });
+    expect(await httpsWellKnownFetcher(transport, server.port)('127.0.0.1')).toMatchObject({ ok: false, error: expect.stringMatching(/^tls/), transient: true });
   });
 });
 

@@ -12,7 +12,10 @@ import { TransportError, type HttpsTarget, type HttpsTransport } from './transpo
 export type SrvLookup = (name: string) => Promise<SrvRecord[]>;
 
 /** The outcome of a /.well-known/matrix/server fetch. */
-export type WellKnownResult = { ok: true; server: string; cacheMs: number } | { ok: false; error: string; cacheMs: number };
+export type WellKnownResult =
+  | { ok: true; server: string; cacheMs: number }
+  /** `transient`: the host could not be reached or answered 5xx, as opposed to a definite answer (404, bad JSON) that there is no delegation. */
+  | { ok: false; error: string; cacheMs: number; transient?: boolean };
 
 export type WellKnownFetcher = (hostname: string) => Promise<WellKnownResult>;
 
@@ -26,6 +29,13 @@ export const WELL_KNOWN_ERROR_CACHE_MS = 3600_000;
 const WELL_KNOWN_TIMEOUT_MS = 10_000;
 const WELL_KNOWN_MAX_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
+/**
+ * A delegation whose refresh failed transiently (unreachable, 5xx) is kept
+ * this long before asking again, if it expired less than 48 h ago: one blip
+ * at refresh time should not send a delegated server's traffic to the wrong
+ * host for the hour errors are cached.
+ */
+export const WELL_KNOWN_STALE_RETRY_MS = 10 * 60_000;
 /** How long SRV answers (and their absence) are reused. */
 export const SRV_CACHE_MS = 10 * 60_000;
 
@@ -117,7 +127,7 @@ export function httpsWellKnownFetcher(transport: HttpsTransport, port = 443): We
           maxBytes: WELL_KNOWN_MAX_BYTES,
         });
       } catch (err) {
-        return { ok: false, error: err instanceof TransportError ? `${err.reason}: ${err.message}` : String(err), cacheMs: WELL_KNOWN_ERROR_CACHE_MS };
+        return { ok: false, error: err instanceof TransportError ? `${err.reason}: ${err.message}` : String(err), cacheMs: WELL_KNOWN_ERROR_CACHE_MS, transient: true };
       }
       // "30x redirects should be followed, however redirection loops should be avoided."
       if (response.status >= 300 && response.status < 400 && typeof response.headers.location === 'string') {
@@ -125,7 +135,7 @@ export function httpsWellKnownFetcher(transport: HttpsTransport, port = 443): We
         continue;
       }
       const cacheControl = response.headers['cache-control'];
-      if (response.status !== 200) return { ok: false, error: `status ${response.status}`, cacheMs: WELL_KNOWN_ERROR_CACHE_MS };
+      if (response.status !== 200) return { ok: false, error: `status ${response.status}`, cacheMs: WELL_KNOWN_ERROR_CACHE_MS, transient: response.status >= 500 };
       let body: unknown;
       try {
         body = JSON.parse(response.body.toString('utf8'));
@@ -151,6 +161,8 @@ export interface ServerNameResolverOptions {
 export class ServerNameResolver implements ServerResolver {
   private readonly wellKnownCache = new Map<string, { result: WellKnownResult; expiresAt: number }>();
   private readonly srvCache = new Map<string, { servers: ResolvedServer[]; expiresAt: number }>();
+  /** The last valid delegation per host and when its cache time ended. */
+  private readonly lastGoodWellKnown = new Map<string, { result: WellKnownResult & { ok: true }; expiredAt: number }>();
   /** Concurrent resolutions of one name share one well-known fetch. */
   private readonly wellKnownInFlight = new Map<string, Promise<WellKnownResult>>();
   private readonly lookupSrv: SrvLookup;
@@ -224,8 +236,20 @@ export class ServerNameResolver implements ServerResolver {
     let pending = this.wellKnownInFlight.get(hostname);
     if (!pending) {
       pending = this.options.fetchWellKnown(hostname).then(
-        (result) => {
-          if (result.cacheMs > 0) this.wellKnownCache.set(hostname, { result, expiresAt: this.now() + result.cacheMs });
+        (fetched) => {
+          let result = fetched;
+          let cacheMs = fetched.cacheMs;
+          const lastGood = this.lastGoodWellKnown.get(hostname);
+          if (fetched.ok) {
+            this.lastGoodWellKnown.set(hostname, { result: fetched, expiredAt: this.now() + fetched.cacheMs });
+          } else if (fetched.transient && lastGood && this.now() - lastGood.expiredAt < WELL_KNOWN_MAX_CACHE_MS) {
+            result = lastGood.result;
+            cacheMs = WELL_KNOWN_STALE_RETRY_MS;
+          } else {
+            this.lastGoodWellKnown.delete(hostname);
+          }
+          if (this.lastGoodWellKnown.size > 10_000) this.lastGoodWellKnown.clear();
+          if (cacheMs > 0) this.wellKnownCache.set(hostname, { result, expiresAt: this.now() + cacheMs });
           else this.wellKnownCache.delete(hostname);
           return result;
         },
