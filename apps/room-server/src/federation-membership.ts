@@ -1,21 +1,22 @@
 /**
  * The federation membership handshakes, both ways (docs/federation-design.md
- * "membership handshakes"; server-server-api "Joining Rooms", "Knocking upon
+ * "Membership handshakes (as built)"; server-server-api "Joining Rooms", "Knocking upon
  * a room", "Inviting to a room", "Leaving Rooms (Rejecting Invites)",
  * "Restricted rooms"; data/api/server-server/joins-v1.yaml, joins-v2.yaml,
- * leaving-v2.yaml, knocks.yaml, invites-v2.yaml).
+ * leaving-v2.yaml, knocks.yaml, invites-v1.yaml, invites-v2.yaml).
  *
  * Inbound (this server is resident): make_* answers a template built on the
- * forward extremities; send_* checks the signed event (shape, signatures,
- * hashes, auth against its auth events and the current state) and persists
- * it through the RoomWriter; invite v2 signs a remote server's invite of a
- * local user and stores it outside the room for /sync.
+ * forward extremities; send_* checks the signed event's shape, then hands it
+ * to the room-server federation input (verifyPdus, acceptEvent: signatures,
+ * hashes, auth, persistence) like any PDU; invite v1/v2 signs a remote
+ * server's invite of a local user and stores it outside the room for /sync.
  *
  * Outbound (a local user and a room this server is not in): make_* to the
  * candidate servers in turn, fill in and sign the template, send_*; for a
- * join, the returned state and auth chain are checked and stored (state
- * events and auth chain as outliers, the state as the room's current state
- * and state group) before the join itself is persisted. A local user's invite
+ * join, the returned state and auth chain are checked and stored through the
+ * federation input (verifyPdus, storeOutliers), the state becomes the room's
+ * current state and state group, and the join itself is persisted by the
+ * RoomWriter on that state. A local user's invite
  * of a remote user goes through the invitee's server first (sendInvite).
  */
 import type { Bus } from '@atrium/bus';
@@ -34,7 +35,6 @@ import {
   getRoomVersion,
   parseRoomId,
   readPowerLevels,
-  requiredSigners,
   ROOM_VERSIONS,
   serversOfMembers,
   signPdu,
@@ -128,44 +128,28 @@ export class FederationMembership {
   // ---- signatures (server-server-api "Validating hashes and signatures on received events") ----
 
   /**
-   * Checks signatures and content hashes of received PDUs with the keys of
-   * every required signer (fetched in one KeyRing call). Returns, per input,
-   * the event to use (the redacted copy on a hash mismatch, as the spec
-   * says) or the reason it was dropped.
+   * Whether each of `servers` validly signed `event` (keys through the
+   * KeyRing, at the event's origin_server_ts from room version 5; this
+   * server's own key directly) and whether its content hash holds
+   * (server-server-api "Validating hashes and signatures on received
+   * events"). For what the receipt checks do not cover: the invitee's
+   * server's signature on an invite, which is not a required signer.
    */
-  private async checkSignatures(
-    events: readonly RoomEvent[],
-    version: RoomVersion,
-    except?: string,
-  ): Promise<Array<{ event: RoomEvent; redacted: boolean } | { error: string }>> {
-    const wanted = new Map<string, { keyIds: Set<string>; atTs: number }>();
-    for (const event of events) {
-      for (const server of requiredSigners(event, version)) {
-        if (server === this.serverName) continue;
-        const keys = event.signatures?.[server];
-        if (!isObject(keys)) continue;
-        const entry = wanted.get(server) ?? { keyIds: new Set<string>(), atTs: Number.MAX_SAFE_INTEGER };
-        for (const keyId of Object.keys(keys)) entry.keyIds.add(keyId);
-        // v5+: keys must be valid at the event's origin_server_ts; ask for the earliest.
-        entry.atTs = Math.min(entry.atTs, typeof event.origin_server_ts === 'number' ? event.origin_server_ts : this.now());
-        wanted.set(server, entry);
-      }
-    }
-    const found =
-      wanted.size > 0 && this.options.keyRing
-        ? await this.options.keyRing.getVerifyKeys(
-            [...wanted].map(([serverName, w]) => ({ serverName, keyIds: [...w.keyIds], atTs: version.enforceKeyValidity ? w.atTs : undefined })),
-          )
-        : new Map();
+  private async checkSignedBy(event: RoomEvent, version: RoomVersion, servers: readonly string[]): Promise<{ ok: true; redacted: boolean } | { ok: false; error: string }> {
+    const requests = servers
+      .filter((server) => server !== this.serverName)
+      .map((serverName) => ({
+        serverName,
+        keyIds: Object.keys(isObject(event.signatures?.[serverName]) ? event.signatures[serverName] : {}),
+        atTs: version.enforceKeyValidity ? event.origin_server_ts : undefined,
+      }));
+    const found = requests.length > 0 && this.options.keyRing ? await this.options.keyRing.getVerifyKeys(requests) : new Map();
     const own = this.options.signingKey;
     const lookup = (serverName: string, keyId: string): KnownVerifyKey | undefined =>
       serverName === this.serverName && keyId === own.keyId ? { key: own.publicKey } : found.get(remoteKeyId(serverName, keyId));
-    return events.map((event) => {
-      const required = except === undefined ? undefined : requiredSigners(event, version).filter((s) => s !== except);
-      const result = checkPduHashesAndSignatures(event, version, lookup, required ? { requiredServers: required } : undefined);
-      if (result.outcome === 'reject') return { error: `signature of ${result.signatures.serverName}: ${result.signatures.reason}` };
-      return { event: result.event, redacted: result.outcome === 'redact' };
-    });
+    const result = checkPduHashesAndSignatures(event, version, lookup, { requiredServers: servers });
+    if (result.outcome === 'reject') return { ok: false, error: `signature of ${result.signatures.serverName}: ${result.signatures.reason}` };
+    return { ok: true, redacted: result.outcome === 'redact' };
   }
 
   // ---- inbound: make_join / make_leave / make_knock ----
@@ -378,16 +362,11 @@ export class FederationMembership {
     const target = pdu['state_key'];
     if (typeof target !== 'string' || domainOfId(target) !== this.serverName) throw invalid('The invitee is not a user of this server');
     if (pdu['room_id'] !== request.room_id) throw invalid(`The event is not in room ${request.room_id}`);
-    let event: RoomEvent;
-    try {
-      event = toRoomEvent(pdu as unknown as Pdu, version);
-    } catch (err) {
-      throw invalid(`Not a valid room version ${version.id} event: ${(err as Error).message}`);
-    }
-    if (event.event_id !== request.event_id) throw invalid(`The event's ID is ${event.event_id}, not ${request.event_id}`);
-    const [checked] = await this.checkSignatures([event], version);
-    if ('error' in checked) throw invalid(`The event's signatures do not verify (${checked.error})`);
+    // Receipt steps 1–3 (format, signatures, content hash), as for any PDU.
+    const [checked] = this.options.keyRing ? await verifyPdus([pdu], version, this.options.keyRing, request.room_id) : [{ ok: false as const, reason: 'no key ring to check signatures with' }];
+    if (!checked.ok) throw invalid(`The event was refused: ${checked.reason}`);
     if (checked.redacted) throw invalid('The event content does not match its hash');
+    if (checked.event.event_id !== request.event_id) throw invalid(`The event's ID is ${checked.event.event_id}, not ${request.event_id}`);
     const roomState = Array.isArray(request.invite_room_state) ? request.invite_room_state : [];
     // invites-v2.yaml: SHOULD for room version 12 (MAY before): the create event must be there.
     if (version.roomIdFromCreateEvent && !roomState.some((e) => isObject(e) && e['type'] === 'm.room.create')) {
@@ -471,12 +450,11 @@ export class FederationMembership {
       throw new MatrixError(502, 'M_UNKNOWN', `${destination} answered the invite with a malformed event`);
     }
     if (signedBack.event_id !== event.event_id) throw new MatrixError(502, 'M_UNKNOWN', `${destination} changed the invite event`);
-    const signatures = { ...event.signatures, [destination]: signedBack.signatures?.[destination] ?? {} };
-    const merged: RoomEvent = { ...event, signatures };
-    const [checked] = await this.checkSignatures([merged], version);
-    if ('error' in checked) throw new MatrixError(502, 'M_UNKNOWN', `${destination}'s signature on the invite does not verify`);
-    // The invitee's signature must be there too (it is not a required signer of the event itself).
     if (!isObject(signedBack.signatures?.[destination])) throw new MatrixError(502, 'M_UNKNOWN', `${destination} did not sign the invite`);
+    const merged: RoomEvent = { ...event, signatures: { ...event.signatures, [destination]: signedBack.signatures[destination] } };
+    // The invitee's server is not a required signer of the event, so its signature is checked here.
+    const checked = await this.checkSignedBy(merged, version, [destination]);
+    if (!checked.ok || checked.redacted) throw new MatrixError(502, 'M_UNKNOWN', `${destination}'s signature on the invite does not verify${checked.ok ? '' : ` (${checked.error})`}`);
     return merged;
   }
 
