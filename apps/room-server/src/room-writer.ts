@@ -394,7 +394,8 @@ export class RoomWriter {
       await this.rooms.insertEvent({ event, stream, unsigned, txnId: txn.txnId, deviceId: txn.deviceId, stateGroup: stateAfter, prevStateGroup: stateBefore });
       return stream;
     });
-    await this.applyEffects(event, position, version, redactionTarget, stateAfter);
+    // A message leaves the current state's group as it is: no write for it.
+    await this.applyEffects(event, position, version, redactionTarget, event.state_key === undefined ? null : stateAfter);
     const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: event.room_id };
     // An invitee (or a kicked/banned user) is not a joined member: name them so their sync wakes too.
     if (event.type === 'm.room.member' && event.state_key !== undefined) wake.user_ids = [event.state_key];
