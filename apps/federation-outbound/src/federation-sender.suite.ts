@@ -28,7 +28,7 @@ import {
 } from '@atrium/federation-client';
 import { generateSigningKey, type JsonObject, type RoomEvent } from '@atrium/matrix';
 import { RoomStore } from '@atrium/rooms';
-import { openDocumentStore, type DocumentStore } from '@atrium/storage';
+import type { DocumentStore } from '@atrium/storage';
 import { initTelemetry, type Telemetry } from '@atrium/telemetry';
 import { createTestCa, type TestCa } from '../../../tools/test-servers/test-ca';
 import { startOtlpReceiver, type OtlpReceiver } from '../../../tools/test-servers/otlp-receiver';
@@ -152,7 +152,14 @@ async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 
   }
 }
 
-describe('FederationSender', () => {
+/**
+ * The cases, on one storage adapter: `openStore` opens a fresh, empty store
+ * for each test (SQLite in a temporary directory, or a new FerretDB database).
+ */
+export function describeFederationSender(label: string, openStore: (dir: string) => Promise<DocumentStore>): void {
+describe(`FederationSender (${label})`, () => {
+    // FerretDB answers each query in milliseconds: a test writes and sends up to 120 events.
+    jest.setTimeout(60_000);
   let ca: TestCa;
   let tls: { certPath: string; keyPath: string };
   let otlp: OtlpReceiver;
@@ -181,7 +188,7 @@ describe('FederationSender', () => {
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'atrium-fedout-'));
-    store = await openDocumentStore(`sqlite:${join(dir, 'db.sqlite')}`);
+    store = await openStore(dir);
     rooms = await RoomStore.open(store);
     bus = new InProcessBus();
     cache = new MemoryCache();
@@ -293,10 +300,11 @@ describe('FederationSender', () => {
     // The same rows each time (both events were queued before the first attempt): the same transaction ID.
     expect((destination.received[0].body['pdus'] as unknown[]).length).toBe(2);
     expect(new Set(attempts.slice(0, 4).map((a) => a.txnId)).size).toBe(1);
+    // The depth is set last, after the success is recorded.
+    await waitFor(async () => (await telemetry.metricsText()).body.includes(`atrium_federation_queue_depth{destination="${destination.name}"} 0`), 10_000, 'depth 0');
     const metrics = (await telemetry.metricsText()).body;
     expect(metrics).toContain(`atrium_federation_retries_total{destination="${destination.name}"} 3`);
     expect(metrics).toMatch(new RegExp(`atrium_federation_last_success_timestamp_seconds\\{destination="${destination.name.replace(/\./g, '\\.')}"\\} \\d{10}`));
-    expect(metrics).toContain(`atrium_federation_queue_depth{destination="${destination.name}"} 0`);
     const outbound = await OutboundStore.shared(store);
     expect((await outbound.destinations.get(destination.name))?.backoff_ms).toBe(0);
   });
@@ -311,7 +319,7 @@ describe('FederationSender', () => {
     const outbound = await OutboundStore.shared(store);
     await waitFor(async () => ((await outbound.destinations.get(`127.0.0.1:${port}`))?.retries ?? 0) >= 1, 10_000, 'a failed attempt');
     // The depth gauge shows the backlog while the destination is away.
-    expect((await telemetry.metricsText()).body).toContain(`atrium_federation_queue_depth{destination="127.0.0.1:${port}"} 3`);
+    await waitFor(async () => (await telemetry.metricsText()).body.includes(`atrium_federation_queue_depth{destination="127.0.0.1:${port}"} 3`), 10_000, 'depth 3');
     // Back soon: everything missed is sent, in order.
     await destination.start(port);
     await waitFor(() => destination.pdus().length >= 3, 10_000, 'catch-up');
@@ -322,6 +330,8 @@ describe('FederationSender', () => {
     await send(roomA, 15, 'x');
     await send(roomB, 10, 'y');
     await waitFor(async () => ((await outbound.destinations.get(`127.0.0.1:${port}`))?.retries ?? 0) >= 1, 10_000, 'a failed attempt');
+    // Every event queued (the log walked to its end) before the destination returns.
+    await waitFor(async () => (await outbound.cursor()) >= (await rooms.safeStreamPosition()), 10_000, 'the log walked');
     await destination.start(port);
     await waitFor(() => destination.pdus().length >= 5, 10_000, 'collapsed catch-up');
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -410,3 +420,4 @@ describe('FederationSender', () => {
     expect(span?.links).toEqual([expect.objectContaining({ traceId: writeSpan.traceId, spanId: writeSpan.spanId })]);
   });
 });
+}

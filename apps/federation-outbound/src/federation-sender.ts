@@ -92,6 +92,10 @@ export class FederationSender {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private logRunning = false;
+  /** The runs in progress, awaited by stop() so nothing touches storage after it. */
+  private logRun: Promise<void> = Promise.resolve();
+  private sendRun: Promise<void> = Promise.resolve();
+  private readonly eduWork = new Set<Promise<void>>();
   private logAgain = false;
   private sendRunning = false;
   private sendAgain = false;
@@ -145,7 +149,15 @@ export class FederationSender {
     await bus.ensureStream({ name: OUTGOING_EDU_STREAM, subjects: [OUTGOING_EDU_SUBJECT] });
     this.subscriptions.push(
       await bus.consume<OutgoingEdu>(OUTGOING_EDU_STREAM, { durable: 'federation-outbound-edus', filterSubject: OUTGOING_EDU_SUBJECT }, async (message) => {
-        await this.enqueueEdu(message.data);
+        // After stop(), throwing leaves the message to be redelivered (to another replica, or after a restart).
+        if (this.stopped) throw new Error('federation-outbound is stopping');
+        const work = this.enqueueEdu(message.data);
+        this.eduWork.add(work);
+        try {
+          await work;
+        } finally {
+          this.eduWork.delete(work);
+        }
       }),
     );
     this.timer = setInterval(() => {
@@ -161,7 +173,7 @@ export class FederationSender {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     for (const s of this.subscriptions.splice(0)) await s.unsubscribe();
-    await Promise.race([Promise.allSettled([...this.active.values()]), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await Promise.race([Promise.allSettled([this.logRun, this.sendRun, ...this.eduWork, ...this.active.values()]), new Promise((resolve) => setTimeout(resolve, 5000))]);
     // Another replica takes over the log at once rather than when the lease runs out.
     if (!this.logRunning) await this.release(LOG_LEASE);
   }
@@ -189,12 +201,17 @@ export class FederationSender {
   // ---- 1. the room output log ----
 
   /** Walks the log up to the safe position; concurrent calls fold into one more round. */
-  async drainLog(): Promise<void> {
+  drainLog(): Promise<void> {
     if (this.logRunning) {
       this.logAgain = true;
-      return;
+      return this.logRun;
     }
     this.logRunning = true;
+    this.logRun = this.runLog();
+    return this.logRun;
+  }
+
+  private async runLog(): Promise<void> {
     const lease = LOG_LEASE;
     try {
       if (!(await this.claim(lease))) return;
@@ -302,12 +319,17 @@ export class FederationSender {
   // ---- 3. sending ----
 
   /** Starts a sender for each due destination not served yet (bounded). */
-  async sendDue(): Promise<void> {
+  sendDue(): Promise<void> {
     if (this.sendRunning) {
       this.sendAgain = true;
-      return;
+      return this.sendRun;
     }
     this.sendRunning = true;
+    this.sendRun = this.runSend();
+    return this.sendRun;
+  }
+
+  private async runSend(): Promise<void> {
     try {
       const outbound = this.outbound;
       if (!outbound || !this.options.client) return;
@@ -334,6 +356,8 @@ export class FederationSender {
         }
         if (!this.sendAgain) break;
       }
+    } catch (err) {
+      this.options.telemetry.logger.warn({ err: (err as Error).message }, 'federation-outbound: finding due destinations failed');
     } finally {
       this.sendRunning = false;
     }
