@@ -173,7 +173,7 @@ describe('federation keys between embedded Atrium servers', () => {
 
     it("A's clients resolve B's alias and read B's users' profiles through federation", async () => {
       const alice = await register(a, 'alice');
-      expect(await clientApi(a, 'GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias())}`)).toMatchObject({ status: 200, json: { room_id: roomId, servers: expect.arrayContaining([b.name]) } });
+      expect(await clientApi(a, 'GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias())}`)).toEqual({ status: 200, json: { room_id: roomId, servers: [b.name] } });
       expect(await clientApi(a, 'GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(`#nothing:${b.name}`)}`)).toMatchObject({ status: 404, json: { errcode: 'M_NOT_FOUND' } });
       expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}`, undefined, alice.token)).toEqual({ status: 200, json: { displayname: 'Bob B' } });
       expect(await clientApi(a, 'GET', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}/displayname`, undefined, alice.token)).toEqual({ status: 200, json: { displayname: 'Bob B' } });

@@ -58,7 +58,7 @@ export class DirectoryController {
     // Another server's alias: its directory, over federation (GET /query/directory).
     if (domainOfId(this.rooms.checkAlias(alias)) !== this.rooms.serverName) {
       const resolved = await this.remote.resolveAlias(alias);
-      return { room_id: resolved.roomId, servers: resolved.servers };
+      return { room_id: resolved.roomId, servers: [...new Set(resolved.servers)] };
     }
     const roomId = await this.rooms.resolveAlias(alias);
     return { room_id: roomId, servers: [this.rooms.serverName] };
