@@ -195,7 +195,8 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     const msg = await remotePdu(roomId, { type: 'm.room.message', content: { msgtype: 'm.text', body: 'hello from afar' } });
     const positionBefore = await rooms.safeStreamPosition();
     expect(await send(roomId, msg.pdu)).toEqual({ [msg.id]: {} });
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // The bus delivers notifications asynchronously: wait (bounded) for this one.
+    for (let i = 0; i < 200 && !wakes.some((w) => w.position > positionBefore); i++) await new Promise((resolve) => setTimeout(resolve, 10));
 
     expect((await timeline(roomId)).slice(-2)).toEqual([joinId, msg.id]);
     expect(await rooms.getMembership(roomId, bob)).toMatchObject({ membership: 'join', event_id: joinId });
@@ -424,9 +425,10 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect(await send(roomId, join)).toEqual({ [`$join2:${REMOTE}`]: {} });
     const msg = await build({ type: 'm.room.message', content: { body: 'v2' }, eventId: `$msg2:${REMOTE}` }, [`$join2:${REMOTE}`]);
     expect(await send(roomId, msg)).toEqual({ [`$msg2:${REMOTE}`]: {} });
-    // An event ID naming another server needs that server's signature too: it has none here.
-    const foreign = await build({ type: 'm.room.message', content: { body: 'x' }, eventId: '$forged:elsewhere.test' }, [`$msg2:${REMOTE}`]);
-    expect((await send(roomId, foreign))['$forged:elsewhere.test'].error).toMatch(/signature/);
+    // An event ID naming another server needs that server's signature too: it has none here
+    // (and its keys cannot be fetched: nothing listens on port 1).
+    const foreign = await build({ type: 'm.room.message', content: { body: 'x' }, eventId: '$forged:127.0.0.1:1' }, [`$msg2:${REMOTE}`]);
+    expect((await send(roomId, foreign))['$forged:127.0.0.1:1'].error).toMatch(/signature/);
     expect((await timeline(roomId)).slice(-2)).toEqual([`$join2:${REMOTE}`, `$msg2:${REMOTE}`]);
   });
 
