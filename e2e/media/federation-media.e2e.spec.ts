@@ -6,7 +6,11 @@
  * homeserver, "which must first transfer the content from the origin
  * homeserver"). Users of B fetch and thumbnail what users of A uploaded.
  */
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
+import { parse as parseYaml } from 'yaml';
+import { FederationHttpError, HttpFederationClient, HttpsTransport, httpsWellKnownFetcher, IpRangeFilter, ServerNameResolver } from '@atrium/federation-client';
+import { parseSigningKeyFile } from '@atrium/matrix';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { newUser, REGISTER_BURST_ENV, type Json, type TestUser } from '../support/fixtures';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
@@ -87,6 +91,51 @@ describe.each(modes)('media across two Atrium servers (%s mode)', (mode) => {
     const pending = await get(b, `/_matrix/client/v1/media/download/${mediaPath(mxc)}?timeout_ms=300`, bob.token);
     expect(pending.status).toBe(504);
     expect(pending.json.errcode).toBe('M_NOT_YET_UPLOADED');
+  });
+
+  /** Signed federation requests as B, with B's own signing key. */
+  function clientAsB(): { client: HttpFederationClient; close(): void } {
+    const config = parseYaml(readFileSync(b.configPath, 'utf8')) as { signing_key_path: string };
+    const [signingKey] = parseSigningKeyFile(readFileSync(config.signing_key_path, 'utf8'));
+    const transport = new HttpsTransport({ extraCaPems: [readFileSync(ca.certPath, 'utf8')], ipFilter: new IpRangeFilter([], []) });
+    const resolver = new ServerNameResolver({ fetchWellKnown: httpsWellKnownFetcher(transport) });
+    return { client: new HttpFederationClient({ serverName: b.serverName, signingKey, resolver, transport }), close: () => transport.close() };
+  }
+
+  it('serves a thumbnail over federation as multipart/mixed: {} then the image', async () => {
+    const bytes = await sharp({ create: { width: 500, height: 400, channels: 3, background: '#258' } }).jpeg().toBuffer();
+    const { content_uri: mxc } = await alice.sdk.uploadContent(bytes, { name: 'photo.jpg', type: 'image/jpeg' });
+    const mediaId = mxc.split('/').pop()!;
+    const { client, close } = clientAsB();
+    try {
+      const answer = await client.requestBytes({
+        destination: a.serverName,
+        method: 'GET',
+        path: `/_matrix/federation/v1/media/thumbnail/${mediaId}`,
+        query: { width: 96, height: 96, method: 'crop' },
+      });
+      expect(answer.status).toBe(200);
+      const boundary = /^multipart\/mixed; boundary=(\S+)$/.exec(String(answer.headers['content-type']))?.[1];
+      expect(boundary).toBeDefined();
+      const text = answer.body.toString('latin1');
+      const parts = text.split(`--${boundary}`);
+      // preamble (empty), metadata, media, and the closing "--".
+      expect(parts).toHaveLength(4);
+      expect(parts[1]).toBe('\r\nContent-Type: application/json\r\n\r\n{}\r\n');
+      expect(parts[3]).toBe('--\r\n');
+      const [head, ...rest] = parts[2].split('\r\n\r\n');
+      expect(head).toContain('Content-Type: image/jpeg');
+      const image = Buffer.from(rest.join('\r\n\r\n').slice(0, -2), 'latin1');
+      const meta = await sharp(image).metadata();
+      expect([meta.width, meta.height, meta.format]).toEqual([96, 96, 'jpeg']);
+
+      const missing = await client.requestBytes({ destination: a.serverName, method: 'GET', path: '/_matrix/federation/v1/media/download/noSuchMedia42' }).catch((err: unknown) => err);
+      expect(missing).toBeInstanceOf(FederationHttpError);
+      expect((missing as FederationHttpError).status).toBe(404);
+      expect((missing as FederationHttpError).errcode).toBe('M_NOT_FOUND');
+    } finally {
+      close();
+    }
   });
 
   it('answers 502 when the origin cannot be reached', async () => {
