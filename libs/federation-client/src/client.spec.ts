@@ -90,7 +90,7 @@ describe('HttpFederationClient over TLS', () => {
     expect(verifyRequest({ method: 'PUT', uri: answer.url as string, content: answer.body as JsonObject, authorization: answer.authorization as string }, 'someone.else', lookup)).toMatchObject({ ok: false, reason: 'wrong-destination' });
   });
 
-  it('with telemetry, runs in a federation.request span and sends its trace context (traceparent)', async () => {
+  it('with telemetry, runs in a federation.request span, sends its trace context (traceparent) and is counted by outcome', async () => {
     const telemetry = initTelemetry({ serviceName: 'federation-client-test', logLevel: 'silent' });
     try {
       const transport = new HttpsTransport({ extraCaPems: [readFileSync(ca.certPath, 'utf8')], ipFilter: new IpRangeFilter(DEFAULT_IP_RANGE_BLOCKLIST, LOOPBACK_ALLOWED) });
@@ -102,6 +102,10 @@ describe('HttpFederationClient over TLS', () => {
       }));
       expect(traceId).toMatch(/^[0-9a-f]{32}$/);
       expect(answer.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-0[01]$`));
+      const metrics = (await telemetry.metricsText()).body;
+      expect(metrics).toMatch(/atrium_federation_client_request_duration_seconds_count\{method="GET",outcome="2xx"\} [1-9]/);
+      await expect(traced.request({ destination: `127.0.0.1:${server.port}`, method: 'GET', path: '/_matrix/federation/v1/forbidden' })).rejects.toMatchObject({ status: 403 });
+      expect((await telemetry.metricsText()).body).toMatch(/atrium_federation_client_request_duration_seconds_count\{method="GET",outcome="4xx"\} 1/);
       // The untraced client sends none.
       expect((await clientWith().request<Record<string, unknown>>({ destination: `127.0.0.1:${server.port}`, method: 'GET', path: '/_matrix/federation/v1/echo' })).traceparent).toBeNull();
     } finally {

@@ -67,6 +67,12 @@ export class HttpFederationClient implements FederationClient {
   private async exchange(request: FederationRequest, accept: string): Promise<HttpsResponse> {
     const telemetry = this.options.telemetry;
     if (!telemetry) return this.send(request, accept, {});
+    // Outcome, not destination, as a label: destinations are unbounded.
+    const duration = telemetry.metrics.histogram('federation_client_request_duration_seconds', 'Outgoing federation and key requests by method and outcome (status class or unreachable reason)', ['method', 'outcome']);
+    const started = process.hrtime.bigint();
+    const observe = (outcome: string): void => {
+      duration.observe({ method: request.method, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    };
     return telemetry.withSpan(
       'federation.request',
       { kind: SpanKind.CLIENT, attributes: { 'matrix.destination': request.destination, 'http.request.method': request.method, 'url.path': request.path } },
@@ -74,10 +80,18 @@ export class HttpFederationClient implements FederationClient {
         try {
           const response = await this.send(request, accept, injectTraceHeaders());
           span.setAttribute('http.response.status_code', response.status);
+          observe('2xx');
           return response;
         } catch (err) {
-          if (err instanceof FederationHttpError) span.setAttribute('http.response.status_code', err.status);
-          if (err instanceof FederationUnreachableError) span.setAttribute('matrix.unreachable_reason', err.reason);
+          if (err instanceof FederationHttpError) {
+            span.setAttribute('http.response.status_code', err.status);
+            observe(`${Math.floor(err.status / 100)}xx`);
+          } else if (err instanceof FederationUnreachableError) {
+            span.setAttribute('matrix.unreachable_reason', err.reason);
+            observe(err.reason);
+          } else {
+            observe('error');
+          }
           throw err;
         }
       },
