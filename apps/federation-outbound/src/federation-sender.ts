@@ -173,7 +173,12 @@ export class FederationSender {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     for (const s of this.subscriptions.splice(0)) await s.unsubscribe();
-    await Promise.race([Promise.allSettled([this.logRun, this.sendRun, ...this.eduWork, ...this.active.values()]), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([this.logRun, this.sendRun, ...this.eduWork, ...this.active.values()]),
+      new Promise((resolve) => (timeout = setTimeout(resolve, 5000))),
+    ]);
+    clearTimeout(timeout);
     // Another replica takes over the log at once rather than when the lease runs out.
     if (!this.logRunning) await this.release(LOG_LEASE);
   }
