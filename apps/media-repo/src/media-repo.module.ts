@@ -35,6 +35,8 @@ class UploadBodyInstaller implements OnModuleInit {
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     installUploadBodyHook(fastify, this.blobs, this.config.media.max_upload_size);
+    // Uploads a crash cut off; a day is far longer than any upload runs.
+    void this.blobs.sweepStaged(24 * 3600_000).catch(() => undefined);
   }
 }
 

@@ -43,6 +43,8 @@ export interface FetchOptions {
 }
 
 export class MediaService {
+  private readonly remoteFetches = new Map<string, Promise<ServableMedia>>();
+
   constructor(
     private readonly serverName: string,
     private readonly config: MediaConfig,
@@ -173,6 +175,16 @@ export class MediaService {
     if (!this.federation?.requestBytes) {
       throw new MatrixError(502, 'M_UNKNOWN', 'Fetching remote media is not available on this server');
     }
+    // Clients of one room ask for the same new media at once: one fetch per process serves them all.
+    const key = mediaKey(serverName, mediaId);
+    const running = this.remoteFetches.get(key);
+    if (running) return running;
+    const fetching = this.fetchRemote(serverName, mediaId, options).finally(() => this.remoteFetches.delete(key));
+    this.remoteFetches.set(key, fetching);
+    return fetching;
+  }
+
+  private async fetchRemote(serverName: string, mediaId: string, options: FetchOptions): Promise<ServableMedia> {
     const fetched = await fetchRemoteMedia(this.federation as RemoteMediaClient, this.blobs, serverName, mediaId, {
       timeoutMs: options.timeoutMs,
       maxBytes: this.config.max_upload_size,

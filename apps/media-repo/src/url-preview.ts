@@ -15,6 +15,7 @@ import { request as httpRequest, type IncomingMessage, type RequestOptions } fro
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { Parser } from 'htmlparser2';
+import sharp from 'sharp';
 import type { AtriumConfig } from '@atrium/config';
 import { IpRangeFilter } from '@atrium/federation-client';
 import { Errors, MatrixError } from '@atrium/http';
@@ -215,6 +216,13 @@ export class UrlPreviewer {
   /** "og:image: An mxc:// URI to the image"; "matrix:image:size: The byte-size of the image". */
   private async withImage(og: Record<string, unknown>, bytes: Buffer, type: string): Promise<Record<string, unknown>> {
     const stored = await this.media.storeFetched(bytes, type);
-    return { ...og, 'og:image': stored.content_uri, 'og:image:type': type, 'matrix:image:size': stored.size };
+    const answer: Record<string, unknown> = { ...og, 'og:image': stored.content_uri, 'og:image:type': type, 'matrix:image:size': stored.size };
+    // Dimensions as the spec's example gives them, when the image can be read.
+    const meta = await sharp(bytes, { limitInputPixels: this.config.media.max_thumbnail_pixels }).metadata().catch(() => undefined);
+    if (meta?.width && meta.height) {
+      answer['og:image:width'] = meta.width;
+      answer['og:image:height'] = meta.pageHeight ?? meta.height;
+    }
+    return answer;
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -32,6 +32,15 @@ describe('FileBlobStore', () => {
     const source = Readable.from([Buffer.alloc(60), Buffer.alloc(60)]);
     await expect(store.stage(source, 100)).rejects.toBeInstanceOf(BlobTooLargeError);
     expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+  });
+
+  it('sweeps staged files older than asked', async () => {
+    const old = await store.stageBuffer(Buffer.from('left by a crash'));
+    utimesSync(old.path, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+    const fresh = await store.stageBuffer(Buffer.from('being uploaded'));
+    expect(await store.sweepStaged(60_000)).toBe(1);
+    expect(existsSync(old.path)).toBe(false);
+    expect(existsSync(fresh.path)).toBe(true);
   });
 
   it('keeps derived files per blob and refuses names that could leave the folder', async () => {

@@ -19,7 +19,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -50,6 +50,8 @@ export interface BlobStore {
   /** A stored blob's file path, or undefined when it is missing. */
   pathOf(sha256: string): Promise<string | undefined>;
   open(sha256: string): Readable;
+  /** Removes staged files older than `olderThanMs` (left by a crash); answers how many. */
+  sweepStaged(olderThanMs: number): Promise<number>;
   /** A cached derived file (thumbnail) of a blob, or undefined. */
   readDerived(sha256: string, name: string): Promise<Buffer | undefined>;
   writeDerived(sha256: string, name: string, bytes: Buffer): Promise<void>;
@@ -75,6 +77,29 @@ export class FileBlobStore implements BlobStore {
     const dir = join(this.root, 'tmp');
     await mkdir(dir, { recursive: true });
     return join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /**
+   * Removes staged files older than `olderThanMs`: uploads cut off by a
+   * crash or a restart. A live upload's file is younger (uploads are bounded
+   * in size and time), so replicas sharing the folder can all sweep it.
+   */
+  async sweepStaged(olderThanMs: number): Promise<number> {
+    const dir = join(this.root, 'tmp');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    const cutoff = Date.now() - olderThanMs;
+    for (const name of names) {
+      const path = join(dir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && info.mtimeMs < cutoff && (await unlink(path).then(() => true, () => false))) removed++;
+    }
+    return removed;
   }
 
   async stage(source: Readable, maxBytes: number): Promise<StagedBlob> {
