@@ -371,6 +371,7 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
     expect(res.json['og:type']).toBe('website');
     expect(res.json['og:image']).toMatch(/^mxc:\/\//);
     expect(res.json['og:image:type']).toBe('image/png');
+    expect([res.json['og:image:width'], res.json['og:image:height']]).toEqual([64, 48]);
     const image = await call('GET', `/_matrix/client/v1/media/download/${mxcPath(res.json['og:image'] as string)}`, { token: alice.token });
     expect(image.status).toBe(200);
     expect(res.json['matrix:image:size']).toBe(image.bytes.length);
