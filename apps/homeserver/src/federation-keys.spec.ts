@@ -148,6 +148,8 @@ describe('federation keys between embedded Atrium servers', () => {
 
     let bob: { userId: string; token: string };
     let roomId: string;
+    /** B's space and its children (set by the /hierarchy test). */
+    let bSpace: { space: string; open: string; closed: string } | undefined;
     const alias = (): string => `#lobby:${b.name}`;
 
     beforeAll(async () => {
@@ -210,6 +212,7 @@ describe('federation keys between embedded Atrium servers', () => {
       const space = await create({ preset: 'public_chat', name: 'Space', creation_content: { type: 'm.space' } });
       const open = await create({ preset: 'public_chat', name: 'Open child' });
       const closed = await create({ preset: 'private_chat', name: 'Closed child' });
+      bSpace = { space, open, closed };
       for (const [child, suggested] of [[open, true], [closed, false]] as const) {
         const put = await clientApi(b, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(space)}/state/m.space.child/${encodeURIComponent(child)}`, { via: [b.name], suggested }, bob.token);
         expect(put.status).toBe(200);
@@ -227,6 +230,31 @@ describe('federation keys between embedded Atrium servers', () => {
       expect(suggested.room.children_state.map((c) => c['state_key'])).toEqual([open]);
       await expect(asA.request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent(closed)}` })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
       await expect(asA.request({ destination: b.name, method: 'GET', path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent('!unknown:' + b.name)}` })).rejects.toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+    });
+
+    it("A's client /hierarchy walks into B's space over federation: B's rooms A does not know are described by B", async () => {
+      expect(bSpace).toBeDefined();
+      const { space, open, closed } = bSpace!;
+      const carol = await register(a, 'carol');
+      const created = await clientApi(a, 'POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat', name: 'A space', creation_content: { type: 'm.space' } }, carol.token);
+      expect(created.status).toBe(200);
+      const aSpace = created.json['room_id'] as string;
+      const put = await clientApi(a, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(aSpace)}/state/m.space.child/${encodeURIComponent(space)}`, { via: [b.name], suggested: true }, carol.token);
+      expect(put.status).toBe(200);
+      type Rooms = { rooms: Array<Record<string, unknown> & { children_state: Array<Record<string, unknown>> }> };
+      const walked = await clientApi(a, 'GET', `/_matrix/client/v1/rooms/${encodeURIComponent(aSpace)}/hierarchy`, undefined, carol.token);
+      expect(walked.status).toBe(200);
+      const rooms = (walked.json as unknown as Rooms).rooms;
+      expect(rooms.map((r) => r['room_id'])).toEqual([aSpace, space, open]);
+      expect(rooms[1]).toMatchObject({ name: 'Space', room_type: 'm.space', join_rule: 'public' });
+      expect(rooms[1].children_state.map((c) => c['state_key']).sort()).toEqual([open, closed].sort());
+      expect(rooms[2]).toMatchObject({ name: 'Open child' });
+      // suggested_only: B's space gives only its suggested child.
+      const suggested = await clientApi(a, 'GET', `/_matrix/client/v1/rooms/${encodeURIComponent(aSpace)}/hierarchy?suggested_only=true`, undefined, carol.token);
+      expect(((suggested.json as unknown as Rooms).rooms).map((r) => r['room_id'])).toEqual([aSpace, space, open]);
+      // max_depth 1 stops at B's space.
+      const shallow = await clientApi(a, 'GET', `/_matrix/client/v1/rooms/${encodeURIComponent(aSpace)}/hierarchy?max_depth=1`, undefined, carol.token);
+      expect(((shallow.json as unknown as Rooms).rooms).map((r) => r['room_id'])).toEqual([aSpace, space]);
     });
   });
 });

@@ -1,10 +1,12 @@
 import { Controller, Get, Module, Param, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, CurrentRequester, Errors, type Requester } from '@atrium/http';
-import { eventOf, type RoomRecord } from '@atrium/rooms';
+import { parseRoomId } from '@atrium/matrix';
+import { eventOf } from '@atrium/rooms';
 import { RoomsModule } from '../rooms/rooms.module';
 import { RoomsService, type RoomSummary } from '../rooms/rooms.service';
 import { booleanParam, integerParam } from '../sync/sync.controller';
 import { formatHierarchyToken, isValidChild, orderChildren, parseHierarchyToken, type ChildEvent } from './hierarchy';
+import { RemoteHierarchy } from './remote-hierarchy';
 
 /** Rooms per page without `limit`, and the most we give ("Servers should apply a default value, and impose a maximum"). */
 const DEFAULT_LIMIT = 50;
@@ -17,6 +19,8 @@ const MAX_ROOMS = 1000;
 
 type StrippedChild = { type: 'm.space.child'; state_key: string; content: Record<string, unknown>; sender: string; origin_server_ts: number };
 type HierarchyRoom = RoomSummary & { children_state: StrippedChild[] };
+/** A room of the walk: known here (children read from our state when visited) or described by another server. */
+type WalkNode = { summary: RoomSummary; depth: number; remoteChildren?: ChildEvent[] };
 
 /**
  * GET /v1/rooms/{roomId}/hierarchy (space_hierarchy.yaml, module spaces.md).
@@ -27,15 +31,19 @@ type HierarchyRoom = RoomSummary & { children_state: StrippedChild[] };
  * joined allowed room; world_readable history) with its summary and its
  * children as stripped state with `origin_server_ts`. A room the user may not
  * see is left out with its subtree. Rooms this server does not know are left
- * out too: filling them in over federation (the `via` servers) waits for the
- * federation work. The token is an offset into the walk together with
+ * out unless a server of the m.space.child's `via` describes them (federation
+ * GET /hierarchy, remote-hierarchy.ts), whose answer then stands for them
+ * (and, at the root, the server of a room ID that names one). The token is an offset into the walk together with
  * `suggested_only` and `max_depth`, so a page after a change of the tree may
  * repeat or skip a room, which a re-walk per page cannot avoid.
  */
 @Controller('_matrix/client/v1')
 @UseGuards(AccessTokenGuard)
 export class HierarchyController {
-  constructor(private readonly rooms: RoomsService) {}
+  constructor(
+    private readonly rooms: RoomsService,
+    private readonly remote: RemoteHierarchy,
+  ) {}
 
   @Get('rooms/:roomId/hierarchy')
   async hierarchy(
@@ -65,19 +73,17 @@ export class HierarchyController {
     // 403: "The room is not set up for peeking", "The user has been banned", "The room does not exist".
     const forbidden = () => Errors.forbidden('You are not allowed to view this room.');
     if (!roomId.startsWith('!')) throw forbidden();
-    const root = await this.rooms.store.getRoom(roomId);
-    if (!root) throw forbidden();
-    const rootSummary = await this.rooms.summary(root);
-    if (!(await this.canSee(root, rootSummary, requester.userId))) throw forbidden();
+    const rootNode = await this.node(roomId, 0, this.roomIdServer(roomId), suggestedOnly, requester.userId);
+    if (!rootNode) throw forbidden();
 
     const out: HierarchyRoom[] = [];
     const seen = new Set<string>([roomId]);
-    const stack: Array<{ room: RoomRecord; summary: RoomSummary; depth: number }> = [{ room: root, summary: rootSummary, depth: 0 }];
+    const stack: WalkNode[] = [rootNode];
     let given = 0;
     let more = false;
     while (stack.length > 0 && given < MAX_ROOMS) {
-      const { room, summary, depth } = stack.pop()!;
-      const children = await this.children(room._id, suggestedOnly);
+      const { summary, depth, remoteChildren } = stack.pop()!;
+      const children = remoteChildren ?? (await this.children(summary.room_id, suggestedOnly));
       if (given >= offset) {
         if (out.length === limit) {
           more = true;
@@ -87,15 +93,13 @@ export class HierarchyController {
       }
       given += 1;
       if (depth >= effectiveDepth) continue;
-      const next: Array<{ room: RoomRecord; summary: RoomSummary; depth: number }> = [];
+      const next: WalkNode[] = [];
       for (const child of children) {
         if (seen.has(child.state_key)) continue;
         seen.add(child.state_key);
-        const childRoom = await this.rooms.store.getRoom(child.state_key);
-        if (!childRoom) continue;
-        const childSummary = await this.rooms.summary(childRoom);
-        if (!(await this.canSee(childRoom, childSummary, requester.userId))) continue;
-        next.push({ room: childRoom, summary: childSummary, depth: depth + 1 });
+        const via = (child.content['via'] as string[]).filter((server) => server !== this.rooms.serverName);
+        const node = await this.node(child.state_key, depth + 1, via, suggestedOnly, requester.userId);
+        if (node) next.push(node);
       }
       // Depth-first: the first child is walked next.
       for (let i = next.length - 1; i >= 0; i--) stack.push(next[i]);
@@ -103,6 +107,28 @@ export class HierarchyController {
     const response: { rooms: HierarchyRoom[]; next_batch?: string } = { rooms: out };
     if (more) response.next_batch = formatHierarchyToken({ offset: offset + out.length, suggestedOnly, maxDepth: effectiveDepth });
     return response;
+  }
+
+  /**
+   * A room of the walk the user may see: from our own state when we know the
+   * room, else as one of `servers` describes it; undefined when neither.
+   */
+  private async node(roomId: string, depth: number, servers: readonly string[], suggestedOnly: boolean, userId: string): Promise<WalkNode | undefined> {
+    const room = await this.rooms.store.getRoom(roomId);
+    if (room) {
+      const summary = await this.rooms.summary(room);
+      return (await this.canSee(roomId, summary, userId)) ? { summary, depth } : undefined;
+    }
+    const remote = await this.remote.get(roomId, servers, suggestedOnly);
+    if (!remote || !(await this.canSee(roomId, remote.summary, userId))) return undefined;
+    const children = orderChildren(remote.children.filter((c) => isValidChild(c) && (!suggestedOnly || c.content['suggested'] === true)));
+    return { summary: remote.summary, depth, remoteChildren: children };
+  }
+
+  /** The server a room ID names (room versions before 12), to ask about a root room this server does not know. */
+  private roomIdServer(roomId: string): string[] {
+    const parsed = parseRoomId(roomId);
+    return parsed?.kind === 'domain' && parsed.domain !== this.rooms.serverName ? [parsed.domain] : [];
   }
 
   /** The room's valid m.space.child events in spaces.md order (only `suggested: true` ones with suggested_only). */
@@ -119,8 +145,8 @@ export class HierarchyController {
   }
 
   /** The response's inclusion rules (space_hierarchy.yaml `rooms`); a banned user sees nothing of the room. */
-  private async canSee(room: RoomRecord, summary: RoomSummary, userId: string): Promise<boolean> {
-    const membership = (await this.rooms.store.getMembership(room._id, userId))?.membership;
+  private async canSee(roomId: string, summary: RoomSummary, userId: string): Promise<boolean> {
+    const membership = (await this.rooms.store.getMembership(roomId, userId))?.membership;
     if (membership === 'ban') return false;
     if (membership === 'join' || membership === 'invite') return true;
     if (summary.world_readable) return true;
@@ -135,5 +161,5 @@ export class HierarchyController {
 }
 
 /** Spaces (issue 4): the space hierarchy. */
-@Module({ imports: [RoomsModule], controllers: [HierarchyController] })
+@Module({ imports: [RoomsModule], controllers: [HierarchyController], providers: [RemoteHierarchy] })
 export class SpacesModule {}
