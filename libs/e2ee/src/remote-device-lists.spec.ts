@@ -32,7 +32,7 @@ describe('RemoteDeviceListStore', () => {
       master_key: master,
     });
     expect(parsed).not.toBeNull();
-    await lists.replace(alice, parsed!);
+    expect(await lists.replace(alice, parsed!, await lists.beginResync(alice))).toBe(true);
   };
   const update = (content: Record<string, unknown>) => parseDeviceListUpdate('remote.test', { user_id: alice, ...content })!;
 
@@ -46,7 +46,7 @@ describe('RemoteDeviceListStore', () => {
 
   it('a replaced list drops devices no longer listed', async () => {
     await seed(5);
-    await lists.replace(alice, parseUserDevicesResponse(alice, { user_id: alice, stream_id: 9, devices: [{ device_id: 'D2', keys: keysOf('D2') }] })!);
+    await lists.replace(alice, parseUserDevicesResponse(alice, { user_id: alice, stream_id: 9, devices: [{ device_id: 'D2', keys: keysOf('D2') }] })!, await lists.beginResync(alice));
     const cached = await lists.get(alice);
     expect(cached!.devices.map((d) => d.deviceId)).toEqual(['D2']);
     expect(cached!.masterKey).toBeNull();
@@ -67,6 +67,19 @@ describe('RemoteDeviceListStore', () => {
     // A fresh /user/devices answer makes it current again.
     await seed(10);
     expect((await lists.get(alice))!.streamId).toBe(10);
+  });
+
+  it('an update arriving while the list is fetched keeps the fetched answer from making the list fresh', async () => {
+    const token = await lists.beginResync(alice);
+    // While the fetch is under way: an update, and a reader, both find the list stale.
+    expect(await lists.get(alice)).toBeNull();
+    expect(await lists.applyUpdate(update({ device_id: 'D9', stream_id: 12, prev_id: [11], keys: keysOf('D9') }))).toBe('stale');
+    const answer = parseUserDevicesResponse(alice, { user_id: alice, stream_id: 11, devices: [{ device_id: 'D1', keys: keysOf('D1') }] })!;
+    expect(await lists.replace(alice, answer, token)).toBe(false);
+    expect(await lists.get(alice)).toBeNull();
+    // The next fetch, with nothing arriving meanwhile, makes it fresh.
+    expect(await lists.replace(alice, answer, await lists.beginResync(alice))).toBe(true);
+    expect((await lists.get(alice))!.streamId).toBe(11);
   });
 
   it('an update for a user with no cached list is not stored', async () => {

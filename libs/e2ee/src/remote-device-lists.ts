@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Collection, Doc, DocumentStore } from '@atrium/storage';
 
 /**
@@ -28,6 +29,12 @@ export interface RemoteDeviceListRecord extends Doc {
   master_key: string | null;
   self_signing_key: string | null;
   updated_ts: number;
+  /**
+   * The token of the fetch in progress (`beginResync`), cleared by any update
+   * received meanwhile: the fetch then stores its devices but leaves the list
+   * stale, since its answer may predate that update.
+   */
+  resync: string | null;
 }
 
 export interface RemoteDeviceRecord extends Doc {
@@ -95,15 +102,29 @@ export class RemoteDeviceListStore {
   }
 
   /**
-   * Replaces the cached list with a `/user/devices/{userId}` answer
-   * (user_devices.yaml), already checked by `parseUserDevicesResponse`. The
-   * list is marked stale first and made fresh last, so a reader in between
-   * fetches for itself instead of reading half-written devices; the devices
-   * are written in one insertMany (one transaction on SQLite), not one write
-   * per device.
+   * Called before fetching a user's list: marks it stale (a placeholder row
+   * for a user not cached yet) with a fresh resync token, so an update that
+   * arrives while the fetch is under way is known to `replace`.
    */
-  async replace(userId: string, answer: ParsedUserDevices): Promise<void> {
-    await this.lists.update(userId, { stale: true });
+  async beginResync(userId: string): Promise<string> {
+    const token = randomUUID();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await this.lists.update(userId, { stale: true, resync: token })) return token;
+      const placeholder: RemoteDeviceListRecord = { _id: userId, server: serverOf(userId), stream_id: 0, stale: true, master_key: null, self_signing_key: null, updated_ts: Date.now(), resync: token };
+      if (await this.lists.insert(placeholder)) return token;
+    }
+    return token;
+  }
+
+  /**
+   * Stores a `/user/devices/{userId}` answer (user_devices.yaml), already
+   * checked by `parseUserDevicesResponse`, fetched after `beginResync` gave
+   * `token`. The devices are replaced in one deleteMany + insertMany (one
+   * transaction on SQLite); the list becomes fresh only if no update arrived
+   * since `beginResync` (else it stays stale and the next reader fetches
+   * again). Answers whether the list is now fresh.
+   */
+  async replace(userId: string, answer: ParsedUserDevices, token: string): Promise<boolean> {
     await this.devices.deleteMany({ user_id: userId });
     await this.devices.insertMany(
       answer.devices.map((device) => ({
@@ -114,15 +135,18 @@ export class RemoteDeviceListStore {
         display_name: device.device_display_name ?? null,
       })),
     );
-    await this.lists.put({
-      _id: userId,
-      server: serverOf(userId),
-      stream_id: answer.stream_id,
-      stale: false,
-      master_key: answer.master_key === null ? null : JSON.stringify(answer.master_key),
-      self_signing_key: answer.self_signing_key === null ? null : JSON.stringify(answer.self_signing_key),
-      updated_ts: Date.now(),
-    });
+    return this.lists.update(
+      userId,
+      {
+        stream_id: answer.stream_id,
+        stale: false,
+        master_key: answer.master_key === null ? null : JSON.stringify(answer.master_key),
+        self_signing_key: answer.self_signing_key === null ? null : JSON.stringify(answer.self_signing_key),
+        updated_ts: Date.now(),
+        resync: null,
+      },
+      { resync: token },
+    );
   }
 
   /**
@@ -135,7 +159,11 @@ export class RemoteDeviceListStore {
   async applyUpdate(update: ParsedDeviceListUpdate): Promise<DeviceListUpdateOutcome> {
     const list = await this.lists.get(update.user_id);
     if (!list) return 'not-cached';
-    if (list.stale) return 'stale';
+    if (list.stale) {
+      // A fetch under way may have been answered before this update: it must not make the list fresh.
+      if (list.resync !== null) await this.lists.update(update.user_id, { resync: null });
+      return 'stale';
+    }
     if (update.stream_id <= list.stream_id) return 'duplicate';
     if (!update.prev_id.every((p) => p === list.stream_id)) {
       await this.markStale(update.user_id);
@@ -166,7 +194,8 @@ export class RemoteDeviceListStore {
    * is cached for an unknown user (the next /keys/query fetches everything).
    */
   async applySigningKeyUpdate(userId: string, masterKey: Json | null, selfSigningKey: Json | null): Promise<boolean> {
-    const set: Partial<RemoteDeviceListRecord> = { updated_ts: Date.now() };
+    // resync cleared: a fetch under way may predate these keys (see `replace`).
+    const set: Partial<RemoteDeviceListRecord> = { updated_ts: Date.now(), resync: null };
     if (masterKey) set.master_key = JSON.stringify(masterKey);
     if (selfSigningKey) set.self_signing_key = JSON.stringify(selfSigningKey);
     return this.lists.update(userId, set);
@@ -174,7 +203,7 @@ export class RemoteDeviceListStore {
 
   /** The next reader fetches the list again. */
   async markStale(userId: string): Promise<void> {
-    await this.lists.update(userId, { stale: true });
+    await this.lists.update(userId, { stale: true, resync: null });
   }
 
   /**

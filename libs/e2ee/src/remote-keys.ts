@@ -124,6 +124,7 @@ export class RemoteKeys {
       else resync.push(user);
     }
     const work: Array<Promise<void>> = resync.map(async (user) => {
+      const token = await lists.beginResync(user);
       const body = await this.options.client.request<unknown>({
         destination: server,
         method: 'GET',
@@ -132,7 +133,7 @@ export class RemoteKeys {
       });
       const parsed = parseUserDevicesResponse(user, body);
       if (!parsed) throw new BadAnswerError(`/user/devices/${user}`);
-      await lists.replace(user, parsed);
+      await lists.replace(user, parsed, token);
       serveList(out, user, users.get(user) ?? [], {
         streamId: parsed.stream_id,
         devices: parsed.devices.map((d) => ({ deviceId: d.device_id, keys: d.keys, displayName: d.device_display_name ?? null })),
