@@ -71,7 +71,9 @@ export class FederationRoomEventsController {
     const record = await this.eventIn(roomId, eventId);
     const before = await this.rooms.stateIdsBefore(record._id);
     if (!before) throw Errors.notFound(`The state at ${record._id} is not known`);
-    const state = [...before.values()];
+    // Rejected events are never served as state (server-server-api "Rejection").
+    const records = (await this.rooms.getEvents([...before.values()])).filter((r) => !r.rejected);
+    const state = records.map((r) => r._id);
     const chain = (await this.rooms.authChain(state)).filter((r) => !r.rejected).map((r) => r._id);
     return { state, chain };
   }
