@@ -136,6 +136,27 @@ export class E2eeService {
   }
 
   /**
+   * Signatures on a local user's own keys reach the servers sharing a room
+   * with them, as Synapse sends them: a signed device as an
+   * m.device_list_update carrying its keys with the signatures (what
+   * /user/keys/query would answer, without the display name), a signed
+   * master key as an m.signing_key_update.
+   */
+  private async federateOwnSignatures(userId: string, signed: ReadonlySet<string>): Promise<void> {
+    if (!this.isLocal(userId)) return;
+    const keys = await this.localKeys(userId, [], null);
+    for (const keyId of signed) {
+      const device = keys.devices[keyId];
+      if (device) {
+        const { unsigned: _unsigned, ...deviceKeys } = device;
+        await this.federate({ edu_type: 'm.device_list_update', content: { user_id: userId, device_id: keyId, keys: deviceKeys as JsonObject }, user_id: userId });
+      } else if (keys.master && isObject(keys.master.keys) && Object.values(keys.master.keys).includes(keyId)) {
+        await this.federate({ edu_type: 'm.signing_key_update', content: { user_id: userId, master_key: keys.master as JsonObject }, user_id: userId });
+      }
+    }
+  }
+
+  /**
    * Tells the servers sharing a room with a local user about a change of
    * their devices or cross-signing keys (server-server-api "Device
    * Management": m.device_list_update, whose stream_id/prev_id
@@ -500,6 +521,8 @@ export class E2eeService {
     }
     const own = await this.store.crossSigningKeys(userId);
     const changedUsers = new Set<string>();
+    /** The user's own keys (device IDs, master public key) that got a signature: other servers hear of them. */
+    const ownSigned = new Set<string>();
     for (const [targetUser, keys] of Object.entries(body) as Array<[string, Json]>) {
       for (const [keyId, signed] of Object.entries(keys)) {
         if (!isObject(signed) || !isObject(signed.signatures) || !isObject(signed.signatures[userId])) {
@@ -568,11 +591,13 @@ export class E2eeService {
           continue;
         }
         await this.store.addSignature(targetUser, keyId, userId, signerKeyId, signature);
+        if (targetUser === userId) ownSigned.add(keyId);
         // Others' signatures by our user-signing key are visible only to us: only our own trackers need to refetch.
         changedUsers.add(userId);
       }
     }
     for (const user of changedUsers) await this.deviceListChanged(user);
+    if (ownSigned.size > 0) await this.federateOwnSignatures(userId, ownSigned);
     return { failures };
   }
 
