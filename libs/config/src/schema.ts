@@ -144,6 +144,8 @@ export interface AtriumConfig {
   rate_limits: {
     login: RateLimitConfig;
     register: RateLimitConfig;
+    /** Per user: media uploads and created media IDs (client-server-api content-repo.yaml, 429 on upload and /create). */
+    media_upload: RateLimitConfig;
     /** Set false to disable rate limiting entirely (tests, benchmarks). */
     enabled: boolean;
   };
@@ -209,6 +211,7 @@ export function defaultConfig(serverName: string, dataDir = './data'): AtriumCon
       enabled: true,
       login: { per_second: 0.2, burst: 5 },
       register: { per_second: 0.2, burst: 5 },
+      media_upload: { per_second: 1, burst: 50 },
     },
     telemetry: { log_level: 'info' },
     rooms: { default_version: '12' },
