@@ -12,11 +12,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import type { TestServer } from '../support/servers';
-import { REGISTER_BURST_ENV, startWithUsers, type TestUser } from '../support/fixtures';
+import { newUser, REGISTER_BURST_ENV, startWithUsers, type TestUser } from '../support/fixtures';
 
 const modes = ['embedded', 'cluster'] as const;
 const MAX_UPLOAD = 256 * 1024;
 const MAX_PENDING = 3;
+const UPLOAD_BURST = 40;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -111,6 +112,7 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
           ...REGISTER_BURST_ENV,
           ATRIUM_MEDIA__MAX_UPLOAD_SIZE: String(MAX_UPLOAD),
           ATRIUM_MEDIA__MAX_PENDING_UPLOADS: String(MAX_PENDING),
+          ATRIUM_RATE_LIMITS__MEDIA_UPLOAD__BURST: String(UPLOAD_BURST),
           // The preview page is on loopback, which the default blocklist covers.
           ATRIUM_FEDERATION__IP_RANGE_ALLOWLIST: JSON.stringify(['127.0.0.1/32']),
         },
@@ -331,6 +333,23 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
     const exact = await upload(alice.token, Buffer.alloc(MAX_UPLOAD, 9), 'application/octet-stream');
     const back = await call('GET', `/_matrix/client/v1/media/download/${mxcPath(exact)}`, { token: alice.token });
     expect(back.bytes.length).toBe(MAX_UPLOAD);
+  });
+
+  it('limits the rate of uploads per user (429 M_LIMIT_EXCEEDED)', async () => {
+    const carol = await newUser(base, 'carol', 'pw-media-12345');
+    try {
+      for (let i = 0; i < UPLOAD_BURST; i++) await upload(carol.token, Buffer.from(`n${i}`), 'text/plain');
+      const over = await call('POST', '/_matrix/media/v3/upload', { token: carol.token, body: Buffer.from('one more'), headers: { 'content-type': 'text/plain' } });
+      expect(over.status).toBe(429);
+      expect(over.json.errcode).toBe('M_LIMIT_EXCEEDED');
+      expect(over.json.retry_after_ms).toBeGreaterThan(0);
+      const create = await call('POST', '/_matrix/media/v1/create', { token: carol.token });
+      expect(create.status).toBe(429);
+      // Others still upload.
+      await upload(bob.token, Buffer.from('bob is fine'), 'text/plain');
+    } finally {
+      carol.sdk.stopClient();
+    }
   });
 
   it('wants an access token to upload', async () => {

@@ -7,9 +7,9 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AtriumConfig } from '@atrium/config';
-import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
+import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type RateLimiter, type Requester } from '@atrium/http';
 import { sanitiseContentType } from '@atrium/matrix';
-import { CONFIG } from '@atrium/platform';
+import { CONFIG, RATE_LIMITER } from '@atrium/platform';
 import { checkMediaPath, fetchOptions, sendMedia, sendThumbnail, thumbnailRequest, uploadFilename, type Query as QueryParams } from './http-helpers';
 import type { MediaService } from './media.service';
 import type { BlobStore } from './storage/blob-store';
@@ -36,12 +36,19 @@ export class MediaUploadController {
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(CONFIG) private readonly config: AtriumConfig,
     @Inject(URL_PREVIEWER) private readonly previewer: UrlPreviewer,
+    @Inject(RATE_LIMITER) private readonly rateLimiter: RateLimiter,
   ) {}
+
+  /** "As well as limiting the rate of requests to create mxc:// URIs" (and uploads): per user, 429 M_LIMIT_EXCEEDED. */
+  private limit(requester: Requester): Promise<void> {
+    return this.rateLimiter.check('media_upload', requester.userId, this.config.rate_limits.media_upload);
+  }
 
   /** POST /_matrix/media/v3/upload. */
   @Post(legacy('upload'))
   @HttpCode(200)
   async upload(@CurrentRequester() requester: Requester, @Req() request: FastifyRequest, @Query() query: QueryParams) {
+    await this.limit(requester);
     const staged = await stagedUpload(request, this.blobs);
     return this.media.upload(requester.userId, staged, uploadContentType(request), uploadFilename(query));
   }
@@ -56,6 +63,7 @@ export class MediaUploadController {
     @Query() query: QueryParams,
   ) {
     checkMediaPath(serverName, mediaId);
+    await this.limit(requester);
     const staged = await stagedUpload(request, this.blobs);
     return this.media.uploadTo(requester.userId, serverName, mediaId, staged, uploadContentType(request), uploadFilename(query));
   }
@@ -63,7 +71,8 @@ export class MediaUploadController {
   /** POST /_matrix/media/v1/create (v1.7). */
   @Post('_matrix/media/v1/create')
   @HttpCode(200)
-  create(@CurrentRequester() requester: Requester) {
+  async create(@CurrentRequester() requester: Requester) {
+    await this.limit(requester);
     return this.media.create(requester.userId);
   }
 
