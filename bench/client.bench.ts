@@ -238,7 +238,9 @@ async function main(): Promise<void> {
     const server = await startTestServer(mode, { env: { ATRIUM_RATE_LIMITS__ENABLED: 'false', ATRIUM_TELEMETRY__LOG_LEVEL: 'error' } });
     // One section per mode, rewritten after each scenario: `--mode` runs keep each other's
     // figures, and a run cut short (the cluster's initial-sync set-up is long) keeps what it measured.
-    const record = (): void => void writeBenchmarkSection(section, `npm run bench:client -- --mode ${mode}${all ? '' : ` --scenario ${scenarios.join(',')}`}`, results);
+    // A subset run says which rows are its own: those after its load-average row.
+    const command = all ? `npm run bench:client -- --mode ${mode}` : `npm run bench:client -- --mode ${mode}\` (rows after a "load average … when the … run started" row: \`--scenario …\` on a fresh server`;
+    const record = (): void => void writeBenchmarkSection(section, command, results);
     try {
       for (const name of scenarios) {
         results.push(...(await SCENARIOS[name](server, mode)));
