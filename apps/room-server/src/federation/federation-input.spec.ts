@@ -94,7 +94,18 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
         if (e) sendJson(res, 200, { origin: REMOTE, origin_server_ts: Date.now(), pdus: [e] });
         else sendJson(res, 404, { errcode: 'M_NOT_FOUND', error: 'unknown event' });
       } else if (path.startsWith('/_matrix/federation/v1/event_auth/')) {
-        sendJson(res, 200, { auth_chain: [] });
+        // The auth chain of the event, from what this server has (its own events).
+        const eventId = path.split('/').pop() as string;
+        const chain = new Map<string, Pdu>();
+        const queue = [...((remoteEvents.get(eventId)?.auth_events as string[] | undefined) ?? [])];
+        while (queue.length > 0) {
+          const id = queue.shift() as string;
+          const e = remoteEvents.get(id);
+          if (!e || chain.has(id)) continue;
+          chain.set(id, e);
+          queue.push(...(e.auth_events as string[]));
+        }
+        sendJson(res, 200, { auth_chain: [...chain.values()] });
       } else {
         sendJson(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
       }
@@ -339,6 +350,22 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect(asked.length).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(asked[0].body)).toMatchObject({ latest_events: [c.id] });
     expect((await rooms.forwardExtremities(roomId)).map((e) => e.event_id)).toEqual([y.id]);
+  });
+
+  it('fetches auth events it does not have through /event_auth and stores them as outliers', async () => {
+    const roomId = await createRoom();
+    const joinId = await joinBob(roomId);
+    const extremity = (await rooms.forwardExtremities(roomId))[0].event_id;
+    // bob's displayname change, on a branch this server never received.
+    const rename = await remotePdu(roomId, { type: 'm.room.member', state_key: bob, content: { membership: 'join', displayname: 'Bob' }, prev: [joinId] });
+    const messageAuth = (await remotePdu(roomId, { type: 'm.room.message', content: {} })).pdu.auth_events as string[];
+    const auth = [...messageAuth.filter((id) => id !== joinId), rename.id];
+    const msg = await remotePdu(roomId, { type: 'm.room.message', content: { body: 'renamed' }, prev: [extremity], auth });
+    expect(await send(roomId, msg.pdu)).toEqual({ [msg.id]: {} });
+    expect(remoteServer.requests.some((r) => r.url.startsWith('/_matrix/federation/v1/event_auth/'))).toBe(true);
+    expect(await rooms.getEvent(rename.id)).toMatchObject({ outlier: true, stream: NO_STREAM, rejected: null });
+    expect(await timeline(roomId)).toContain(msg.id);
+    expect(await timeline(roomId)).not.toContain(rename.id);
   });
 
   it('fills a gap /get_missing_events cannot close with /state_ids and /event (the missing event becomes an outlier)', async () => {
