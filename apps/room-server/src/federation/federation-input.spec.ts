@@ -515,6 +515,26 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     expect((await timeline(roomId)).slice(-2)).toEqual([join.id, msg.id]);
   });
 
+  it('stores a room version 12 state as outliers in auth order, the create event first though no event names it', async () => {
+    const v12 = getRoomVersion('12')!;
+    const sign = (fields: Parameters<typeof buildPdu>[0]) => toRoomEvent(signPdu(buildPdu(fields, v12), v12, REMOTE, remoteKey), v12);
+    const ts = Date.now();
+    const create = sign({ sender: bob, type: 'm.room.create', state_key: '', content: { room_version: '12' }, origin_server_ts: ts, depth: 1, prev_events: [], auth_events: [] });
+    const roomId = create.room_id;
+    const join = sign({ room_id: roomId, sender: bob, type: 'm.room.member', state_key: bob, content: { membership: 'join' }, origin_server_ts: ts + 1, depth: 2, prev_events: [create.event_id], auth_events: [] });
+    const levels = sign({ room_id: roomId, sender: bob, type: 'm.room.power_levels', state_key: '', content: { users: {} }, origin_server_ts: ts + 2, depth: 3, prev_events: [join.event_id], auth_events: [join.event_id] });
+    const intruder = sign({ room_id: roomId, sender: carol, type: 'm.room.topic', state_key: '', content: { topic: 'mine' }, origin_server_ts: ts + 3, depth: 4, prev_events: [levels.event_id], auth_events: [levels.event_id] });
+    await rooms.createRoom({ roomId, version: '12', creator: bob });
+    const room = (await rooms.getRoom(roomId))!;
+    // Children before parents, the create event last.
+    const outcomes = await writer.serialise(roomId, () => input.storeOutliers(room, v12, [intruder, levels, join, create]));
+    expect(outcomes.get(create.event_id)).toEqual({ rejected: null });
+    expect(outcomes.get(join.event_id)).toEqual({ rejected: null });
+    expect(outcomes.get(levels.event_id)).toEqual({ rejected: null });
+    expect(outcomes.get(intruder.event_id)!.rejected).toEqual(expect.any(String));
+    expect(await rooms.getEvent(join.event_id)).toMatchObject({ outlier: true, stream: NO_STREAM });
+  });
+
   it('ignores PDUs for a room it does not know', async () => {
     const msg = await remotePdu('!unknown:elsewhere', { type: 'm.room.message', content: {}, prev: [], auth: [] });
     expect(await input.receivePdus(REMOTE, '!unknown:elsewhere', [msg.pdu as unknown as JsonObject])).toEqual({});

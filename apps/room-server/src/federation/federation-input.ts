@@ -359,11 +359,13 @@ export class FederationInput {
       pending.delete(id);
     }
     // Kahn's order over auth_events: an event goes once every auth event it names is settled.
+    // Room version 12 names no create event there, yet the rules read it: it goes first.
+    const createId = version.roomIdFromCreateEvent ? `$${room._id.slice(1)}` : undefined;
     let progressed = true;
     while (pending.size > 0 && progressed) {
       progressed = false;
       for (const [id, e] of pending) {
-        const auth = authEventIds(e);
+        const auth = createId !== undefined && id !== createId ? [...authEventIds(e), createId] : authEventIds(e);
         if (auth.some((a) => pending.has(a))) continue;
         const rejected = await this.checkAgainstAuthEvents(room, version, e);
         await this.rooms.insertEvent({ event: e, stream: NO_STREAM, outlier: rejected === null, rejected });
@@ -401,7 +403,7 @@ export class FederationInput {
   private async checkAgainstAuthEvents(room: RoomRecord, version: RoomVersion, event: RoomEvent): Promise<string | null> {
     const ids = authEventIds(event);
     const records = await this.rooms.getEvents(ids);
-    if (records.length !== new Set(ids).size) return 'auth events are missing';
+    if (new Set(records.map((r) => r._id)).size !== new Set(ids).size) return 'auth events are missing';
     // auth_events rule 3: "If there are entries which were themselves rejected …, reject."
     const rejected = records.find((r) => r.rejected);
     if (rejected) return `auth event ${rejected._id} was rejected`;
