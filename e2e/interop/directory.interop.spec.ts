@@ -6,34 +6,20 @@
  * /_matrix/federation/v1/query/profile, /query/directory); client-server-api
  * GET /profile/{userId}, GET /directory/room/{roomAlias}, POST /join/{alias}.
  */
-import { interopModes, DIRECTIONS, createRoom, pendingIt, sides, useAtrium, useSynapse, waitForMembership, FEDERATION_WAIT_MS } from '../support/interop';
+import { interopModes, DIRECTIONS, createRoom, sides, useAtrium, useSynapse, waitForMembership, FEDERATION_WAIT_MS } from '../support/interop';
 import { uniqueName } from '../support/clients';
 import { eventually } from '../support/fixtures';
 
 const peers = useSynapse();
 const enc = encodeURIComponent;
 
-/** Lookups that need work not landed yet, by the side that owns the looked-up user or alias. */
-const PENDING: Record<'Atrium' | 'Synapse', { profile?: string; alias?: string }> = {
-  // Synapse asks Atrium over federation.
-  Atrium: {
-    profile: 'federation-inbound has no GET /_matrix/federation/v1/query/profile yet (404 M_UNRECOGNIZED)',
-    alias: 'federation-inbound has no GET /_matrix/federation/v1/query/directory yet (Synapse answers 404 M_NOT_FOUND)',
-  },
-  // Atrium's client API asks Synapse over federation.
-  Synapse: {
-    profile: "client-api's GET /profile does not ask the user's server over federation yet",
-    alias: "client-api's GET /directory/room/{alias} answers 404 for a remote alias (\"federation is not available yet\")",
-  },
-};
-const itUnless = (reason: string | undefined) => (reason ? pendingIt(reason) : it);
 
 describe.each(interopModes())('profile and alias lookups across servers with Synapse (%s mode)', (mode) => {
   const atrium = useAtrium(mode, peers);
   const side = sides(peers, atrium);
 
   describe.each(DIRECTIONS)('%s user looked up from %s', (ownerName, askerName) => {
-    itUnless(PENDING[ownerName].profile)('profile: displayname and avatar_url of the remote user, and 404 for an unknown one', async () => {
+    it('profile: displayname and avatar_url of the remote user, and 404 for an unknown one', async () => {
       const owner = await side[ownerName].user('profiled');
       const asker = await side[askerName].user('asker');
       expect((await owner.api('PUT', `/profile/${enc(owner.userId)}/displayname`, { displayname: `Someone on ${ownerName}` })).status).toBe(200);
@@ -51,7 +37,7 @@ describe.each(interopModes())('profile and alias lookups across servers with Syn
       expect(unknown.json.errcode).toBe('M_NOT_FOUND');
     });
 
-    itUnless(PENDING[ownerName].alias)('alias: the remote alias resolves to the room ID with the owner server listed, and the asker joins by it', async () => {
+    it('alias: the remote alias resolves to the room ID with the owner server listed, and the asker joins by it', async () => {
       const owner = await side[ownerName].user('aliaser');
       const asker = await side[askerName].user('asker');
       const localpart = uniqueName('interop');
