@@ -214,6 +214,27 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
     expect(onB.json).toMatchObject({ membership: 'join', join_authorised_via_users_server: alice.userId });
   });
 
+  it('a restricted room B is already in but cannot authorise a join for (no local member with the invite level): the join goes through A', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const liam = await newUser(b.baseUrl, 'liam', PASSWORD);
+    const mona = await newUser(b.baseUrl, 'mona', PASSWORD);
+    const allowedRoom = await publicRoom(alice);
+    const created = await api(a, alice, 'POST', '/createRoom', {
+      preset: 'private_chat',
+      power_level_content_override: { invite: 50 },
+      initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'restricted', allow: [{ type: 'm.room_membership', room_id: allowedRoom }] } }],
+    });
+    const roomId = created.json.room_id as string;
+    // B becomes resident through liam (invited, so no authoriser needed), who may not invite.
+    expect((await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: liam.userId })).status).toBe(200);
+    expect((await api(b, liam, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+    expect((await api(b, mona, 'POST', `/join/${enc(allowedRoom)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+
+    expect((await api(b, mona, 'POST', `/rooms/${enc(roomId)}/join`, {})).json).toEqual({ room_id: roomId });
+    expect((await stateOf(a, alice, roomId)).get(`m.room.member|${mona.userId}`)).toMatchObject({ membership: 'join', join_authorised_via_users_server: alice.userId });
+    expect((await stateOf(b, mona, roomId)).get(`m.room.member|${mona.userId}`)).toMatchObject({ membership: 'join', join_authorised_via_users_server: alice.userId });
+  });
+
   it('a remote invite of an unknown user of B is refused', async () => {
     const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
     const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat' });

@@ -642,6 +642,16 @@ export class FederationMembership {
     const input = this.requireInput();
     const roomId = ourJoin.room_id;
     const bad = (reason: string): MatrixError => new MatrixError(502, 'M_UNKNOWN', `${server}'s send_join answer: ${reason}`);
+    if (await this.isResident(roomId)) {
+      // Already in the room (a restricted join another server authorised): the join is one more
+      // PDU of a room this server has, taken like one from `server`'s transaction (missing prev
+      // events fetched from it), with the authoriser's signature the answer carries.
+      const signed = isObject(answer['event']) ? answer['event'] : (toWirePdu(ourJoin, version) as unknown as JsonObject);
+      const results = await input.receivePdus(server, roomId, [signed]);
+      const error = results[ourJoin.event_id]?.error;
+      if (error !== undefined || !(ourJoin.event_id in results)) throw Errors.forbidden(`The join was not accepted: ${error ?? 'dropped'}`);
+      return { event_id: ourJoin.event_id };
+    }
     const stateIn = Array.isArray(answer['state']) ? answer['state'] : null;
     const chainIn = Array.isArray(answer['auth_chain']) ? answer['auth_chain'] : null;
     if (!stateIn || !chainIn) throw bad('no state or auth_chain');

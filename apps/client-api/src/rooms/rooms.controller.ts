@@ -15,6 +15,13 @@ import { RoomServerClient } from './room-server.client';
 import { RoomsService } from './rooms.service';
 
 type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
+
+/** A restricted join this server may not authorise: no local member with the invite level (403 unless another server can). */
+class NoLocalAuthoriser extends MatrixError {
+  constructor() {
+    super(403, 'M_FORBIDDEN', 'No user of this server in the room may authorise your join');
+  }
+}
 const MEMBERSHIPS: readonly string[] = ['join', 'invite', 'leave', 'ban', 'knock'];
 
 /**
@@ -165,9 +172,28 @@ export class RoomsController {
       const guestAccess = await this.rooms.store.currentStateEvent(roomId, 'm.room.guest_access', '');
       if (!guestAccess || eventOf(guestAccess).content['guest_access'] !== 'can_join') throw Errors.guestAccessForbidden();
     }
-    const extra = await this.restrictedJoinAuthoriser(room, requester.userId, current?.membership);
+    let extra: JsonObject;
+    try {
+      extra = await this.restrictedJoinAuthoriser(room, requester.userId, current?.membership);
+    } catch (err) {
+      // server-server-api "Restricted rooms": a resident server that cannot authorise the join
+      // itself joins through another resident server that may (make_join/send_join there).
+      const others = this.remote ? await this.otherResidentServers(roomId) : [];
+      if (!(err instanceof NoLocalAuthoriser) || others.length === 0) throw err;
+      return this.remoteMembership(requester, roomId, 'join', body, [...via, ...others]);
+    }
     await this.sendMembership(roomId, requester.userId, requester.userId, 'join', body, extra);
     return { room_id: roomId };
+  }
+
+  /** The servers of the room's joined members other than this one. */
+  private async otherResidentServers(roomId: string): Promise<string[]> {
+    const servers = new Set<string>();
+    for (const member of await this.rooms.store.joinedUsers(roomId)) {
+      const server = domainOfId(member);
+      if (server && server !== this.rooms.serverName) servers.add(server);
+    }
+    return [...servers];
   }
 
   /**
@@ -203,7 +229,7 @@ export class RoomsController {
       if (domainOfId(member) !== this.rooms.serverName) continue;
       if ((await this.rooms.powerLevel(room, member)) >= inviteLevel) return { join_authorised_via_users_server: member };
     }
-    throw Errors.forbidden('No user of this server in the room may authorise your join');
+    throw new NoLocalAuthoriser();
   }
 
   /**
