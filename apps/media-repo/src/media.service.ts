@@ -59,8 +59,8 @@ export class MediaService {
     return randomBytes(18).toString('base64url');
   }
 
-  /** POST /_matrix/media/v3/upload: stores the bytes under a new media ID. */
-  async upload(userId: string, staged: StagedBlob, contentType: string | undefined, filename: string | undefined): Promise<{ content_uri: string }> {
+  /** POST /_matrix/media/v3/upload: stores the bytes under a new media ID (`userId` null: fetched by the server itself). */
+  async upload(userId: string | null, staged: StagedBlob, contentType: string | undefined, filename: string | undefined): Promise<{ content_uri: string }> {
     await this.blobs.commit(staged);
     for (;;) {
       const mediaId = this.newMediaId();
@@ -234,7 +234,7 @@ export class MediaService {
   /** Stores bytes fetched by the server itself (URL preview images) as local media with no uploader. */
   async storeFetched(bytes: Buffer, contentType: string | undefined): Promise<{ content_uri: string; size: number }> {
     const staged = await this.blobs.stageBuffer(bytes);
-    const result = await this.upload('', staged, contentType, undefined);
+    const result = await this.upload(null, staged, contentType, undefined);
     return { content_uri: result.content_uri, size: staged.size };
   }
 }
