@@ -13,7 +13,6 @@ import { eventually } from '../support/fixtures';
 const peers = useSynapse();
 const enc = encodeURIComponent;
 
-
 describe.each(interopModes())('profile and alias lookups across servers with Synapse (%s mode)', (mode) => {
   const atrium = useAtrium(mode, peers);
   const side = sides(peers, atrium);
