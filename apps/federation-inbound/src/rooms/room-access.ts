@@ -54,7 +54,12 @@ export class RoomAccess {
     const state = await this.rooms.stateIdsAfter(record._id);
     if (!state) return originInRoomNow;
     const ids = new Map<string, StateKey>();
-    for (const [key, id] of state) if (key.startsWith('m.room.member\u0000') || key === stateKey('m.room.history_visibility', '')) ids.set(id, key);
+    // Only the history visibility and the members of the origin are read, not every member.
+    const memberPrefix = 'm.room.member\u0000';
+    for (const [key, id] of state) {
+      const ofOrigin = key.startsWith(memberPrefix) && domainOfId(key.slice(memberPrefix.length)) === origin;
+      if (ofOrigin || key === stateKey('m.room.history_visibility', '')) ids.set(id, key);
+    }
     const events = await this.rooms.getEvents([...ids.keys()]);
     let visibility = 'shared';
     const memberships: string[] = [];
