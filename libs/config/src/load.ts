@@ -183,6 +183,9 @@ function validateMedia(config: AtriumConfig): void {
   for (const key of ['max_upload_size', 'unused_expires_after_ms', 'max_pending_uploads', 'max_thumbnail_pixels'] as const) {
     if (!Number.isInteger(media[key]) || media[key] <= 0) throw new ConfigError(`media.${key} must be a positive integer`);
   }
+  if (!Number.isInteger(media.unauthenticated_freeze_ts) || media.unauthenticated_freeze_ts < 0) {
+    throw new ConfigError('media.unauthenticated_freeze_ts must be a timestamp in ms (0: no freeze)');
+  }
   media.thumbnail_sizes.forEach((size, i) => {
     const ok = isPlainObject(size) && Number.isInteger(size.width) && size.width > 0 && Number.isInteger(size.height) && size.height > 0 && (size.method === 'crop' || size.method === 'scale');
     if (!ok) throw new ConfigError(`media.thumbnail_sizes[${i}] must be { width, height, method: crop | scale } with positive integer sizes`);

@@ -102,6 +102,14 @@ export interface MediaConfig {
   thumbnail_sizes: ThumbnailSize[];
   /** Whether GET /media/preview_url fetches pages (it obeys federation.ip_range_blocklist). */
   url_preview_enabled: boolean;
+  /**
+   * The "freeze" of the deprecated unauthenticated downloads (client-server-api
+   * "Content repository", v1.11): media stored at or after this time (ms since
+   * the epoch; remote media: when it was cached) is not served by
+   * /_matrix/media/v3/download and /thumbnail (404), only by the authenticated
+   * /_matrix/client/v1/media ones. 0: no freeze.
+   */
+  unauthenticated_freeze_ts: number;
 }
 
 export interface AtriumConfig {
@@ -234,6 +242,7 @@ export function defaultConfig(serverName: string, dataDir = './data'): AtriumCon
         { width: 800, height: 600, method: 'scale' },
       ],
       url_preview_enabled: true,
+      unauthenticated_freeze_ts: 0,
     },
   };
 }
