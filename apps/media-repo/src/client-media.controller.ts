@@ -123,13 +123,18 @@ export class AuthenticatedMediaController {
 
 /**
  * The deprecated unauthenticated downloads (GET /_matrix/media/v3/download,
- * /thumbnail). Still served for every piece of media: the spec's freeze is
- * a SHOULD left to the operator's ecosystem, and matrix-js-sdk builds these
- * URLs unless told to use authenticated media.
+ * /thumbnail). The spec's freeze ("servers SHOULD 'freeze' the deprecated,
+ * unauthenticated, endpoints") is `media.unauthenticated_freeze_ts`, off by
+ * default: operators "SHOULD consider their local ecosystem impact before
+ * enacting a freeze", and matrix-js-sdk builds these URLs unless told to use
+ * authenticated media.
  */
 @Controller(LEGACY)
 export class LegacyMediaController {
-  constructor(@Inject(MEDIA_SERVICE) private readonly media: MediaService) {}
+  constructor(
+    @Inject(MEDIA_SERVICE) private readonly media: MediaService,
+    @Inject(CONFIG) private readonly config: AtriumConfig,
+  ) {}
 
   @Get(['download/:serverName/:mediaId', 'download/:serverName/:mediaId/:fileName'])
   async download(
@@ -140,7 +145,7 @@ export class LegacyMediaController {
     @Res() reply: FastifyReply,
   ) {
     checkMediaPath(serverName, mediaId);
-    const found = await this.media.get(serverName, mediaId, fetchOptions(query, true));
+    const found = await this.media.get(serverName, mediaId, fetchOptions(query, true, this.config.media.unauthenticated_freeze_ts));
     return sendMedia(reply, this.media, found, fileName);
   }
 
@@ -148,6 +153,6 @@ export class LegacyMediaController {
   async thumbnail(@Param('serverName') serverName: string, @Param('mediaId') mediaId: string, @Query() query: QueryParams, @Res() reply: FastifyReply) {
     checkMediaPath(serverName, mediaId);
     const request = thumbnailRequest(query);
-    return sendThumbnail(reply, this.media, await this.media.thumbnail(serverName, mediaId, request, fetchOptions(query, true)));
+    return sendThumbnail(reply, this.media, await this.media.thumbnail(serverName, mediaId, request, fetchOptions(query, true, this.config.media.unauthenticated_freeze_ts)));
   }
 }

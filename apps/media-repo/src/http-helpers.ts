@@ -2,7 +2,7 @@
 import type { FastifyReply } from 'fastify';
 import { Errors } from '@atrium/http';
 import { contentDisposition, isValidMediaId, isValidMediaOrigin, MEDIA_SECURITY_HEADERS, type ThumbnailMethod } from '@atrium/matrix';
-import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, type MediaService, type ServableMedia, type ServableThumbnail } from './media.service';
+import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, type FetchOptions, type MediaService, type ServableMedia, type ServableThumbnail } from './media.service';
 import type { ThumbnailRequest } from './thumbnailer';
 
 export type Query = Record<string, unknown>;
@@ -33,11 +33,16 @@ function boolean(query: Query, name: string): boolean | undefined {
   return raw === 'true';
 }
 
-/** `timeout_ms` (default 20 s, capped) and, on the deprecated v3 endpoints, `allow_remote` (default true). */
-export function fetchOptions(query: Query, legacy: boolean): { timeoutMs: number; allowRemote: boolean } {
+/**
+ * `timeout_ms` (default 20 s, capped) and, on the deprecated v3 endpoints,
+ * `allow_remote` (default true) and the freeze (`media.unauthenticated_freeze_ts`).
+ */
+export function fetchOptions(query: Query, legacy: false): FetchOptions;
+export function fetchOptions(query: Query, legacy: true, freezeTs: number): FetchOptions;
+export function fetchOptions(query: Query, legacy: boolean, freezeTs = 0): FetchOptions {
   const timeoutMs = Math.min(integer(query, 'timeout_ms') ?? DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS);
   const allowRemote = legacy ? (boolean(query, 'allow_remote') ?? true) : true;
-  return { timeoutMs, allowRemote };
+  return { timeoutMs, allowRemote, frozenFrom: legacy && freezeTs > 0 ? freezeTs : undefined };
 }
 
 /** width and height (required, positive), method (crop | scale, default scale), animated. */

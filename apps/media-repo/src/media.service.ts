@@ -40,6 +40,16 @@ export interface FetchOptions {
   timeoutMs: number;
   /** false: remote media is not fetched (404 instead), the v3 `allow_remote` parameter. */
   allowRemote: boolean;
+  /**
+   * The unauthenticated endpoints' freeze: media stored at or after this time
+   * (remote media: cached) is answered 404, and remote media is not fetched
+   * for them (it would be "new"). Undefined: no freeze.
+   */
+  frozenFrom?: number;
+}
+
+function frozen(record: MediaRecord, options: FetchOptions): boolean {
+  return options.frozenFrom !== undefined && record.created_ts >= options.frozenFrom;
 }
 
 export class MediaService {
@@ -146,7 +156,12 @@ export class MediaService {
     for (;;) {
       const record = await this.store.get(serverName, mediaId);
       if (!record || (record.state === 'pending' && (record.unused_expires_at ?? 0) <= Date.now())) throw Errors.notFound('Media not found');
-      if (record.state === 'ready') return this.servable(record);
+      if (record.state === 'ready') {
+        if (frozen(record, options)) throw Errors.notFound('Media not found');
+        return this.servable(record);
+      }
+      // Pending media would be new when it arrives.
+      if (options.frozenFrom !== undefined) throw Errors.notFound('Media not found');
       const left = deadline - Date.now();
       if (left <= 0) throw notYetUploaded();
       await sleep(Math.min(delay, left));
@@ -169,9 +184,12 @@ export class MediaService {
     const cached = await this.store.get(serverName, mediaId);
     if (cached && cached.state === 'ready') {
       const path = cached.sha256 ? await this.blobs.pathOf(cached.sha256) : undefined;
+      if (path && frozen(cached, options)) throw Errors.notFound('Media not found');
       if (path) return { record: cached, path };
     }
     if (!options.allowRemote) throw Errors.notFound('Remote media not fetched: allow_remote is false');
+    // "For remote media, newly-uploaded is determined by the date the cache was populated."
+    if (options.frozenFrom !== undefined) throw Errors.notFound('Media not found');
     if (!this.federation?.requestBytes) {
       throw new MatrixError(502, 'M_UNKNOWN', 'Fetching remote media is not available on this server');
     }
