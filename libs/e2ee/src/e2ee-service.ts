@@ -358,8 +358,12 @@ export class E2eeService {
   /** "Claiming one-time keys": a one-time key if one is left, else the fallback key (which is then marked used). */
   private async claimLocal(user: string, devices: Record<string, string>): Promise<Record<string, Json> | undefined> {
     let out: Record<string, Json> | undefined;
-    for (const [deviceId, algorithm] of Object.entries(devices)) {
-      const claimed = (await this.store.claimOneTimeKey(user, deviceId, algorithm)) ?? (await this.store.claimFallbackKey(user, deviceId, algorithm));
+    const entries = Object.entries(devices);
+    // Many devices of one user: one read of the user's keys instead of one per device.
+    const batch = entries.length >= BATCH_CLAIM_DEVICES ? await this.store.claimOneTimeKeysOfDevices(user, new Map(entries)) : undefined;
+    for (const [deviceId, algorithm] of entries) {
+      const oneTime = batch ? batch.get(deviceId) : await this.store.claimOneTimeKey(user, deviceId, algorithm);
+      const claimed = oneTime ?? (await this.store.claimFallbackKey(user, deviceId, algorithm));
       if (!claimed) continue;
       ((out ??= {})[deviceId] ??= {})[claimed.keyId] = claimed.key;
     }
@@ -736,6 +740,9 @@ function checkCrossSigningKey(userId: string, value: unknown, usage: CrossSignin
   }
   return first[1];
 }
+
+/** From this many devices of one user in a claim, their one-time keys are read in one query (E2eeStore.claimOneTimeKeysOfDevices). */
+const BATCH_CLAIM_DEVICES = 8;
 
 /** keys.yaml `timeout`: "10 seconds is the recommended default". Bounded, so a client cannot hold a request open for long. */
 export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000;

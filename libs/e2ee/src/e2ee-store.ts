@@ -230,6 +230,40 @@ export class E2eeStore {
     return null;
   }
 
+  /**
+   * Claims one one-time key for each of many devices of one user with one
+   * read of the user's keys per algorithm, then a delete by ID per device
+   * (the delete is the claim, as in `claimOneTimeKey`; a device whose
+   * candidates were all taken meanwhile is tried again on its own). For a
+   * claim naming many devices: one find per device costs a collection scan
+   * each on FerretDB (see BENCHMARKS.md).
+   */
+  async claimOneTimeKeysOfDevices(userId: string, wanted: ReadonlyMap<string, string>): Promise<Map<string, { keyId: string; key: unknown }>> {
+    const out = new Map<string, { keyId: string; key: unknown }>();
+    for (const algorithm of new Set(wanted.values())) {
+      const byDevice = new Map<string, OneTimeKeyRecord[]>();
+      for (const row of await this.oneTimeKeys.find({ user_id: userId, algorithm })) {
+        if (wanted.get(row.device_id) !== algorithm) continue;
+        const list = byDevice.get(row.device_id);
+        if (list) list.push(row);
+        else byDevice.set(row.device_id, [row]);
+      }
+      for (const [deviceId, rows] of byDevice) {
+        for (const row of rows) {
+          if (await this.oneTimeKeys.delete(row._id)) {
+            out.set(deviceId, { keyId: row.key_id, key: JSON.parse(row.json) as unknown });
+            break;
+          }
+        }
+        if (!out.has(deviceId)) {
+          const retry = await this.claimOneTimeKey(userId, deviceId, algorithm);
+          if (retry) out.set(deviceId, retry);
+        }
+      }
+    }
+    return out;
+  }
+
   getFallbackKey(userId: string, deviceId: string, algorithm: string): Promise<FallbackKeyRecord | null> {
     return this.fallbackKeys.get(id(userId, deviceId, algorithm));
   }
