@@ -193,6 +193,16 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
     expect(Object.keys((await api(a, alice, 'GET', `/rooms/${enc(roomId)}/joined_members`)).json.joined as Json)).toContain(gina.userId);
   });
 
+  it('a knock through A is withdrawn through A (a room version 12 ID names no server: the knock_state senders do)', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const nico = await newUser(b.baseUrl, 'nico', PASSWORD);
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat', initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }] });
+    const roomId = created.json.room_id as string;
+    expect((await api(b, nico, 'POST', `/knock/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+    expect((await api(b, nico, 'POST', `/rooms/${enc(roomId)}/leave`, {})).status).toBe(200);
+    expect((await stateOf(a, alice, roomId)).get(`m.room.member|${nico.userId}`)).toMatchObject({ membership: 'leave' });
+  });
+
   it('a restricted room: A authorises the join of a member of the allowed room (join_authorised_via_users_server, signed by A); others get 403', async () => {
     const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
     const hank = await newUser(b.baseUrl, 'hank', PASSWORD);

@@ -53,8 +53,9 @@ export class RemoteMembership {
   /**
    * The servers to try, in order: the client's (`via`, `server_name`), the
    * alias directory's, the room ID's own server (room versions before 12
-   * name it; a v12 ID is a hash), and the server of whoever invited the user
-   * or whose invite they knocked after. This server is left out.
+   * name it; a v12 ID is a hash), the server of whoever invited the user,
+   * and the servers of the senders of the stripped state kept with an
+   * invite or knock (how a v12 knock is withdrawn). This server is left out.
    */
   async candidateServers(roomId: string, userId: string, given: readonly string[]): Promise<string[]> {
     const out: string[] = [...given];
@@ -64,11 +65,18 @@ export class RemoteMembership {
     if (membership && (membership.membership === 'invite' || membership.membership === 'knock' || membership.membership === 'leave')) {
       const inviter = domainOfId(membership.sender);
       if (inviter) out.push(inviter);
-      // A knock's or leave's sender is the user; the invite before it names the inviter.
+      // A knock's or leave's sender is the user; the invite before it names the inviter, and
+      // the stripped state kept with an invite or knock names servers that were in the room.
       const record = await this.rooms.store.getEvent(membership.event_id);
       if (record) {
-        const prevSender = (JSON.parse(record.unsigned) as { prev_sender?: unknown }).prev_sender;
-        if (typeof prevSender === 'string' && domainOfId(prevSender)) out.push(domainOfId(prevSender) as string);
+        const unsigned = JSON.parse(record.unsigned) as { prev_sender?: unknown; invite_room_state?: unknown; knock_room_state?: unknown };
+        if (typeof unsigned.prev_sender === 'string' && domainOfId(unsigned.prev_sender)) out.push(domainOfId(unsigned.prev_sender) as string);
+        const stripped = unsigned.invite_room_state ?? unsigned.knock_room_state;
+        for (const entry of Array.isArray(stripped) ? stripped : []) {
+          const sender = (entry as { sender?: unknown } | null)?.sender;
+          const server = typeof sender === 'string' ? domainOfId(sender) : undefined;
+          if (server) out.push(server);
+        }
       }
     }
     return [...new Set(out)].filter((s) => s !== this.rooms.serverName && s !== '');
