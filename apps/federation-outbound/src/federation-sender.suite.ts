@@ -289,7 +289,10 @@ describe(`FederationSender (${label})`, () => {
     destination.failures = 3;
     await send(roomId, 2);
     await startSender();
-    await waitFor(() => destination.pdus().length >= 2, 15_000, 'delivery after failures');
+    await waitFor(() => destination.attempts.length >= 1, 15_000, 'a first attempt');
+    // Queued while the first transaction is outstanding: they wait for its 200 (transactions.yaml).
+    await send(roomId, 2, 'later');
+    await waitFor(() => destination.pdus().length >= 4, 15_000, 'delivery after failures');
     const attempts = destination.attempts;
     expect(attempts.map((a) => a.status).slice(0, 4)).toEqual([500, 500, 500, 200]);
     const gaps = attempts.slice(1, 4).map((a, i) => a.at - attempts[i].at);
@@ -297,9 +300,12 @@ describe(`FederationSender (${label})`, () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(80);
     expect(gaps[1]).toBeGreaterThanOrEqual(180);
     expect(gaps[2]).toBeGreaterThanOrEqual(380);
-    // The same rows each time (both events were queued before the first attempt): the same transaction ID.
-    expect((destination.received[0].body['pdus'] as unknown[]).length).toBe(2);
+    // The same transaction, with the same ID and rows, until it is answered 200; the later events after it.
     expect(new Set(attempts.slice(0, 4).map((a) => a.txnId)).size).toBe(1);
+    expect(destination.received[0].txnId).toBe(attempts[0].txnId);
+    expect((destination.received[0].body['pdus'] as RoomEvent[]).map((p) => (p.content as { body: string }).body)).toEqual(['m0', 'm1']);
+    expect(destination.pdus().map((p) => (p.content as { body: string }).body)).toEqual(['m0', 'm1', 'later0', 'later1']);
+    expect(destination.received[1].txnId).not.toBe(attempts[0].txnId);
     // The depth is set last, after the success is recorded.
     await waitFor(async () => (await telemetry.metricsText()).body.includes(`atrium_federation_queue_depth{destination="${destination.name}"} 0`), 10_000, 'depth 0');
     const metrics = (await telemetry.metricsText()).body;

@@ -80,9 +80,12 @@ type EduDestinationsResolver = (edu: OutgoingEdu) => Promise<string[]>;
  *    destination that was away long enough to queue more than
  *    CATCH_UP_THRESHOLD PDUs gets the newest event of each room only.
  *
- * The transaction ID is a hash of the rows it carries, so a retry of the
- * same rows reuses the ID ("the receiving server … uses the transaction ID
- * to deduplicate") and different rows never share one.
+ * A transaction's rows are recorded on the destination when it is first
+ * sent, and every retry carries those rows again under the same ID until it
+ * is answered 200 ("The sending server must wait and retry for a 200 OK
+ * response before sending a transaction with a different txnId",
+ * transactions.yaml). The ID is a hash of those row IDs, so different rows
+ * never share one.
  */
 export class FederationSender {
   private outbound?: OutboundStore;
@@ -385,8 +388,13 @@ export class FederationSender {
       for (let i = 0; i < MAX_TXNS_PER_CLAIM && !this.stopped; i++) {
         const state = await outbound.destinations.get(destination);
         if (!state || state.next_attempt_ts > this.now()) return false;
-        const { pdus, edus } = await outbound.head(destination, MAX_PDUS_PER_TXN, MAX_EDUS_PER_TXN);
+        const { pdus, edus } = await outbound.head(state, MAX_PDUS_PER_TXN, MAX_EDUS_PER_TXN);
         if (pdus.length === 0 && edus.length === 0) {
+          // An outstanding transaction whose rows are all gone (collapsed, expired): done with; look again.
+          if ((state.txn_pdus?.length ?? 0) > 0 || (state.txn_edus?.length ?? 0) > 0) {
+            await outbound.finish(destination, [], []);
+            continue;
+          }
           await outbound.clearPending(destination, state.mark);
           this.metrics.depth.set({ destination }, 0);
           return false;
@@ -410,10 +418,12 @@ export class FederationSender {
     const { pdus: pduJson, links } = await this.loadPdus(pdus);
     const eduJson = edus.filter((e) => e.expires_ts === 0 || e.expires_ts > now).map((e) => ({ edu_type: e.edu_type, content: JSON.parse(e.content) as JsonObject }));
     if (pduJson.length === 0 && eduJson.length === 0) {
-      await outbound.remove(pdus, edus);
+      await outbound.finish(destination, pdus, edus);
       return true;
     }
-    const txnId = transactionId([...pdus.map((r) => r._id), ...edus.map((r) => r._id)]);
+    // The ID of the outstanding transaction's rows as first sent (a row dropped since does not change it).
+    const state = await outbound.destinations.get(destination);
+    const txnId = transactionId([...(state?.txn_pdus ?? pdus.map((r) => r._id)), ...(state?.txn_edus ?? edus.map((r) => r._id))]);
     const eventIds = pdus.map((r) => r.event_id);
     const body: JsonObject = { origin: this.options.serverName, origin_server_ts: now, pdus: pduJson };
     if (eduJson.length > 0) body['edus'] = eduJson;
@@ -431,7 +441,7 @@ export class FederationSender {
             timeoutMs: this.options.requestTimeoutMs,
           });
           this.logPduErrors(destination, answer);
-          await outbound.remove(pdus, edus);
+          await outbound.finish(destination, pdus, edus);
           await outbound.succeeded(destination, this.now());
           this.metrics.lastSuccess.set({ destination }, Math.floor(this.now() / 1000));
           this.metrics.transactions.inc({ outcome: 'sent' });
@@ -440,7 +450,7 @@ export class FederationSender {
           // 400 and 413: the destination refuses this transaction as such; sending it again cannot help.
           if (err instanceof FederationHttpError && (err.status === 400 || err.status === 413)) {
             this.options.telemetry.logger.warn({ destination, txnId, status: err.status, errcode: err.errcode }, 'federation-outbound: transaction refused, dropped');
-            await outbound.remove(pdus, edus);
+            await outbound.finish(destination, pdus, edus);
             this.metrics.transactions.inc({ outcome: 'dropped' });
             span.setAttribute('matrix.dropped', true);
             return true;

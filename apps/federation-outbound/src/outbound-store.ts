@@ -53,6 +53,15 @@ export interface DestinationRecord extends Doc {
   next_attempt_ts: number;
   retries: number;
   last_success_ts: number;
+  /**
+   * The rows of the transaction sent and not yet answered 200 (row IDs):
+   * "The sending server must wait and retry for a 200 OK response before
+   * sending a transaction with a different txnId" (transactions.yaml), so a
+   * retry carries these rows again, under the same ID, and nothing newer.
+   * Empty (or absent) when no transaction is outstanding.
+   */
+  txn_pdus?: string[];
+  txn_edus?: string[];
 }
 
 interface CursorRecord extends Doc {
@@ -172,13 +181,31 @@ export class OutboundStore {
     return this.destinations.find({ pending: true, next_attempt_ts: { $lte: now } }, { sort: { next_attempt_ts: 1 }, limit });
   }
 
-  /** The next PDU and EDU rows of a destination, oldest first. */
-  async head(destination: string, maxPdus: number, maxEdus: number): Promise<{ pdus: OutPduRecord[]; edus: OutEduRecord[] }> {
+  /**
+   * The rows of the next transaction to a destination: those of its
+   * outstanding transaction when there is one (rows dropped since, by the
+   * catch-up or an expiry, left out), else its oldest PDU and EDU rows,
+   * which become the outstanding transaction (see DestinationRecord.txn_pdus).
+   */
+  async head(state: DestinationRecord, maxPdus: number, maxEdus: number): Promise<{ pdus: OutPduRecord[]; edus: OutEduRecord[] }> {
+    const destination = state._id;
+    const bySeq = (a: { seq: number }, b: { seq: number }): number => a.seq - b.seq;
+    if ((state.txn_pdus?.length ?? 0) > 0 || (state.txn_edus?.length ?? 0) > 0) {
+      const [pdus, edus] = await Promise.all([this.pdus.getMany(state.txn_pdus ?? []), this.edus.getMany(state.txn_edus ?? [])]);
+      return { pdus: pdus.sort(bySeq), edus: edus.sort(bySeq) };
+    }
     const [pdus, edus] = await Promise.all([
       this.pdus.find({ destination }, { sort: { seq: 1 }, limit: maxPdus }),
       this.edus.find({ destination }, { sort: { seq: 1 }, limit: maxEdus }),
     ]);
+    if (pdus.length > 0 || edus.length > 0) await this.destinations.update(destination, { txn_pdus: pdus.map((r) => r._id), txn_edus: edus.map((r) => r._id) });
     return { pdus, edus };
+  }
+
+  /** The outstanding transaction is done with (answered 200, or refused for good): its rows go. */
+  async finish(destination: string, pdus: readonly OutPduRecord[], edus: readonly OutEduRecord[]): Promise<void> {
+    await this.remove(pdus, edus);
+    await this.destinations.update(destination, { txn_pdus: [], txn_edus: [] });
   }
 
   async remove(pdus: readonly OutPduRecord[], edus: readonly OutEduRecord[]): Promise<void> {
