@@ -77,6 +77,12 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
     return `${encodeURIComponent(serverName)}/${mediaId}`;
   };
 
+  /** The two path segments of an mxc URI, for paths written out segment by segment. */
+  const segments = (mxc: string): { origin: string; id: string } => {
+    const [serverName, mediaId] = mxc.slice('mxc://'.length).split('/');
+    return { origin: encodeURIComponent(serverName), id: mediaId };
+  };
+
   function expectSecurityHeaders(res: Answer): void {
     expect(res.headers.get('content-security-policy')).toBe("sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; object-src 'self';");
     expect(res.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
@@ -178,9 +184,10 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
     expect(res.headers.get('content-disposition')).toBe('attachment; filename="page.html"');
     expect(res.bytes.equals(html)).toBe(true);
 
-    const renamed = await call('GET', `/_matrix/client/v1/media/download/${mxcPath(mxc)}/${encodeURIComponent('résumé "final".html')}`, { token: alice.token });
+    const { origin, id } = segments(mxc);
+    const renamed = await call('GET', `/_matrix/client/v1/media/download/${origin}/${id}/${encodeURIComponent('résumé "final".html')}`, { token: alice.token });
     expect(renamed.headers.get('content-disposition')).toBe("attachment; filename*=utf-8''r%C3%A9sum%C3%A9%20%22final%22.html");
-    const legacyRenamed = await call('GET', `/_matrix/media/v3/download/${mxcPath(mxc)}/other.html`);
+    const legacyRenamed = await call('GET', `/_matrix/media/v3/download/${origin}/${id}/other.html`);
     expect(legacyRenamed.headers.get('content-disposition')).toBe('attachment; filename="other.html"');
 
     // No Content-Type on upload: application/octet-stream, no filename.
@@ -202,7 +209,8 @@ describe.each(modes)('media repository (%s mode)', (mode) => {
     expect([cropMeta.width, cropMeta.height, cropMeta.format]).toEqual([32, 32, 'png']);
 
     // 100x100 scale: the smallest scale size covering it is 320x240; the 4:3 image fills it.
-    const scale = await call('GET', `/_matrix/media/v3/thumbnail/${mxcPath(png)}?width=100&height=100&method=scale`);
+    const { origin, id } = segments(png);
+    const scale = await call('GET', `/_matrix/media/v3/thumbnail/${origin}/${id}?width=100&height=100&method=scale`);
     expect(scale.status).toBe(200);
     const scaleMeta = await sharp(scale.bytes).metadata();
     expect([scaleMeta.width, scaleMeta.height]).toEqual([320, 240]);
