@@ -3,7 +3,7 @@ import type { DynamicModule, LoggerService, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { DEFAULT_BODY_LIMIT, Errors, MatrixExceptionFilter } from '@atrium/http';
+import { DEFAULT_BODY_LIMIT, Errors, MatrixExceptionFilter, ROUTE_BODY_LIMITS } from '@atrium/http';
 import { registerHttpTelemetry } from '@atrium/telemetry';
 import type { Platform } from './platform';
 import { PlatformModule } from './platform.module';
@@ -73,6 +73,11 @@ export interface HttpAppOptions {
 /** Builds (without listening) a Nest app on Fastify with the platform, JSON parsing, CORS, telemetry and Matrix errors. */
 export async function createHttpApp(options: HttpAppOptions): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({ bodyLimit: DEFAULT_BODY_LIMIT, trustProxy: true, logger: false, maxParamLength: 1000 });
+  // A route's own bodyLimit overrides the parser's; set before Nest registers its routes.
+  adapter.getInstance().addHook('onRoute', (route) => {
+    const limit = ROUTE_BODY_LIMITS[route.url];
+    if (limit !== undefined) route.bodyLimit = limit;
+  });
   const { platform } = options;
   const root: DynamicModule = { module: AtriumRootModule, imports: [PlatformModule.forPlatform(platform), ...options.modules] };
   const app = await NestFactory.create<NestFastifyApplication>(root, adapter, {

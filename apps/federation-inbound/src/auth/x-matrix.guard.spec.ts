@@ -144,6 +144,15 @@ describe('XMatrixGuard', () => {
     expect(keyFetches).toBe(before);
   });
 
+  it('takes a transaction body beyond the 1 MiB client limit on /send, and refuses it elsewhere with 413 M_TOO_LARGE', async () => {
+    // 50 PDUs of up to 64 KiB make a legal transaction of over 3 MiB (server-server-api "Transactions").
+    const content = { pdus: [], edus: [], padding: 'x'.repeat(2 * 1024 * 1024) };
+    const send = '/_matrix/federation/v1/send/big-txn';
+    expect(await call('PUT', send, header('PUT', send, { content }), content)).toEqual({ status: 200, json: { pdus: {} } });
+    const echo = '/_matrix/federation/v1/guard-test/echo';
+    expect(await call('PUT', echo, header('PUT', echo, { content }), content)).toMatchObject({ status: 413, json: { errcode: 'M_TOO_LARGE' } });
+  });
+
   it('leaves /version and /openid/userinfo unsigned', async () => {
     expect(await call('GET', '/_matrix/federation/v1/version')).toMatchObject({ status: 200, json: { server: { name: 'Atrium' } } });
     // The OpenID route answers with its own token errors, not the guard's.
