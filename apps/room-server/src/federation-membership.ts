@@ -688,10 +688,7 @@ export class FederationMembership {
       const room = (await this.rooms.getRoom(roomId)) as RoomRecord;
       // Step 4 for each (auth order, against its own auth events), stored as outliers; the
       // resident server's state is taken as the state before the join, so no state resolution.
-      // The create event first: from room version 12 it is no auth event, so storeOutliers'
-      // auth order alone does not put it before the events whose checks read it.
-      const ordered = [create, ...[...events.values()].filter((e) => e !== create).sort((x, y) => x.depth - y.depth)];
-      const outcomes = await input.storeOutliers(room, version, ordered);
+      const outcomes = await input.storeOutliers(room, version, [...events.values()]);
       const state = new Map<StateKey, RoomEvent>();
       for (const id of stateIds) {
         const event = events.get(id) as RoomEvent;
