@@ -7,8 +7,7 @@
  * resolution v2, the same algorithm on both sides), "Checks performed on
  * receipt of a PDU"; client-server-api GET /rooms/{roomId}/state.
  */
-import { interopModes, DIRECTIONS, federatedRoom, putState, sides, stateIds, useAtrium, useSynapse, waitForState, type PeerUser } from '../support/interop';
-import { eventually } from '../support/fixtures';
+import { interopModes, DIRECTIONS, federatedRoom, putState, sides, stateIds, useAtrium, useSynapse, waitForState, type PeerUser, waitWithLog } from '../support/interop';
 
 const peers = useSynapse();
 const enc = encodeURIComponent;
@@ -18,7 +17,7 @@ const ROUNDS = 3;
 async function converged(a: PeerUser, b: PeerUser, roomId: string): Promise<Map<string, string>> {
   let last = '';
   try {
-    return await eventually(`the same /state on both servers for ${roomId}`, async () => {
+    return await waitWithLog(`the same /state on both servers for ${roomId}`, async () => {
       const [x, y] = await Promise.all([stateIds(a, roomId), stateIds(b, roomId)]);
       const diff = [...new Set([...x.keys(), ...y.keys()])].filter((k) => x.get(k) !== y.get(k));
       last = diff.map((k) => k.replace('\u0000', '/')).join(', ');

@@ -6,9 +6,8 @@
  * /_matrix/federation/v1/query/profile, /query/directory); client-server-api
  * GET /profile/{userId}, GET /directory/room/{roomAlias}, POST /join/{alias}.
  */
-import { interopModes, DIRECTIONS, createRoom, sides, useAtrium, useSynapse, waitForMembership, FEDERATION_WAIT_MS } from '../support/interop';
+import { interopModes, DIRECTIONS, createRoom, sides, useAtrium, useSynapse, waitForMembership, FEDERATION_WAIT_MS, waitWithLog } from '../support/interop';
 import { uniqueName } from '../support/clients';
-import { eventually } from '../support/fixtures';
 
 const peers = useSynapse();
 const enc = encodeURIComponent;
@@ -23,7 +22,7 @@ describe.each(interopModes())('profile and alias lookups across servers with Syn
       const asker = await side[askerName].user('asker');
       expect((await owner.api('PUT', `/profile/${enc(owner.userId)}/displayname`, { displayname: `Someone on ${ownerName}` })).status).toBe(200);
       expect((await owner.api('PUT', `/profile/${enc(owner.userId)}/avatar_url`, { avatar_url: 'mxc://example.org/avatar' })).status).toBe(200);
-      const profile = await eventually(`${owner.userId}'s profile from ${askerName}`, async () => {
+      const profile = await waitWithLog(`${owner.userId}'s profile from ${askerName}`, async () => {
         const res = await asker.api('GET', `/profile/${enc(owner.userId)}`);
         return res.status === 200 ? res.json : undefined;
       }, FEDERATION_WAIT_MS, 500);

@@ -7,8 +7,8 @@
  * /rooms/{roomId}/typing/{userId}, POST /rooms/{roomId}/receipt/m.read/{eventId},
  * PUT/GET /presence/{userId}/status, /sync ephemeral events.
  */
-import { interopModes, DIRECTIONS, federatedRoom, sendText, sides, useAtrium, useSynapse, waitForEvent, FEDERATION_WAIT_MS, type PeerUser } from '../support/interop';
-import { eventually, type Json } from '../support/fixtures';
+import { interopModes, DIRECTIONS, federatedRoom, sendText, sides, useAtrium, useSynapse, waitForEvent, FEDERATION_WAIT_MS, type PeerUser, waitWithLog } from '../support/interop';
+import type { Json } from '../support/fixtures';
 
 const peers = useSynapse();
 const enc = encodeURIComponent;
@@ -31,12 +31,12 @@ describe.each(interopModes())('typing, receipts and presence across servers with
     it('typing: the receiver sees the sender typing, then stopping', async () => {
       const { roomId, owner: sender, guest: receiver } = await room();
       expect((await sender.api('PUT', `/rooms/${enc(roomId)}/typing/${enc(sender.userId)}`, { typing: true, timeout: 30_000 })).status).toBe(200);
-      await eventually(`${sender.userId} typing as seen on ${toName}`, async () => {
+      await waitWithLog(`${sender.userId} typing as seen on ${toName}`, async () => {
         const typing = await ephemeral(receiver, roomId, 'm.typing');
         return typing.some((e) => (e.content.user_ids as string[]).includes(sender.userId)) ? true : undefined;
       }, FEDERATION_WAIT_MS, 250);
       expect((await sender.api('PUT', `/rooms/${enc(roomId)}/typing/${enc(sender.userId)}`, { typing: false })).status).toBe(200);
-      await eventually(`${sender.userId} stopped typing as seen on ${toName}`, async () => {
+      await waitWithLog(`${sender.userId} stopped typing as seen on ${toName}`, async () => {
         const typing = await ephemeral(receiver, roomId, 'm.typing');
         return typing.every((e) => !(e.content.user_ids as string[]).includes(sender.userId)) ? true : undefined;
       }, FEDERATION_WAIT_MS, 250);
@@ -47,7 +47,7 @@ describe.each(interopModes())('typing, receipts and presence across servers with
       const eventId = await sendText(receiver, roomId, `read me, ${fromName}`);
       await waitForEvent(sender, roomId, 'the message to read', (e) => e.event_id === eventId);
       expect((await sender.api('POST', `/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, {})).status).toBe(200);
-      const receipt = await eventually(`${sender.userId}'s receipt as seen on ${toName}`, async () => {
+      const receipt = await waitWithLog(`${sender.userId}'s receipt as seen on ${toName}`, async () => {
         const receipts = await ephemeral(receiver, roomId, 'm.receipt');
         return receipts.map((e) => e.content[eventId]?.['m.read']?.[sender.userId] as Json | undefined).find((r) => r !== undefined);
       }, FEDERATION_WAIT_MS, 250);
@@ -58,7 +58,7 @@ describe.each(interopModes())('typing, receipts and presence across servers with
       const { owner: sender, guest: receiver } = await room();
       const statusMsg = `busy on ${fromName} ${Date.now()}`;
       expect((await sender.api('PUT', `/presence/${enc(sender.userId)}/status`, { presence: 'online', status_msg: statusMsg })).status).toBe(200);
-      const seen = await eventually(`${sender.userId}'s presence as seen on ${toName}`, async () => {
+      const seen = await waitWithLog(`${sender.userId}'s presence as seen on ${toName}`, async () => {
         const res = await receiver.api('GET', `/presence/${enc(sender.userId)}/status`);
         return res.status === 200 && res.json.status_msg === statusMsg ? res.json : undefined;
       }, FEDERATION_WAIT_MS, 500);

@@ -7,8 +7,7 @@
  * receipt of a PDU" (the remote's change is authorised by the power levels
  * the home server sent); client-server-api PUT/GET /rooms/{roomId}/state.
  */
-import { interopModes, DIRECTIONS, federatedRoom, putState, sides, stateIds, useAtrium, useSynapse, waitForState, type PeerUser } from '../support/interop';
-import { eventually } from '../support/fixtures';
+import { interopModes, DIRECTIONS, federatedRoom, putState, sides, stateIds, useAtrium, useSynapse, waitForState, type PeerUser, waitWithLog } from '../support/interop';
 
 const peers = useSynapse();
 
@@ -18,7 +17,7 @@ describe.each(interopModes())('room state across servers with Synapse (%s mode)'
 
   /** Waits until both users read the same current state (same event per type and state key). */
   async function sameState(a: PeerUser, b: PeerUser, roomId: string): Promise<void> {
-    await eventually(`the same /state on both servers for ${roomId}`, async () => {
+    await waitWithLog(`the same /state on both servers for ${roomId}`, async () => {
       const [x, y] = await Promise.all([stateIds(a, roomId), stateIds(b, roomId)]);
       return JSON.stringify([...x].sort()) === JSON.stringify([...y].sort()) ? true : undefined;
     }, 30_000, 500);

@@ -13,8 +13,8 @@ import { httpsJson } from '@atrium/test-servers';
 import { checkSignatures, parseSigningKeyFile, verifyServerKeys, type JsonObject } from '@atrium/matrix';
 import { HttpFederationClient, HttpsTransport, httpsWellKnownFetcher, IpRangeFilter, remoteKeyId, ServerNameResolver, StoredKeyRing } from '@atrium/federation-client';
 import { openDocumentStore } from '@atrium/storage';
-import { eventually, type Json } from '../support/fixtures';
-import { interopModes, peerLogs, useAtrium, useSynapse, FEDERATION_WAIT_MS } from '../support/interop';
+import type { Json } from '../support/fixtures';
+import { interopModes, peerLogs, useAtrium, useSynapse, FEDERATION_WAIT_MS, waitWithLog } from '../support/interop';
 
 const peers = useSynapse();
 
@@ -132,7 +132,7 @@ describe.each(interopModes())('federation transport with Synapse (%s mode)', (mo
     const alice = await atrium.user('alice');
     expect((await alice.api('PUT', `/profile/${enc(alice.userId)}/displayname`, { displayname: 'Alice on Atrium' })).status).toBe(200);
     const bob = await peers.user('bob');
-    const profile = await eventually(
+    const profile = await waitWithLog(
       `${alice.userId}'s profile through Synapse`,
       async () => {
         const res = await bob.api('GET', `/profile/${enc(alice.userId)}`);

@@ -80,6 +80,21 @@ function peerUser(base: string, serverName: string, userId: string, token: strin
   };
 }
 
+/**
+ * The log of this test file's Synapse (Jest gives each file its own module registry, so this is
+ * per file), quoted by the wait helpers when they time out.
+ */
+let synapseLogPath: string | undefined;
+
+/** `eventually` (fixtures), with this file's Synapse log's path added to a timeout's message. */
+export async function waitWithLog<T>(what: string, check: () => Promise<T | undefined>, ms: number, intervalMs: number): Promise<T> {
+  try {
+    return await eventually(what, check, ms, intervalMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (Synapse log: ${synapseLogPath ?? 'none'})`);
+  }
+}
+
 export interface SynapsePeer {
   ca(): TestCa;
   synapse(): SynapseServer;
@@ -94,10 +109,10 @@ export function useSynapse(options: Partial<Omit<SynapseOptions, 'ca'>> = {}): S
   beforeAll(async () => {
     ca = createTestCa();
     synapse = await startSynapse({ ...options, ca });
+    synapseLogPath = synapse.logPath;
   }, START_TIMEOUT_MS);
   afterAll(async () => {
     await synapse?.stop();
-    if (synapse) console.log(`synapse ${synapse.serverName}: started in ${synapse.startMs} ms; log kept at ${synapse.logPath}`);
   });
   const need = (): SynapseServer => {
     if (!synapse) throw new Error(`Synapse did not start (logs in ${synapseLogDir()})`);
@@ -210,7 +225,7 @@ export async function stateContent(user: PeerUser, roomId: string, type: string,
 
 /** Waits until `user` sees the state event `type`/`stateKey` with content matching `check`; answers the content. */
 export function waitForState(user: PeerUser, roomId: string, type: string, stateKey: string, check: (content: Json) => boolean, ms = FEDERATION_WAIT_MS): Promise<Json> {
-  return eventually(
+  return waitWithLog(
     `${type}/${stateKey} in ${roomId} as seen by ${user.userId}`,
     async () => {
       const content = await stateContent(user, roomId, type, stateKey);
@@ -234,7 +249,7 @@ export async function messages(user: PeerUser, roomId: string, limit = 100): Pro
 
 /** Waits until an event matching `check` is in `user`'s /messages of the room; answers it. */
 export function waitForEvent(user: PeerUser, roomId: string, what: string, check: (event: Json) => boolean, ms = FEDERATION_WAIT_MS): Promise<Json> {
-  return eventually(`${what} in ${roomId} as seen by ${user.userId}`, async () => (await messages(user, roomId)).find(check), ms, 250);
+  return waitWithLog(`${what} in ${roomId} as seen by ${user.userId}`, async () => (await messages(user, roomId)).find(check), ms, 250);
 }
 
 /**
@@ -243,7 +258,7 @@ export function waitForEvent(user: PeerUser, roomId: string, what: string, check
  */
 export function waitForSyncRoom(user: PeerUser, roomId: string, section: 'invite' | 'join' | 'leave', ms = FEDERATION_WAIT_MS): Promise<Json> {
   const filter = enc(JSON.stringify({ room: { include_leave: true, timeline: { limit: 10 } } }));
-  return eventually(
+  return waitWithLog(
     `${roomId} in ${user.userId}'s /sync rooms.${section}`,
     async () => {
       const res = await user.api('GET', `/sync?timeout=0&filter=${filter}`);
