@@ -134,7 +134,20 @@ export const ROOM_SERVER_FEDERATION_SUBJECTS = {
   receiveInvite: 'roomserver.federation.receive_invite',
   /** A local user joins, leaves or knocks on a room through other servers (make_* then send_*). */
   remoteMembership: 'roomserver.federation.remote_membership',
+  /** /messages reached the start of local history: backfill from a server in the room (federation/backfill.ts). */
+  backfill: 'roomserver.federation.backfill',
 } as const;
+
+export interface BackfillRequest {
+  room_id: string;
+  /** How many events to ask for (backfill.yaml `limit`; capped at 100). */
+  limit: number;
+}
+
+export interface BackfillResponse {
+  /** Events that entered the timeline, at positions below the room's earlier ones. */
+  added: number;
+}
 
 /** Per-PDU result of /send: absent `error` means accepted (server-server-api "PDU Processing Result"). */
 export interface PduResult {

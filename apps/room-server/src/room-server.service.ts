@@ -12,6 +12,8 @@ import type { DocumentStore } from '@atrium/storage';
 import {
   busErrorOf,
   ROOM_SERVER_FEDERATION_SUBJECTS,
+  type BackfillRequest,
+  type BackfillResponse,
   ROOM_SERVER_SUBJECTS,
   type ReceivePdusRequest,
   type ReceivePdusResponse,
@@ -36,6 +38,7 @@ import {
 import { FederationMembership } from './federation-membership';
 import { RoomWriter } from './room-writer';
 import { FederationInput } from './federation/federation-input';
+import { Backfiller } from './federation/backfill';
 
 /**
  * Answers room-server requests on the bus and hands them to the RoomWriter
@@ -95,6 +98,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         log: (message) => this.logger.log(message),
       });
     }
+    let backfiller: Backfiller | undefined;
     const handle = async <Req, Res>(subject: string, fn: (data: Req) => Promise<Res>): Promise<void> => {
       this.subscriptions.push(
         await this.bus.handle<Req, Res>(subject, async (message: BusMessage<Req>) => {
@@ -122,6 +126,13 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
       const input = this.federationInput;
       if (!input) throw new MatrixError(503, 'M_UNKNOWN', 'Federation is not available on this room server');
       return { pdus: await input.receivePdus(req.origin, req.room_id, req.pdus) };
+    });
+    await handle<BackfillRequest, BackfillResponse>(ROOM_SERVER_FEDERATION_SUBJECTS.backfill, async (req) => {
+      // Without federation there is nothing to backfill from.
+      const input = this.federationInput;
+      if (!input || !this.federationClient || !this.keyRing) return { added: 0 };
+      backfiller ??= new Backfiller(rooms, input, { serverName: this.config.server_name, client: this.federationClient, keyRing: this.keyRing, serialise: (roomId, task) => writer.serialise(roomId, task), log: (message) => this.logger.log(message) });
+      return { added: (await backfiller.backfill(req.room_id, req.limit)).added };
     });
     await handle<SetVisibilityRequest, Record<string, never>>(ROOM_SERVER_SUBJECTS.setVisibility, async (req) => {
       await rooms.setVisibility(req.room_id, req.visibility);

@@ -5,6 +5,8 @@ import {
   ROOM_SERVER_FEDERATION_SUBJECTS,
   ROOM_SERVER_SUBJECTS,
   toMatrixError,
+  type BackfillRequest,
+  type BackfillResponse,
   type CreateRoomRequest,
   type CreateRoomResponse,
   type RemoteMembershipRequest,
@@ -26,6 +28,8 @@ const CREATE_TIMEOUT_MS = 120_000;
 const SEND_TIMEOUT_MS = 60_000;
 /** A join through another server: make_join, send_join (the whole room state comes back), checks and storage. */
 const REMOTE_MEMBERSHIP_TIMEOUT_MS = 180_000;
+/** A backfill: one /backfill request, perhaps /event_auth, checks and storage. */
+const BACKFILL_TIMEOUT_MS = 60_000;
 
 /**
  * client-api's way to the room server: every write to a room is a bus request
@@ -59,6 +63,11 @@ export class RoomServerClient {
   /** A local user joins, leaves or knocks on a room through other servers (docs/federation-design.md). */
   remoteMembership(request: RemoteMembershipRequest): Promise<RemoteMembershipResponse> {
     return this.request(ROOM_SERVER_FEDERATION_SUBJECTS.remoteMembership, request, REMOTE_MEMBERSHIP_TIMEOUT_MS);
+  }
+
+  /** Backfill from a server in the room (docs/federation-design.md "Backfill"); the answer is how many events were added. */
+  backfill(request: BackfillRequest): Promise<BackfillResponse> {
+    return this.request(ROOM_SERVER_FEDERATION_SUBJECTS.backfill, request, BACKFILL_TIMEOUT_MS);
   }
 
   async setVisibility(request: SetVisibilityRequest): Promise<void> {

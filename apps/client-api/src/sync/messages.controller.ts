@@ -9,12 +9,21 @@ import { parseRoomEventFilterParam } from './filter-errors';
 import { EventFormatter, historyVisibilityOf, visibleEvents, walkRoom } from './room-history';
 import { integerParam } from './sync.controller';
 import { SYNC_ROOM_STORE } from './sync-rooms';
-import { eventsToken, requireSyncToken } from './sync-token';
+import { paginationToken, requirePaginationPosition } from './sync-token';
 import { SyncService } from './sync.service';
+import { RoomServerClient } from '../rooms/room-server.client';
 
 /** message_pagination.yaml: "Default: 10"; we clamp larger requests to this. */
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
+/**
+ * Events backfilled over federation sit below 0 (docs/federation-design.md
+ * "Backfill (as built)"); history is read down to here.
+ */
+const HISTORY_FLOOR = Number.MIN_SAFE_INTEGER;
+/** Backfill rounds one /messages request may wait for, and the fewest events asked of the remote server. */
+const BACKFILL_ROUNDS = 3;
+const BACKFILL_MIN_LIMIT = 20;
 
 type Json = Record<string, unknown>;
 
@@ -34,6 +43,7 @@ export class MessagesController {
     @Inject(SYNC_ROOM_STORE) private readonly rooms: RoomStore,
     private readonly sync: SyncService,
     @Optional() private readonly ignoredUsers?: IgnoredUsers,
+    @Optional() private readonly roomServer?: RoomServerClient,
   ) {}
 
   /**
@@ -74,8 +84,8 @@ export class MessagesController {
   ): Promise<Json> {
     if (dir === undefined || dir === '') throw Errors.missingParam('dir');
     if (dir !== 'b' && dir !== 'f') throw Errors.invalidParam('dir must be b or f');
-    const from = fromParam === undefined || fromParam === '' ? undefined : requireSyncToken('from', fromParam).events;
-    const to = toParam === undefined || toParam === '' ? undefined : requireSyncToken('to', toParam).events;
+    const from = fromParam === undefined || fromParam === '' ? undefined : requirePaginationPosition('from', fromParam);
+    const to = toParam === undefined || toParam === '' ? undefined : requirePaginationPosition('to', toParam);
     const requested = integerParam('limit', limitParam, DEFAULT_LIMIT);
     const filter = parseRoomEventFilterParam(filterParam);
     const membership = await this.readerMembership(roomId, requester.userId);
@@ -85,24 +95,50 @@ export class MessagesController {
 
     // v1.3: without `from`, backward starts at the newest event and forward at the oldest.
     const backward = dir === 'b';
-    const start = from ?? (backward ? safe : 0);
+    const start = from ?? (backward ? safe : HISTORY_FLOOR);
     // A user who left reads up to their leave and no further, as other servers do: nothing after it is theirs to see
     // (bar world_readable history, which a left user can still read by other means).
     const ceiling = membership && (membership.membership === 'leave' || membership.membership === 'ban') ? Math.min(safe, membership.stream) : safe;
     const high = backward ? Math.min(start, ceiling) : Math.min(to ?? ceiling, ceiling);
-    const low = backward ? Math.min(to ?? 0, high) : Math.min(start, high);
+    const low = backward ? Math.min(to ?? HISTORY_FLOOR, high) : Math.min(start, high);
     // `start`: "The token the pagination starts from", the given one as given.
-    const startToken = fromParam === undefined || fromParam === '' ? eventsToken(start) : fromParam;
+    const startToken = fromParam === undefined || fromParam === '' ? paginationToken(start) : fromParam;
     if (requested === 0) return { start: startToken, chunk: [] };
 
     // "Ignoring Users": ignored senders' non-state events are left out.
     const ignored = await this.ignoredUsers?.of(requester.userId);
-    const page = await walkRoom(this.rooms, requester.userId, roomId, { from: low, to: high, direction: backward ? 'backward' : 'forward', limit, filter: { ...filter, limit: undefined }, membership, ignored });
+    const walk = { filter: { ...filter, limit: undefined }, membership, ignored };
+    const page = await walkRoom(this.rooms, requester.userId, roomId, { from: low, to: high, direction: backward ? 'backward' : 'forward', limit, ...walk });
+    // Backwards past the start of local history in a room joined over federation: backfill
+    // from a server in the room (issue 5; server-server-api "Backfilling and retrieving
+    // missing events"), then read on below what was there.
+    for (let round = 0; backward && to === undefined && !page.more && round < BACKFILL_ROUNDS; round++) {
+      const [first] = await this.rooms.roomEvents(roomId, { from: HISTORY_FLOOR, to: Number.MAX_SAFE_INTEGER, direction: 'forward', limit: 1 });
+      // History that starts with the room's creation is whole: nothing to backfill.
+      if (!first || first.type === 'm.room.create' || !this.roomServer) break;
+      let added = 0;
+      try {
+        added = (await this.roomServer.backfill({ room_id: roomId, limit: Math.max(limit - page.events.length, BACKFILL_MIN_LIMIT) })).added;
+      } catch {
+        // The remote servers are unreachable or slow: answer with the local history.
+        break;
+      }
+      if (added === 0) break;
+      if (page.events.length === limit) {
+        page.more = true;
+        page.next = first.stream - 1;
+        break;
+      }
+      const rest = await walkRoom(this.rooms, requester.userId, roomId, { from: HISTORY_FLOOR, to: first.stream - 1, direction: 'backward', limit: limit - page.events.length, ...walk });
+      page.events.push(...rest.events);
+      page.more = rest.more;
+      page.next = rest.next;
+    }
     // Bundled aggregations (client-server-api "Aggregations of child events").
     const chunk = await bundleAggregations(this.rooms, formatter.formatAll(page.events), page.events, { userId: requester.userId, ignoredUsers: ignored });
     const out: Json = { start: startToken, chunk };
     // "If no further events are available … this property is omitted."
-    if (page.more) out['end'] = eventsToken(page.next);
+    if (page.more) out['end'] = paginationToken(page.next);
     const state = await this.lazyMembers(roomId, page.events, filter, formatter);
     if (state) out['state'] = state;
     return out;
@@ -135,7 +171,7 @@ export class MessagesController {
     const walkFilter = { ...filter, limit: undefined };
     const before =
       beforeLimit > 0
-        ? await walkRoom(this.rooms, requester.userId, roomId, { from: 0, to: event.stream - 1, direction: 'backward', limit: beforeLimit, filter: walkFilter, membership, ignored })
+        ? await walkRoom(this.rooms, requester.userId, roomId, { from: HISTORY_FLOOR, to: event.stream - 1, direction: 'backward', limit: beforeLimit, filter: walkFilter, membership, ignored })
         : { events: [], more: true, next: event.stream - 1 };
     const after =
       afterLimit > 0
@@ -147,8 +183,8 @@ export class MessagesController {
     // "The state of the room at the last event returned."
     const state = lazy ?? formatter.formatAll(await this.rooms.stateAtPosition(roomId, last.stream));
     return {
-      start: eventsToken(before.next),
-      end: eventsToken(after.next),
+      start: paginationToken(before.next),
+      end: paginationToken(after.next),
       events_before: await bundleAggregations(this.rooms, formatter.formatAll(before.events), before.events, { userId: requester.userId, ignoredUsers: ignored }),
       event: (await bundleAggregations(this.rooms, [formatter.format(event)], [event], { userId: requester.userId, ignoredUsers: ignored }))[0],
       events_after: await bundleAggregations(this.rooms, formatter.formatAll(after.events), after.events, { userId: requester.userId, ignoredUsers: ignored }),

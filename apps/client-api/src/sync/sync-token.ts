@@ -42,3 +42,28 @@ export function formatSyncToken(positions: StreamPositions): string {
 export function eventsToken(events: number, rest: StreamPositions = zeroPositions()): string {
   return formatSyncToken({ ...rest, events: Math.max(0, events) });
 }
+
+/**
+ * /messages and /context tokens for positions below 0: events backfilled over
+ * federation take negative positions, before the room's earlier history
+ * (docs/federation-design.md "Backfill (as built)"). They are written
+ * `b<n>` for position -n; positions from 0 up keep the sync token format, so
+ * a sync's `next_batch` or `prev_batch` still works as `from`.
+ */
+const BACKFILL_TOKEN = /^b(\d{1,16})$/;
+
+/** The events position of a /messages token (either format), or 400 M_INVALID_PARAM naming the parameter. */
+export function requirePaginationPosition(name: string, token: string): number {
+  const backfill = BACKFILL_TOKEN.exec(token);
+  if (backfill) {
+    const n = Number(backfill[1]);
+    if (!Number.isSafeInteger(n)) throw Errors.invalidParam(`${name} is not a valid token`);
+    return -n;
+  }
+  return requireSyncToken(name, token).events;
+}
+
+/** A /messages token at events position `position` (negative positions in the backfill format). */
+export function paginationToken(position: number): string {
+  return position < 0 ? `b${-position}` : eventsToken(position);
+}

@@ -11,6 +11,7 @@ import { SyncNotifier } from './sync-notifier';
 import { SYNC_ROOM_STORE } from './sync-rooms';
 import { provideSyncSections } from './sync-sections';
 import { SyncService } from './sync.service';
+import { RoomServerClient } from '../rooms/room-server.client';
 
 /**
  * /sync, /messages, /context and the filter endpoints (docs/client-server-design.md:
@@ -24,6 +25,8 @@ import { SyncService } from './sync.service';
     FilterStore,
     SyncNotifier,
     SyncService,
+    // /messages asks the room server to backfill (docs/federation-design.md "Backfill (as built)").
+    RoomServerClient,
     ...SYNC_SECTION_CLASSES,
     provideSyncSections(SYNC_SECTION_CLASSES),
   ],

@@ -399,8 +399,8 @@ export class FederationInput {
     await this.rooms.setOutlierState(eventId, afterGroup, beforeGroup);
   }
 
-  /** Receipt step 4 (and the auth_events rules): null when it passes, else the reason. */
-  private async checkAgainstAuthEvents(room: RoomRecord, version: RoomVersion, event: RoomEvent): Promise<string | null> {
+  /** Receipt step 4 (and the auth_events rules): null when it passes, else the reason. Also used by backfill.ts. */
+  async checkAgainstAuthEvents(room: RoomRecord, version: RoomVersion, event: RoomEvent): Promise<string | null> {
     const ids = authEventIds(event);
     const records = await this.rooms.getEvents(ids);
     if (new Set(records.map((r) => r._id)).size !== new Set(ids).size) return 'auth events are missing';
@@ -431,8 +431,8 @@ export class FederationInput {
     return out;
   }
 
-  /** resolveState over states by IDs, with the store as the auth event loader. */
-  private async resolve(version: RoomVersion, states: ReadonlyArray<ReadonlyMap<StateKey, string>>): Promise<StateIds> {
+  /** resolveState over states by IDs, with the store as the auth event loader. Also used by backfill.ts. */
+  async resolve(version: RoomVersion, states: ReadonlyArray<ReadonlyMap<StateKey, string>>): Promise<StateIds> {
     const rejected = new Set<string>();
     const stateSets: StateMap[] = [];
     for (const ids of states) stateSets.push(await this.loadState(ids, rejected));
