@@ -33,6 +33,15 @@ export const EVENTS_STREAM = 'events';
  */
 export const NO_STREAM = 0;
 
+/**
+ * `from < stream <= to` over the timeline. Events backfilled over federation
+ * sit below 0 (docs/federation-design.md "Backfill (as built)"); a range that
+ * reaches below 0 leaves out NO_STREAM (outliers, rejected, soft-failed).
+ */
+function timelineRange(from: number, to: number): { $gt: number; $lte: number; $ne?: number } {
+  return from < NO_STREAM ? { $gt: from, $lte: to, $ne: NO_STREAM } : { $gt: from, $lte: to };
+}
+
 export interface EventRecord extends Doc {
   _id: string; // the event ID
   /**
@@ -471,7 +480,7 @@ export class RoomStore {
   roomEvents(roomId: string, range: StreamRange): Promise<EventRecord[]> {
     const direction = range.direction ?? 'backward';
     return this.events.find(
-      { room_id: roomId, stream: { $gt: range.from, $lte: range.to } },
+      { room_id: roomId, stream: timelineRange(range.from, range.to) },
       { sort: { stream: direction === 'backward' ? -1 : 1 }, limit: range.limit },
     );
   }
@@ -512,7 +521,7 @@ export class RoomStore {
 
   /** Whether a room has any event in `(from, to]` (cheap check for sync). */
   async roomHasEventsBetween(roomId: string, from: number, to: number): Promise<boolean> {
-    return (await this.events.count({ room_id: roomId, stream: { $gt: from, $lte: to } })) > 0;
+    return (await this.events.count({ room_id: roomId, stream: timelineRange(from, to) })) > 0;
   }
 
   /**
