@@ -17,9 +17,7 @@ const enc = encodeURIComponent;
 const EARLY_MESSAGES = 30;
 
 /** Directions (by the late member's side) that need work not landed yet. */
-const PENDING: Partial<Record<'Atrium' | 'Synapse', string>> = {
-  Atrium: "Atrium's /messages does not backfill over federation yet (the late member sees nothing before its join)",
-};
+const PENDING: Partial<Record<'Atrium' | 'Synapse', string>> = {};
 
 /** Pages backwards through /messages (limit 10 a page) until no `end` token, at most 30 pages; answers every event seen, newest first. */
 async function pageBack(user: PeerUser, roomId: string): Promise<Json[]> {

@@ -207,7 +207,9 @@ export class Backfiller {
     const prevRecords = await this.rooms.getEvents(prevIds);
     const states: Array<{ group: string | null; ids: ReadonlyMap<StateKey, string> }> = [];
     for (const prev of prevRecords) {
-      const ids = prev.state_group ? await this.rooms.stateGroupState(prev.state_group) : prev.stream !== NO_STREAM ? await this.rooms.stateIdsAfter(prev._id) : null;
+      // Only a state group counts: the line of history below 0 (stateIdsAfter's fallback) holds
+      // just the backfilled state events, not the state send_join gave (logged at the join).
+      const ids = prev.state_group ? await this.rooms.stateGroupState(prev.state_group) : null;
       if (ids) states.push({ group: prev.state_group ?? null, ids });
     }
     // Step 5 needs the state after every prev event; without it (the batch's oldest events) step 4 stands alone.
