@@ -135,6 +135,23 @@ export class ToDeviceStore {
     return records.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as Record<string, unknown> }));
   }
 
+  /**
+   * Messages for a device with a position after `after`, oldest first, at most
+   * `limit`, without deleting or marking anything: MSC3814's
+   * `POST /dehydrated_device/{device_id}/events` must "not delete any
+   * to-device messages delivered in previous batches". `last` is the position
+   * of the last message answered (`after` when none). A sendToDevice request
+   * or an m.direct_to_device EDU gives one device at most one message per
+   * position, so a position is a safe batch boundary.
+   */
+  async peek(userId: string, deviceId: string, after: number, limit = TO_DEVICE_SYNC_LIMIT): Promise<{ events: ToDeviceEvent[]; last: number }> {
+    const records = await this.messages.find({ user_id: userId, device_id: deviceId, stream: { $gt: after } }, { sort: { stream: 1 }, limit });
+    return {
+      events: records.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as Record<string, unknown> })),
+      last: records.length > 0 ? records[records.length - 1].stream : after,
+    };
+  }
+
   /** How many messages wait for a device (tests and metrics). */
   pendingCount(userId: string, deviceId: string): Promise<number> {
     return this.messages.count({ user_id: userId, device_id: deviceId });

@@ -187,6 +187,18 @@ describe('user-data stores (on the SQLite adapter)', () => {
   });
 
   describe('ToDeviceStore', () => {
+    it('peek answers batches after a position without deleting or marking (MSC3814 dehydrated device events)', async () => {
+      const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
+      for (const n of [1, 2, 3]) await toDevice.send('@a:x', 'ADEV', `p${n}`, 'm.test', [{ userId: '@b:x', deviceId: 'DEHY', content: { n } }]);
+      const first = await toDevice.peek('@b:x', 'DEHY', 0, 2);
+      expect(first.events.map((e) => e.content)).toEqual([{ n: 1 }, { n: 2 }]);
+      const second = await toDevice.peek('@b:x', 'DEHY', first.last, 2);
+      expect(second.events.map((e) => e.content)).toEqual([{ n: 3 }]);
+      expect(await toDevice.peek('@b:x', 'DEHY', second.last, 2)).toEqual({ events: [], last: second.last });
+      expect(await toDevice.pendingCount('@b:x', 'DEHY')).toBe(3);
+      expect((await toDevice.peek('@b:x', 'DEHY', 0)).events).toHaveLength(3);
+    });
+
     it('delivers in order, once per transaction, and deletes what a later token confirms', async () => {
       const toDevice = await ToDeviceStore.open(store, positions, wake, () => now);
       expect(await toDevice.send('@a:x', 'ADEV', 't1', 'm.test', [{ userId: '@b:x', deviceId: 'BDEV', content: { n: 1 } }])).toBe(true);

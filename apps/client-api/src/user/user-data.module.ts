@@ -11,6 +11,7 @@ import { ProfileController } from './profile.controller';
 import { ProfilePropagation } from './profile-propagation';
 import { ThreepidController, ThreepidTokenController } from './threepid.controller';
 import { ToDeviceController } from './to-device.controller';
+import { DehydratedDeviceController } from '../e2ee/dehydrated-device.controller';
 import { UserDataStores } from './user-data.stores';
 import { RemoteProfiles } from './remote-profiles';
 
@@ -31,6 +32,8 @@ import { RemoteProfiles } from './remote-profiles';
     PresenceController,
     CapabilitiesController,
     ToDeviceController,
+    // MSC3814 dehydrated devices: an account device reading the to-device store.
+    DehydratedDeviceController,
     ThreepidController,
     ThreepidTokenController,
   ],
