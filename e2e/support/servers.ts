@@ -209,7 +209,7 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
         processPorts.set(proc, port);
       });
     }
-    await Promise.all(processes.map((p) => waitForHttp(`http://127.0.0.1:${processPorts.get(p)}/ready`, 60_000, p.alive)));
+    await Promise.all(processes.map((p) => waitForHttp(`http://127.0.0.1:${processPorts.get(p)}/ready`, 150_000, p.alive)));
   } catch (err) {
     await router.stop();
     await Promise.all([nats.stop(), redis.stop(), ferret.stop()]);
