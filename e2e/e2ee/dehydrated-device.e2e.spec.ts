@@ -95,6 +95,12 @@ describe.each(modes)('dehydrated devices, MSC3814 (%s mode)', (mode) => {
     // Not deleted: reading again from the start gives them again.
     expect((await dehydrated(alice, 'POST', '/DEHYD1/events', {})).json.events).toHaveLength(3);
     expect(await dehydrated(alice, 'POST', '/DEHYD1/events', { next_batch: 'not-a-token' })).toMatchObject({ status: 400 });
+    // The GET form matrix-js-sdk calls (`?from=`): the batch after the last has no next_batch, which ends its loop.
+    const got = await dehydrated(alice, 'GET', '/DEHYD1/events');
+    expect(got.json.events).toHaveLength(3);
+    const end = await dehydrated(alice, 'GET', `/DEHYD1/events?from=${encodeURIComponent(got.json.next_batch as string)}`);
+    expect(end).toEqual({ status: 200, json: { events: [] } });
+    expect(await dehydrated(alice, 'GET', '/DEHYD1/events?from=x')).toMatchObject({ status: 400 });
     // Not the dehydrated device: 403; and bob has none.
     expect(await dehydrated(alice, 'POST', `/${alice.deviceId}/events`, {})).toMatchObject({ status: 403, json: { errcode: 'M_FORBIDDEN' } });
     expect(await dehydrated(bob, 'POST', '/DEHYD1/events', {})).toMatchObject({ status: 403, json: { errcode: 'M_FORBIDDEN' } });

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import type { AccountStore } from '@atrium/accounts';
 import type { Bus } from '@atrium/bus';
 import type { AtriumConfig } from '@atrium/config';
@@ -103,15 +103,30 @@ export class DehydratedDeviceController {
   @HttpCode(200)
   async events(@CurrentRequester() requester: Requester, @Param('deviceId') deviceId: string, @Body() rawBody: unknown): Promise<{ events: unknown[]; next_batch: string }> {
     const body = optionalJsonObject(rawBody);
-    const device = await (await this.devices()).get(requester.userId);
+    const { events, last } = await this.batch(requester.userId, deviceId, body['next_batch']);
+    return { events, next_batch: String(last) };
+  }
+
+  /**
+   * GET /dehydrated_device/{device_id}/events?from=: the form matrix-js-sdk
+   * (43) and the Rust SDK call. They read batches while `next_batch` is
+   * present, so here the empty batch after the last one has none (the POST
+   * form keeps the MSC text's `next_batch` on every answer).
+   */
+  @Get('dehydrated_device/:deviceId/events')
+  async eventsByGet(@CurrentRequester() requester: Requester, @Param('deviceId') deviceId: string, @Query('from') from?: string): Promise<{ events: unknown[]; next_batch?: string }> {
+    const { events, last } = await this.batch(requester.userId, deviceId, from);
+    return events.length > 0 ? { events, next_batch: String(last) } : { events };
+  }
+
+  private async batch(userId: string, deviceId: string, token: unknown): Promise<{ events: unknown[]; last: number }> {
+    const device = await (await this.devices()).get(userId);
     if (!device || device.device_id !== deviceId) throw Errors.forbidden('Not the dehydrated device of this user');
-    const token = body['next_batch'];
     let after = 0;
     if (token !== undefined) {
       if (typeof token !== 'string' || !/^[0-9]{1,15}$/.test(token)) throw Errors.invalidParam('next_batch is not a token this server gave');
       after = Number(token);
     }
-    const { events, last } = await this.userData.toDevice.peek(requester.userId, deviceId, after, EVENTS_BATCH);
-    return { events, next_batch: String(last) };
+    return this.userData.toDevice.peek(userId, deviceId, after, EVENTS_BATCH);
   }
 }
