@@ -601,7 +601,10 @@ export class E2eeService {
       }
     }
     for (const user of changedUsers) await this.deviceListChanged(user);
-    if (ownSigned.size > 0) await this.federateOwnSignatures(userId, ownSigned);
+    if (ownSigned.size > 0) {
+      // Federation is best effort here: the signatures are stored and answered whatever happens to the EDUs.
+      await this.federateOwnSignatures(userId, ownSigned).catch(() => undefined);
+    }
     return { failures };
   }
 
