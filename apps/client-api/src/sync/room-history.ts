@@ -83,7 +83,8 @@ export async function visibleEvents(rooms: RoomStore, userId: string, recordsAsc
   }
 
   const roomId = early[0].room_id;
-  const before = await rooms.stateAtPosition(roomId, early[0].stream - 1);
+  let before = await rooms.stateAtPosition(roomId, early[0].stream - 1);
+  if (early[0].stream < 0) before = await withJoinState(rooms, roomId, before);
   let visibility = historyVisibilityOf(before.find((e) => e.type === 'm.room.history_visibility' && e.state_key === ''));
   let membership: string | null = before.find((e) => e.type === 'm.room.member' && e.state_key === userId)?.membership ?? null;
 
@@ -106,6 +107,23 @@ export async function visibleEvents(rooms: RoomStore, userId: string, recordsAsc
     if (record.type === 'm.room.history_visibility' && record.state_key === '') visibility = historyVisibilityOf(record);
   }
   return out;
+}
+
+/**
+ * History backfilled over federation sits below 0 (docs/federation-design.md
+ * "Backfill (as built)"), and the state log there holds only the backfilled
+ * state events; the state send_join gave is logged just before the room's
+ * first timeline event above 0. Keys the backfilled state lacks take that
+ * state (the earliest this server knows), so history visibility and the
+ * user's membership are judged from it rather than from nothing.
+ */
+async function withJoinState(rooms: RoomStore, roomId: string, before: EventRecord[]): Promise<EventRecord[]> {
+  const [first] = await rooms.roomEvents(roomId, { from: 0, to: Number.MAX_SAFE_INTEGER, direction: 'forward', limit: 1 });
+  if (!first) return before;
+  const key = (e: EventRecord): string => `${e.type}\u0000${e.state_key ?? ''}`;
+  const have = new Set(before.map(key));
+  const joinState = (await rooms.stateAtPosition(roomId, first.stream - 1)).filter((e) => !have.has(key(e)));
+  return [...before, ...joinState];
 }
 
 /** Formats events for a client: ClientEvent (or the raw PDU for event_format federation), projected to event_fields. */
