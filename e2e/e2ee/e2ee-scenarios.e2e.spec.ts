@@ -5,7 +5,7 @@
  * restoring the key backup after cross-signing trust; a device added later;
  * a user who left getting no new room keys.
  */
-import { E2eeWorld, deviceAddedLater, leaverGetsNoNewKeys, newDeviceRestoresBackup, twoUsersTwoDevicesEach, type Home } from '../support/e2ee-scenarios';
+import { E2eeWorld, deviceAddedLater, leaverGetsNoNewKeys, newDeviceRestoresBackup, rehydratedDeviceDecrypts, twoUsersTwoDevicesEach, type Home } from '../support/e2ee-scenarios';
 import { REGISTER_BURST_ENV } from '../support/fixtures';
 import { startTestServer, type Mode, type TestServer } from '../support/servers';
 
@@ -32,4 +32,5 @@ describe.each(modes)('e2ee scenarios with matrix-js-sdk Rust crypto (%s mode)', 
   it('(b) a new device restores the key backup after cross-signing trust from secret storage', () => newDeviceRestoresBackup(world, home, home));
   it('(c) a device added later is seen through device lists and decrypts new messages', () => deviceAddedLater(world, home, home));
   it('(d) a user who left gets no new room keys', () => leaverGetsNoNewKeys(world, home, home));
+  it('(e) MSC3814: a device dehydrated by the SDK receives a room key; a new login rehydrates it and decrypts', () => rehydratedDeviceDecrypts(world, home, home));
 });

@@ -9,7 +9,7 @@
  * cross-signing, secret storage), server-server-api "End-to-End Encryption".
  */
 import { ClientEvent, createClient, MatrixEvent, MsgType, Preset, type MatrixClient } from 'matrix-js-sdk';
-import type { GeneratedSecretStorageKey } from 'matrix-js-sdk/lib/crypto-api';
+import { CryptoEvent, type GeneratedSecretStorageKey } from 'matrix-js-sdk/lib/crypto-api';
 import type { Logger } from 'matrix-js-sdk/lib/logger';
 import { registerUser, uniqueName } from './clients';
 import { eventually, rawApi, type Json } from './fixtures';
@@ -307,4 +307,62 @@ export async function leaverGetsNoNewKeys(world: E2eeWorld, homeA: Home, homeB: 
   expect(await tryDecryptRaw(c, b, roomId, after)).toBeUndefined();
   // The control: her device still decrypts what was sent while she was a member.
   expect(await tryDecryptRaw(c, b, roomId, before)).toBe('carol is still here');
+}
+
+/**
+ * (e) Dehydrated devices (MSC3814) through matrix-js-sdk's own dehydration: the first device
+ * sets up cross-signing and secret storage and dehydrates a device (`startDehydration`), then
+ * logs out; a message is sent while only the dehydrated device exists; a new login given the
+ * recovery key rehydrates it (GET /dehydrated_device, then its to-device events) and decrypts
+ * the message with the room key the dehydrated device received.
+ */
+export async function rehydratedDeviceDecrypts(world: E2eeWorld, home: Home, senderHome: Home): Promise<void> {
+  const account = await world.register(home, 'erin');
+  const frank = await world.login(await world.register(senderHome, 'frank'));
+  const recovery: { key?: GeneratedSecretStorageKey } = {};
+  const first = await world.login(account, () => recovery.key?.privateKey);
+  const crypto1 = first.sdk.getCrypto()!;
+  const auth = async (makeRequest: (auth: Json | null) => Promise<unknown>) => {
+    await makeRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user: account.localpart }, password: account.password });
+  };
+  const roomId = await encryptedRoom(frank, [first]);
+  await crypto1.bootstrapCrossSigning({ authUploadDeviceSigningKeys: auth });
+  const created = await crypto1.createRecoveryKeyFromPassphrase();
+  recovery.key = created;
+  await crypto1.bootstrapSecretStorage({ createSecretStorageKey: async () => created, setupNewSecretStorage: true });
+  expect(await crypto1.isDehydrationSupported()).toBe(true);
+  await crypto1.startDehydration({ createNewKey: true });
+  const dehydrated = await rawApi(account.home.baseUrl, first.token, 'GET', '/dehydrated_device', undefined, '/_matrix/client/unstable/org.matrix.msc3814.v1');
+  expect(dehydrated.status).toBe(200);
+  const dehydratedId = dehydrated.json.device_id as string;
+  world.stop(first);
+  expect((await api(first, 'POST', '/logout', {})).status).toBe(200);
+
+  // frank's crypto learns that erin's devices are now only the dehydrated one.
+  await seesDevice(frank, account.userId, dehydratedId);
+  await eventually(
+    'frank no longer sees the first device',
+    async () => ((await frank.sdk.getCrypto()!.getUserDeviceInfo([account.userId], true)).get(account.userId)?.has(first.deviceId) ? undefined : true),
+    WAIT_MS,
+    200,
+  );
+  const eventId = await send(frank, roomId, 'for the dehydrated device');
+  const second = await world.login(account, () => recovery.key?.privateKey);
+  const crypto2 = second.sdk.getCrypto()!;
+  await eventually('the second device has the public cross-signing keys', async () => ((await crypto2.userHasCrossSigningKeys(account.userId, true)) ? true : undefined), WAIT_MS, 200);
+  await crypto2.bootstrapCrossSigning({ authUploadDeviceSigningKeys: auth });
+  // The room key waits for the dehydrated device as a to-device message.
+  await eventually(
+    'a to-device message for the dehydrated device',
+    async () => {
+      const r = await rawApi(account.home.baseUrl, second.token, 'POST', `/dehydrated_device/${enc(dehydratedId)}/events`, {}, '/_matrix/client/unstable/org.matrix.msc3814.v1');
+      return r.status === 200 && (r.json.events as unknown[]).length > 0 ? true : undefined;
+    },
+    WAIT_MS,
+    200,
+  );
+  const rehydrated = new Promise<void>((resolve) => second.sdk.once(CryptoEvent.RehydrationCompleted, () => resolve()));
+  await crypto2.startDehydration();
+  await rehydrated;
+  expect(await decryptedBody(second, roomId, eventId)).toBe('for the dehydrated device');
 }

@@ -1,8 +1,10 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { AccountStore } from '@atrium/accounts';
+import type { Bus } from '@atrium/bus';
+import { publishDeviceDeleted } from '@atrium/e2ee';
 import { AccessTokenGuard, AllowGuests, AllowLocked, CurrentRequester, Errors, optionalJsonObject, requireJsonObject, requireString, type Requester } from '@atrium/http';
-import { ACCOUNT_STORE } from '@atrium/platform';
+import { ACCOUNT_STORE, BUS } from '@atrium/platform';
 import { AuthService, type LoginResponse, type RegisterResponse } from './auth.service';
 
 /** Paths that existed in r0 stay reachable there for older clients (the spec kept them). */
@@ -14,6 +16,7 @@ export class AuthController {
   constructor(
     private readonly auth: AuthService,
     @Inject(ACCOUNT_STORE) private readonly accounts: AccountStore,
+    @Inject(BUS) private readonly bus: Bus,
   ) {}
 
   @Get('login')
@@ -48,6 +51,9 @@ export class AuthController {
   @AllowLocked()
   async logout(@CurrentRequester() requester: Requester): Promise<Record<string, never>> {
     await this.accounts.logout(requester);
+    // The device is gone, so are its keys, and users sharing a room see it in device_lists.changed
+    // (and remote servers get m.device_list_update), as for DELETE /devices.
+    await publishDeviceDeleted(this.bus, requester.userId, requester.deviceId);
     return {};
   }
 
@@ -56,7 +62,9 @@ export class AuthController {
   @UseGuards(AccessTokenGuard)
   @AllowLocked()
   async logoutAll(@CurrentRequester() requester: Requester): Promise<Record<string, never>> {
+    const devices = await this.accounts.listDevices(requester.userId);
     await this.accounts.logoutAll(requester.userId);
+    for (const device of devices) await publishDeviceDeleted(this.bus, requester.userId, device.device_id);
     return {};
   }
 }
