@@ -53,7 +53,12 @@ export class AccountController {
       verifiers: { 'm.login.password': this.auth.passwordStage(requester) },
     });
     await this.accounts.setPasswordHash(requester.userId, await hashPassword(newPassword));
-    if (logoutDevices) await this.accounts.logoutOtherDevices(requester.userId, requester.deviceId);
+    if (logoutDevices) {
+      const others = (await this.accounts.listDevices(requester.userId)).filter((d) => d.device_id !== requester.deviceId);
+      await this.accounts.logoutOtherDevices(requester.userId, requester.deviceId);
+      // Their keys go and device lists change, as for DELETE /devices.
+      for (const device of others) await publishDeviceDeleted(this.bus, requester.userId, device.device_id);
+    }
     return {};
   }
 
