@@ -9,10 +9,9 @@
  * `shared` (the public_chat preset's), under which a joined member may read
  * what was sent before it joined.
  */
-import { interopModes, DIRECTIONS, createRoom, joinVia, sendText, sides, useAtrium, useSynapse, waitForMembership, type PeerUser } from '../support/interop';
+import { interopModes, DIRECTIONS, createRoom, joinVia, sendText, sides, useAtrium, interopPeers, usePeer, waitForMembership, type PeerUser } from '../support/interop';
 import type { Json } from '../support/fixtures';
 
-const peers = useSynapse();
 const enc = encodeURIComponent;
 const EARLY_MESSAGES = 30;
 
@@ -30,28 +29,31 @@ async function pageBack(user: PeerUser, roomId: string): Promise<Json[]> {
   return all;
 }
 
-describe.each(interopModes())('backfill across servers with Synapse (%s mode)', (mode) => {
-  const atrium = useAtrium(mode, peers);
-  const side = sides(peers, atrium);
+describe.each(interopPeers())('backfill across servers (peer: %s)', (peerKind) => {
+  const peers = usePeer(peerKind);
+  describe.each(interopModes())('(%s mode)', (mode) => {
+    const atrium = useAtrium(mode, peers);
+    const side = sides(peers, atrium);
 
-  describe.each(DIRECTIONS)('room on %s, joined from %s after its history', (homeName, remoteName) => {
-    it(`the late member pages back through all ${EARLY_MESSAGES} earlier messages in order, down to the room's creation`, async () => {
-      const owner = await side[homeName].user('historian');
-      const late = await side[remoteName].user('late');
-      const roomId = await createRoom(owner, { preset: 'public_chat', name: 'History' });
-      const sent: string[] = [];
-      for (let i = 0; i < EARLY_MESSAGES; i++) sent.push(await sendText(owner, roomId, `early ${i}`));
+    describe.each(DIRECTIONS)('room on %s, joined from %s after its history', (homeName, remoteName) => {
+      it(`the late member pages back through all ${EARLY_MESSAGES} earlier messages in order, down to the room's creation`, async () => {
+        const owner = await side[homeName].user('historian');
+        const late = await side[remoteName].user('late');
+        const roomId = await createRoom(owner, { preset: 'public_chat', name: 'History' });
+        const sent: string[] = [];
+        for (let i = 0; i < EARLY_MESSAGES; i++) sent.push(await sendText(owner, roomId, `early ${i}`));
 
-      expect((await joinVia(late, roomId, [side[homeName].serverName()])).status).toBe(200);
-      await waitForMembership(owner, roomId, late.userId, 'join');
+        expect((await joinVia(late, roomId, [side[homeName].serverName()])).status).toBe(200);
+        await waitForMembership(owner, roomId, late.userId, 'join');
 
-      const events = await pageBack(late, roomId);
-      const early = events.filter((e) => e.type === 'm.room.message' && (e.content.body as string).startsWith('early '));
-      // Newest first, each once, all of them.
-      expect(early.map((e) => e.event_id)).toEqual([...sent].reverse());
-      expect(early.every((e) => e.sender === owner.userId)).toBe(true);
-      // Back to the start of the room.
-      expect(events.some((e) => e.type === 'm.room.create')).toBe(true);
+        const events = await pageBack(late, roomId);
+        const early = events.filter((e) => e.type === 'm.room.message' && (e.content.body as string).startsWith('early '));
+        // Newest first, each once, all of them.
+        expect(early.map((e) => e.event_id)).toEqual([...sent].reverse());
+        expect(early.every((e) => e.sender === owner.userId)).toBe(true);
+        // Back to the start of the room.
+        expect(events.some((e) => e.type === 'm.room.create')).toBe(true);
+      });
     });
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The federation interop harness (docs/federation-design.md, "interop
- * harness"): one Synapse per test file and one Atrium per mode, federating
- * over TLS on loopback with certificates from one throwaway test CA.
+ * harness"): per test file, one peer per peer kind (a real Synapse, or a second
+ * Atrium in embedded mode) and one Atrium under test per mode, federating over
+ * TLS on loopback with certificates from one throwaway test CA.
  *
  * Both servers' names are IP literals with a port (`127.0.0.1:<port>`), so
  * neither needs DNS or .well-known (server-server-api "Resolving server
@@ -11,15 +12,21 @@
  *
  * A test file:
  *
- *     const peers = useSynapse();                       // top level: one Synapse for the file
- *     describe.each(interopModes())('… (%s mode)', (mode) => {
- *       const atrium = useAtrium(mode, peers);          // one Atrium per mode
- *       it('…', async () => {
- *         const alice = await atrium.user('alice');     // on Atrium
- *         const bob = await peers.user('bob');          // on Synapse
- *         …
+ *     describe.each(interopPeers())('… with peer %s', (peerKind) => {
+ *       const peers = usePeer(peerKind);                  // one Synapse or Atrium peer
+ *       describe.each(interopModes())('(%s mode)', (mode) => {
+ *         const atrium = useAtrium(mode, peers);          // one Atrium under test per mode
+ *         it('…', async () => {
+ *           const alice = await atrium.user('alice');     // on Atrium
+ *           const bob = await peers.user('bob');          // on the peer
+ *           …
+ *         });
  *       });
  *     });
+ *
+ * Peers are selected with ATRIUM_INTEROP_PEERS (`synapse,atrium` by default),
+ * modes with ATRIUM_INTEROP_MODES. Steps that only make sense against Synapse
+ * check `peers.kind === 'synapse'` and say why.
  *
  * Scenarios that cannot pass yet are declared with `pendingIt(reason)`: skipped
  * in the default run (CI), run with ATRIUM_INTEROP_PENDING=1.
@@ -80,36 +87,80 @@ function peerUser(base: string, serverName: string, userId: string, token: strin
   };
 }
 
-/**
- * The log of this test file's Synapse (Jest gives each file its own module registry, so this is
- * per file), quoted by the wait helpers when they time out.
- */
-let synapseLogPath: string | undefined;
+/** Which server an interop file federates Atrium with: a real Synapse, or a second Atrium. */
+export type PeerKind = 'synapse' | 'atrium';
 
-/** `eventually` (fixtures), with this file's Synapse log's path added to a timeout's message. */
+/**
+ * The peers an interop file runs against: `ATRIUM_INTEROP_PEERS` (comma-separated `synapse`,
+ * `atrium`), else both. Each scenario's describe runs once per (peer × mode).
+ */
+export function interopPeers(): PeerKind[] {
+  const raw = process.env.ATRIUM_INTEROP_PEERS;
+  if (!raw) return ['synapse', 'atrium'];
+  return raw.split(',').map((p) => p.trim()).filter((p): p is PeerKind => p === 'synapse' || p === 'atrium');
+}
+
+/** A peer's name in test titles and messages. */
+export function peerLabel(kind: PeerKind): string {
+  return kind === 'synapse' ? 'Synapse' : 'an Atrium peer';
+}
+
+/**
+ * Where the running peer's log is (Jest gives each file its own module registry, so this is per
+ * file), quoted by the wait helpers when they time out: Synapse's log file, or the Atrium peer's
+ * process output (kept in memory), quoted as its tail.
+ */
+let peerLogHint: (() => string) | undefined;
+
+/** `eventually` (fixtures), with the peer's log (path or tail) added to a timeout's message. */
 export async function waitWithLog<T>(what: string, check: () => Promise<T | undefined>, ms: number, intervalMs: number): Promise<T> {
   try {
     return await eventually(what, check, ms, intervalMs);
   } catch (err) {
-    throw new Error(`${(err as Error).message} (Synapse log: ${synapseLogPath ?? 'none'})`);
+    throw new Error(`${(err as Error).message} (${peerLogHint?.() ?? 'peer log: none'})`);
   }
 }
 
-export interface SynapsePeer {
+/** The server Atrium federates with in an interop file: Synapse or a second (embedded) Atrium. */
+export interface InteropPeer {
+  kind: PeerKind;
+  /** 'Synapse' or 'an Atrium peer', for titles and messages. */
+  label: string;
   ca(): TestCa;
-  synapse(): SynapseServer;
-  /** Registers a user on Synapse (shared-secret admin API). */
+  serverName(): string;
+  /** Client-API base URL. */
+  clientUrl(): string;
+  /** Federation base URL (`https://127.0.0.1:<port>`). */
+  federationUrl(): string;
+  /** Registers a user on the peer (Synapse: shared-secret admin API; Atrium: open /register). */
   user(prefix: string): Promise<PeerUser>;
+  /** The last `chars` of the peer's log, with where it is. */
+  logTail(chars: number): string;
+  /** The Synapse behind this peer; throws for an Atrium peer (a Synapse-only step called for it). */
+  synapse(): SynapseServer;
 }
 
-/** One test CA and one Synapse for the file: started in beforeAll, stopped in afterAll. */
-export function useSynapse(options: Partial<Omit<SynapseOptions, 'ca'>> = {}): SynapsePeer {
+/** Kept for files written before the peer dimension: the Synapse peer. */
+export type SynapsePeer = InteropPeer;
+
+/**
+ * One test CA and one peer for the enclosing describe (the file's top level, or one peer's
+ * describe): started in beforeAll, stopped in afterAll. An Atrium peer runs embedded: the Atrium
+ * under test keeps its modes, the peer only has to be a correct other server.
+ */
+export function usePeer(kind: PeerKind, options: Partial<Omit<SynapseOptions, 'ca'>> = {}): InteropPeer {
+  return kind === 'synapse' ? useSynapse(options) : useAtriumPeer();
+}
+
+/** One test CA and one Synapse for the enclosing describe: started in beforeAll, stopped in afterAll. */
+export function useSynapse(options: Partial<Omit<SynapseOptions, 'ca'>> = {}): InteropPeer {
   let ca: TestCa | undefined;
   let synapse: SynapseServer | undefined;
   beforeAll(async () => {
     ca = createTestCa();
     synapse = await startSynapse({ ...options, ca });
-    synapseLogPath = synapse.logPath;
+    const logPath = synapse.logPath;
+    peerLogHint = () => `Synapse log: ${logPath}`;
   }, START_TIMEOUT_MS);
   afterAll(async () => {
     await synapse?.stop();
@@ -119,15 +170,68 @@ export function useSynapse(options: Partial<Omit<SynapseOptions, 'ca'>> = {}): S
     return synapse;
   };
   return {
+    kind: 'synapse',
+    label: peerLabel('synapse'),
     ca: () => {
       if (!ca) throw new Error('test CA not created');
       return ca;
     },
+    serverName: () => need().serverName,
+    clientUrl: () => need().clientUrl,
+    federationUrl: () => need().federationUrl,
     synapse: need,
+    logTail: (chars) => `--- synapse (${need().logPath}) ---\n${need().logTail(chars)}`,
     async user(prefix) {
       const s = need();
       const u = await s.registerUser(uniqueName(prefix), INTEROP_PASSWORD);
       return peerUser(s.clientUrl, s.serverName, u.userId, u.accessToken, u.deviceId);
+    },
+  };
+}
+
+/** Tail of an Atrium's processes' output, for messages. */
+function atriumOutput(server: TestServer, chars: number, label: string): string {
+  return server.processes.map((p) => `--- ${label} ${p.name} ---\n${p.output().slice(-chars)}`).join('\n');
+}
+
+/** One test CA and one embedded Atrium as the peer: started in beforeAll, stopped in afterAll. */
+export function useAtriumPeer(): InteropPeer {
+  let ca: TestCa | undefined;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    ca = createTestCa();
+    server = await startTestServer('embedded', {
+      federationTls: ca,
+      env: { ...REGISTER_BURST_ENV, ATRIUM_TELEMETRY__LOG_LEVEL: 'info' },
+    });
+    const started = server;
+    peerLogHint = () => `Atrium peer ${started.serverName} output:\n${atriumOutput(started, 2_000, 'atrium peer')}`;
+  }, START_TIMEOUT_MS);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const need = (): TestServer => {
+    if (!server) throw new Error('Atrium peer did not start');
+    return server;
+  };
+  return {
+    kind: 'atrium',
+    label: peerLabel('atrium'),
+    ca: () => {
+      if (!ca) throw new Error('test CA not created');
+      return ca;
+    },
+    serverName: () => need().serverName,
+    clientUrl: () => need().baseUrl,
+    federationUrl: () => need().federationUrl,
+    synapse: () => {
+      throw new Error('this step is Synapse-only, but the peer is an Atrium');
+    },
+    logTail: (chars) => atriumOutput(need(), chars, 'atrium peer'),
+    async user(prefix) {
+      const s = need();
+      const u = await newUser(s.baseUrl, prefix, INTEROP_PASSWORD);
+      return peerUser(s.baseUrl, s.serverName, u.userId, u.token, u.deviceId);
     },
   };
 }
@@ -138,8 +242,8 @@ export interface AtriumPeer {
   user(prefix: string): Promise<PeerUser>;
 }
 
-/** One Atrium in `mode` federating with the file's Synapse: started in beforeAll, stopped in afterAll. */
-export function useAtrium(mode: Mode, peers: SynapsePeer, options: TestServerOptions = {}): AtriumPeer {
+/** One Atrium in `mode` federating with the describe's peer: started in beforeAll, stopped in afterAll. */
+export function useAtrium(mode: Mode, peers: InteropPeer, options: TestServerOptions = {}): AtriumPeer {
   let server: TestServer | undefined;
   beforeAll(async () => {
     server = await startTestServer(mode, {
@@ -169,12 +273,12 @@ export function useAtrium(mode: Mode, peers: SynapsePeer, options: TestServerOpt
  * The last lines of both servers' logs, for a failure's message: what each side did with the
  * request that never arrived.
  */
-export function peerLogs(peers: SynapsePeer, atrium: AtriumPeer, chars = 4_000): string {
+export function peerLogs(peers: InteropPeer, atrium: AtriumPeer, chars = 4_000): string {
   let out = '';
   try {
-    out += `--- synapse (${peers.synapse().logPath}) ---\n${peers.synapse().logTail(chars)}\n`;
+    out += `${peers.logTail(chars)}\n`;
   } catch {
-    out += '--- synapse: not started ---\n';
+    out += `--- ${peers.kind} peer: not started ---\n`;
   }
   try {
     for (const p of atrium.server().processes) out += `--- atrium ${p.name} ---\n${p.output().slice(-chars)}\n`;
@@ -278,23 +382,24 @@ export async function stateIds(user: PeerUser, roomId: string): Promise<Map<stri
 
 /** One of the two servers of an interop test, by name. */
 export interface Side {
-  name: 'Atrium' | 'Synapse';
+  /** 'Atrium' is the server under test, 'Peer' the other one (Synapse or a second Atrium). */
+  name: 'Atrium' | 'Peer';
   serverName(): string;
   user(prefix: string): Promise<PeerUser>;
 }
 
 /** The two servers as sides, for scenarios written once and run in both directions. */
-export function sides(peers: SynapsePeer, atrium: AtriumPeer): Record<Side['name'], Side> {
+export function sides(peers: InteropPeer, atrium: AtriumPeer): Record<Side['name'], Side> {
   return {
     Atrium: { name: 'Atrium', serverName: () => atrium.server().serverName, user: (prefix) => atrium.user(prefix) },
-    Synapse: { name: 'Synapse', serverName: () => peers.synapse().serverName, user: (prefix) => peers.user(prefix) },
+    Peer: { name: 'Peer', serverName: () => peers.serverName(), user: (prefix) => peers.user(prefix) },
   };
 }
 
 /** [home, remote]: the room lives on `home` (created there), `remote`'s users come over federation. */
 export const DIRECTIONS: ReadonlyArray<readonly [Side['name'], Side['name']]> = [
-  ['Atrium', 'Synapse'],
-  ['Synapse', 'Atrium'],
+  ['Atrium', 'Peer'],
+  ['Peer', 'Atrium'],
 ];
 
 /**
