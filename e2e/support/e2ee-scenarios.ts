@@ -17,6 +17,11 @@ import { eventually, rawApi, type Json } from './fixtures';
 export interface Home {
   baseUrl: string;
   serverName: string;
+  /**
+   * How a user is made on this home, when not by open registration (POST /register with the
+   * dummy stage, as on Atrium): e.g. Synapse's shared-secret admin API. Gives the full user ID.
+   */
+  register?(localpart: string, password: string): Promise<string>;
 }
 
 export interface Account {
@@ -51,8 +56,8 @@ export class E2eeWorld {
 
   async register(home: Home, prefix: string, password = 'pw-e2ee-scenarios'): Promise<Account> {
     const localpart = uniqueName(prefix);
-    const r = await registerUser(home.baseUrl, localpart, password);
-    return { home, localpart, userId: r.user_id, password };
+    const userId = home.register ? await home.register(localpart, password) : (await registerUser(home.baseUrl, localpart, password)).user_id;
+    return { home, localpart, userId, password };
   }
 
   /**
