@@ -18,9 +18,12 @@ const LOGIN_ENV = { ATRIUM_RATE_LIMITS__LOGIN__BURST: '100', ATRIUM_RATE_LIMITS_
 const SCENARIO_TIMEOUT_MS = 240_000;
 
 describe.each(interopModes())('e2ee scenarios between Atrium (%s mode) and Synapse, matrix-js-sdk Rust crypto', (mode) => {
+  const world = new E2eeWorld();
+  // Declared before the servers' hooks: Jest (circus) runs afterAll hooks in declaration order,
+  // so the clients stop syncing before either server goes away.
+  afterAll(() => world.stopAll());
   const synapse = useSynapse();
   const atrium = useAtrium(mode, synapse, { env: LOGIN_ENV });
-  const world = new E2eeWorld();
   let onAtrium: Home;
   let onSynapse: Home;
 
@@ -40,8 +43,6 @@ describe.each(interopModes())('e2ee scenarios between Atrium (%s mode) and Synap
       },
     };
   });
-
-  afterAll(() => world.stopAll());
 
   describe('the room on Atrium', () => {
     it('(a) alice on Atrium and bob on Synapse, two devices each: every device decrypts every other device\'s message', () => twoUsersTwoDevicesEach(world, onAtrium, onSynapse), SCENARIO_TIMEOUT_MS);
