@@ -223,7 +223,11 @@ export function useAtriumPeer(): InteropPeer {
     },
     serverName: () => need().serverName,
     clientUrl: () => need().baseUrl,
-    federationUrl: () => need().federationUrl,
+    federationUrl: () => {
+      const url = need().federationUrl;
+      if (!url) throw new Error('the Atrium peer serves no federation URL');
+      return url;
+    },
     synapse: () => {
       throw new Error('this step is Synapse-only, but the peer is an Atrium');
     },
