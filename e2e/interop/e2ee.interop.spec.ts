@@ -162,6 +162,14 @@ describe.each(interopPeers())('E2EE keys (peer: %s)', (peerKind) => {
           : undefined,
       FEDERATION_WAIT_MS, 250);
 
+      // A sender shares a room key only with the devices its crypto knows when it sends, so wait until each
+      // side's device list holds the other's device (fetched over federation, refreshed by m.device_list_update).
+      const knows = async (sdk: MatrixClient, userId: string, deviceId: string): Promise<boolean> =>
+        (await sdk.getCrypto()?.getUserDeviceInfo([userId], true))?.get(userId)?.has(deviceId) === true;
+      await eventually('each side knows the other side\'s device', async () =>
+        (await knows(so, guest.userId, guest.deviceId)) && (await knows(sg, owner.userId, owner.deviceId)) ? true : undefined,
+      FEDERATION_WAIT_MS, 250);
+
       const fromOwner = await so.sendMessage(roomId, { msgtype: MsgType.Text, body: `secret from ${homeName}` });
       expect(await decryptedBody(sg, roomId, fromOwner.event_id)).toBe(`secret from ${homeName}`);
       const fromGuest = await sg.sendMessage(roomId, { msgtype: MsgType.Text, body: `secret from ${remoteName}` });
