@@ -21,11 +21,12 @@ import { createServer, type Server } from 'node:https';
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { buildPdu, buildServerKeys, generateSigningKey, getRoomVersion, signJson, signPdu, signRequest, toRoomEvent, type JsonObject } from '@atrium/matrix';
-import { createTestCa, httpsJson, type TestCa } from '@atrium/test-servers';
+import { buildServerKeys, generateSigningKey, signJson, type JsonObject } from '@atrium/matrix';
+import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { startTestServer, type Mode, type TestServer } from '../e2e/support/servers';
 import { createRoom, register, type Session } from './client/http';
 import { writeBenchmarkSection, type BenchResult } from './report';
+import { joinThroughFederation } from './support/synthetic-server';
 
 const REMOTE_SERVERS = 50;
 const WAIT_MS = 120_000;
@@ -69,41 +70,9 @@ async function startRemote(ca: TestCa): Promise<Remote> {
   return remote;
 }
 
-async function federation(server: TestServer, ca: TestCa, remote: Remote, method: 'GET' | 'PUT', uri: string, body?: JsonObject): Promise<Record<string, unknown>> {
-  const authorization = signRequest({ method, uri, origin: remote.name, destination: server.serverName, content: body }, remote.key);
-  const res = await httpsJson(`${server.federationUrl}${uri}`, { method, headers: { Authorization: authorization }, body, caPath: ca.certPath, timeoutMs: 120_000 });
-  if (res.status !== 200) throw new Error(`${method} ${uri}: ${res.status} ${res.text.slice(0, 300)}`);
-  return res.json;
-}
-
 /** The remote's user joins `roomId` through make_join/send_join (server-server-api "Joining Rooms"). */
 async function joinRoom(server: TestServer, ca: TestCa, remote: Remote, roomId: string): Promise<void> {
-  const enc = encodeURIComponent;
-  const userId = `@bench:${remote.name}`;
-  const made = await federation(server, ca, remote, 'GET', `/_matrix/federation/v1/make_join/${enc(roomId)}/${enc(userId)}?ver=10&ver=11&ver=12`);
-  const version = getRoomVersion(String(made['room_version']))!;
-  const template = made['event'] as JsonObject;
-  const pdu = signPdu(
-    buildPdu(
-      {
-        room_id: roomId,
-        sender: userId,
-        type: 'm.room.member',
-        state_key: userId,
-        content: { membership: 'join' },
-        origin_server_ts: Date.now(),
-        depth: template['depth'] as number,
-        prev_events: template['prev_events'] as string[],
-        auth_events: template['auth_events'] as string[],
-      },
-      version,
-    ),
-    version,
-    remote.name,
-    remote.key,
-  );
-  const join = toRoomEvent(pdu, version);
-  await federation(server, ca, remote, 'PUT', `/_matrix/federation/v2/send_join/${enc(roomId)}/${enc(join.event_id)}`, pdu as unknown as JsonObject);
+  await joinThroughFederation(server, ca, remote, roomId, `@bench:${remote.name}`);
 }
 
 /** Uploads signed device keys for the session's device (keys.yaml): the device change. */

@@ -24,18 +24,17 @@ import {
   buildPdu,
   buildServerKeys,
   generateSigningKey,
-  getRoomVersion,
   signPdu,
-  signRequest,
   toRoomEvent,
   type JsonObject,
   type Pdu,
   type RoomVersion,
 } from '@atrium/matrix';
-import { createTestCa, httpsJson, type TestCa } from '@atrium/test-servers';
+import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { startTestServer, type Mode, type TestServer } from '../e2e/support/servers';
 import { createRoom, register } from './client/http';
 import { writeBenchmarkSection, type BenchResult } from './report';
+import { joinThroughFederation, signedFederationRequest } from './support/synthetic-server';
 
 const PDUS_PER_TXN = 50;
 const TXNS_ONE_ROOM = 40;
@@ -67,11 +66,8 @@ async function startOrigin(ca: TestCa): Promise<Origin> {
 }
 
 /** One signed federation request from the origin to the server under test. */
-async function federation(server: TestServer, ca: TestCa, origin: Origin, method: 'GET' | 'PUT', uri: string, body?: JsonObject): Promise<Record<string, unknown>> {
-  const authorization = signRequest({ method, uri, origin: origin.name, destination: server.serverName, content: body }, origin.key);
-  const res = await httpsJson(`${server.federationUrl}${uri}`, { method, headers: { Authorization: authorization }, body, caPath: ca.certPath, timeoutMs: 300_000 });
-  if (res.status !== 200) throw new Error(`${method} ${uri}: ${res.status} ${res.text.slice(0, 300)}`);
-  return res.json;
+function federation(server: TestServer, ca: TestCa, origin: Origin, method: 'GET' | 'PUT', uri: string, body?: JsonObject): Promise<Record<string, unknown>> {
+  return signedFederationRequest(server, ca, origin, method, uri, body, 300_000);
 }
 
 /** The origin's view of one joined room: where its next PDU goes and what authorises it. */
@@ -84,32 +80,7 @@ interface RoomCursor {
 }
 
 async function joinRoom(server: TestServer, ca: TestCa, origin: Origin, roomId: string): Promise<RoomCursor> {
-  const enc = encodeURIComponent;
-  const userId = `@bench:${origin.name}`;
-  const made = await federation(server, ca, origin, 'GET', `/_matrix/federation/v1/make_join/${enc(roomId)}/${enc(userId)}?ver=10&ver=11&ver=12`);
-  const version = getRoomVersion(String(made['room_version']))!;
-  const template = made['event'] as JsonObject;
-  const pdu = signPdu(
-    buildPdu(
-      {
-        room_id: roomId,
-        sender: userId,
-        type: 'm.room.member',
-        state_key: userId,
-        content: { membership: 'join' },
-        origin_server_ts: Date.now(),
-        depth: template['depth'] as number,
-        prev_events: template['prev_events'] as string[],
-        auth_events: template['auth_events'] as string[],
-      },
-      version,
-    ),
-    version,
-    origin.name,
-    origin.key,
-  );
-  const join = toRoomEvent(pdu, version);
-  const answer = await federation(server, ca, origin, 'PUT', `/_matrix/federation/v2/send_join/${enc(roomId)}/${enc(join.event_id)}`, pdu as unknown as JsonObject);
+  const { version, join, answer } = await joinThroughFederation(server, ca, origin, roomId, `@bench:${origin.name}`, { timeoutMs: 300_000 });
   // Messages are authorised by the create event (v1–v11), the power levels and the sender's join.
   const state = (answer['state'] as Pdu[]).map((p) => toRoomEvent(p, version));
   const auth = state.filter((e) => (e.type === 'm.room.create' && !version.roomIdFromCreateEvent) || e.type === 'm.room.power_levels').map((e) => e.event_id);

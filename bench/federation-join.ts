@@ -21,11 +21,12 @@ import { createServer, type Server } from 'node:https';
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { buildPdu, buildServerKeys, generateSigningKey, getRoomVersion, signPdu, signRequest, toRoomEvent, type JsonObject } from '@atrium/matrix';
-import { createTestCa, httpsJson, startSynapse, type SynapseServer, type TestCa } from '@atrium/test-servers';
+import { buildServerKeys, generateSigningKey } from '@atrium/matrix';
+import { createTestCa, startSynapse, type SynapseServer, type TestCa } from '@atrium/test-servers';
 import { startTestServer, type TestServer } from '../e2e/support/servers';
 import { register, sync } from './client/http';
 import { writeBenchmarkSection, type BenchResult } from './report';
+import { joinThroughFederation } from './support/synthetic-server';
 
 const DEFAULT_MEMBERS = 1000;
 /** Joins in flight at once (Synapse serialises a room's events anyway). */
@@ -62,42 +63,9 @@ async function startOrigin(ca: TestCa): Promise<Origin> {
   return origin;
 }
 
-async function federation(synapse: SynapseServer, ca: TestCa, origin: Origin, method: 'GET' | 'PUT', uri: string, body?: JsonObject): Promise<Record<string, unknown>> {
-  const authorization = signRequest({ method, uri, origin: origin.name, destination: synapse.serverName, content: body }, origin.key);
-  const res = await httpsJson(`${synapse.federationUrl}${uri}`, { method, headers: { Authorization: authorization }, body, caPath: ca.certPath, timeoutMs: 120_000 });
-  if (res.status !== 200) throw new Error(`${method} ${uri}: ${res.status} ${res.text.slice(0, 300)}`);
-  return res.json;
-}
-
 /** One synthetic user joins through make_join/send_join. */
 async function joinMember(synapse: SynapseServer, ca: TestCa, origin: Origin, roomId: string, n: number): Promise<void> {
-  const enc = encodeURIComponent;
-  const userId = `@member${n}:${origin.name}`;
-  const made = await federation(synapse, ca, origin, 'GET', `/_matrix/federation/v1/make_join/${enc(roomId)}/${enc(userId)}?ver=10&ver=11&ver=12`);
-  const version = getRoomVersion(String(made['room_version']));
-  if (!version) throw new Error(`unknown room version ${String(made['room_version'])}`);
-  const template = made['event'] as JsonObject;
-  const pdu = signPdu(
-    buildPdu(
-      {
-        room_id: roomId,
-        sender: userId,
-        type: 'm.room.member',
-        state_key: userId,
-        content: { membership: 'join' },
-        origin_server_ts: Date.now(),
-        depth: template['depth'] as number,
-        prev_events: template['prev_events'] as string[],
-        auth_events: template['auth_events'] as string[],
-      },
-      version,
-    ),
-    version,
-    origin.name,
-    origin.key,
-  );
-  const join = toRoomEvent(pdu, version);
-  await federation(synapse, ca, origin, 'PUT', `/_matrix/federation/v2/send_join/${enc(roomId)}/${enc(join.event_id)}?omit_members=true`, pdu as unknown as JsonObject);
+  await joinThroughFederation(synapse, ca, origin, roomId, `@member${n}:${origin.name}`, { omitMembers: true });
 }
 
 async function synapseApi(synapse: SynapseServer, token: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
