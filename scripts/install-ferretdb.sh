@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds FerretDB 1.24.2 (SQLite backend) into .tools/bin/ferretdb for the
-# MongoDB storage adapter's contract tests. Needs Go >= 1.24 and the Go module
+# Builds FerretDB 1.24.2 into .tools/bin/ferretdb for the MongoDB storage
+# adapter's tests (its PostgreSQL backend needs the postgresql package; see
+# tools/ferretdb/postgres.go). Needs Go >= 1.24 and the Go module
 # proxy. Idempotent: does nothing when the binary is newer than its sources.
 #
 # The binary is built from the wrapper module in tools/ferretdb (see main.go

@@ -1,5 +1,8 @@
-// Command ferretdb runs FerretDB 1.24 (SQLite backend) for Atrium's storage
-// contract tests.
+// Command ferretdb runs FerretDB 1.24 for Atrium's MongoDB storage adapter:
+// its contract tests, the cluster mode of the end-to-end suite and the
+// benchmarks. Two backends: `-postgresql-dir DIR` starts a private
+// PostgreSQL in DIR and runs FerretDB on it (see postgres.go for why that is
+// the one the harness uses); `-sqlite-dir DIR` keeps SQLite files in DIR.
 //
 // It wraps the embeddable package github.com/FerretDB/FerretDB/ferretdb
 // instead of building FerretDB's own main package: a plain `go install` of
@@ -24,7 +27,8 @@ import (
 
 func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
-	dir := flag.String("sqlite-dir", "", "directory for the SQLite backend's database files (required)")
+	dir := flag.String("sqlite-dir", "", "directory for the SQLite backend's database files")
+	pgDir := flag.String("postgresql-dir", "", "directory for a private PostgreSQL (data and socket) to run the PostgreSQL backend on")
 	debug := flag.Bool("debug", false, "log at debug level")
 	// FerretDB opens its SQLite files in WAL mode with SQLite's default
 	// synchronous=FULL: every write transaction waits for an fsync (~5 ms on
@@ -36,13 +40,15 @@ func main() {
 	synchronous := flag.String("sqlite-synchronous", "normal", "SQLite synchronous pragma: off, normal or full")
 	flag.Parse()
 
-	if *dir == "" {
-		fmt.Fprintln(os.Stderr, "ferretdb: -sqlite-dir is required")
+	if (*dir == "") == (*pgDir == "") {
+		fmt.Fprintln(os.Stderr, "ferretdb: give one of -sqlite-dir and -postgresql-dir")
 		os.Exit(2)
 	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
-		os.Exit(1)
+	if *dir != "" {
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+			os.Exit(1)
+		}
 	}
 
 	switch *synchronous {
@@ -58,31 +64,53 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	config := &ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *listen}, Logger: logger}
+	if *pgDir != "" {
+		pg, err := startPostgres(ctx, *pgDir, logger)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
+			os.Exit(1)
+		}
+		// Deferred calls do not run on os.Exit: every exit below stops it first.
+		defer pg.stop(logger)
+		config.Handler = "postgresql"
+		config.PostgreSQLURL = pg.url()
+		exitWith := func(code int) {
+			pg.stop(logger)
+			os.Exit(code)
+		}
+		run(ctx, config, logger, "", exitWith)
+		return
+	}
 	// The SQLite backend takes a file: URI naming a directory (one database
 	// file per MongoDB database); its path must end with a slash. FerretDB
 	// adds its own pragmas (busy_timeout, journal_mode=wal) to these.
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dir + "/?_pragma=synchronous(" + *synchronous + ")",
-	})
+	config.Handler = "sqlite"
+	config.SQLiteURL = "file:" + *dir + "/?_pragma=synchronous(" + *synchronous + ")"
+	run(ctx, config, logger, *dir, os.Exit)
+}
+
+// run serves until ctx ends; sqliteDir, when set, gets the _id indexes (idindex.go).
+func run(ctx context.Context, config *ferretdb.Config, logger *slog.Logger, sqliteDir string, exit func(int)) {
+	f, err := ferretdb.New(config)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
-		os.Exit(1)
+		exit(1)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	// Printed once the listener is bound so a parent process may wait for it;
 	// Run blocks until the context is cancelled.
 	go func() {
 		fmt.Fprintf(os.Stdout, "listening %s\n", f.MongoDBURI())
 	}()
-	go keepIDIndexes(ctx, *dir, 200*time.Millisecond, logger)
+	if sqliteDir != "" {
+		go keepIDIndexes(ctx, sqliteDir, 200*time.Millisecond, logger)
+	}
 	if err := f.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %s\n", err)
-		os.Exit(1)
+		exit(1)
 	}
 }

@@ -1,6 +1,14 @@
 /**
- * Starts FerretDB 1.24 (SQLite backend, data in a fresh temp dir) on a random
- * loopback port for tests of the MongoDB storage adapter.
+ * Starts FerretDB 1.24 on a random loopback port, data in a fresh temp dir,
+ * for the MongoDB storage adapter: its contract tests, the cluster mode of
+ * the end-to-end suite and the benchmarks.
+ *
+ * The backend is PostgreSQL (a private server the wrapper starts in the temp
+ * dir, on a Unix socket; tools/ferretdb/postgres.go): FerretDB passes the
+ * equality part of a filter to PostgreSQL, where its SQLite backend reads
+ * and decodes the whole collection for every query but a lookup by `_id`
+ * (BENCHMARKS.md, "Client-Server API, cluster mode: where the time goes").
+ * `ATRIUM_FERRETDB_BACKEND=sqlite` runs the SQLite backend instead.
  *
  * The binary is `.tools/bin/ferretdb` (built by scripts/install-ferretdb.sh)
  * or `$ATRIUM_FERRETDB_BIN`. A missing binary is an error, never a skip.
@@ -16,10 +24,17 @@ export interface FerretDbServer {
   stop(): Promise<void>;
 }
 
-const START_TIMEOUT_MS = 20_000;
+/** initdb and PostgreSQL's start-up come first (~1–3 s; more on a loaded machine). */
+const START_TIMEOUT_MS = 60_000;
 
 export function ferretDbBinary(): string {
   return process.env.ATRIUM_FERRETDB_BIN ?? join(repoRoot(), '.tools/bin/ferretdb');
+}
+
+export function ferretDbBackend(): 'postgresql' | 'sqlite' {
+  const backend = process.env.ATRIUM_FERRETDB_BACKEND ?? 'postgresql';
+  if (backend !== 'postgresql' && backend !== 'sqlite') throw new Error(`ATRIUM_FERRETDB_BACKEND must be postgresql or sqlite, not ${backend}`);
+  return backend;
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -44,7 +59,7 @@ export async function startFerretDb(): Promise<FerretDbServer> {
     name: 'FerretDB',
     bin,
     // Port 0: FerretDB binds a free port itself and the wrapper prints the URI, so no probe-then-bind race.
-    args: ['-listen-addr', '127.0.0.1:0', '-sqlite-dir', join(dir.path, 'data')],
+    args: ['-listen-addr', '127.0.0.1:0', ...(ferretDbBackend() === 'sqlite' ? ['-sqlite-dir', join(dir.path, 'data')] : ['-postgresql-dir', join(dir.path, 'pg')])],
     ready: (log) => /listening (mongodb:\/\/\S+)/.exec(log)?.[1],
     startTimeoutMs: START_TIMEOUT_MS,
     cleanup: dir.remove,

@@ -66,6 +66,9 @@ function moreRecent(a: EventRecord, b: EventRecord): boolean {
   return a._id > b._id;
 }
 
+/** Rows the probe for children reads at most per room. */
+const PROBE_LIMIT = 1000;
+
 /**
  * The bundled aggregations of each of `records`, by event ID (events with
  * nothing to bundle are absent). One query finds which events have children
@@ -77,10 +80,21 @@ export async function aggregationsFor(rooms: RoomStore, records: readonly EventR
   if (parents.length === 0) return out;
   const upTo = options.upTo ?? Number.MAX_SAFE_INTEGER;
   const ignored = options.ignoredUsers ?? new Set<string>();
-  const children = await rooms.relationsOfMany(
-    parents.map((r) => r._id),
-    AGGREGATED_REL_TYPES,
-  );
+  // One probe per room (a page of events is usually one room's).
+  const byRoom = new Map<string, string[]>();
+  for (const p of parents) {
+    const ids = byRoom.get(p.room_id) ?? [];
+    ids.push(p._id);
+    byRoom.set(p.room_id, ids);
+  }
+  const children: EventRecord[] = [];
+  let truncated = false;
+  for (const [roomId, ids] of byRoom) {
+    const found = await rooms.relationsOfMany(roomId, ids, AGGREGATED_REL_TYPES, PROBE_LIMIT);
+    // The probe is capped; a parent whose children were cut off is found by its own reads below.
+    if (found.length >= PROBE_LIMIT) truncated = true;
+    children.push(...found);
+  }
   const kinds = new Map<string, Set<string>>();
   for (const child of children) {
     if (child.stream > upTo || child.relates_to == null || child.rel_type == null) continue;
@@ -88,8 +102,6 @@ export async function aggregationsFor(rooms: RoomStore, records: readonly EventR
     if (!set) kinds.set(child.relates_to, (set = new Set()));
     set.add(child.rel_type);
   }
-  // The probe is capped; a parent whose children were cut off is found by its own reads below.
-  const truncated = children.length >= 1000;
 
   for (const parent of parents) {
     const has = kinds.get(parent._id);

@@ -192,7 +192,7 @@ export function describeFederationStateContract(adapter: string, open: () => Pro
       expect(await rooms.eventAtTimestamp(id, 55, 'f')).toBeNull();
       expect((await rooms.eventAtTimestamp(id, 100, 'b'))!._id).toBe(shown.event_id);
       expect(await rooms.relationsOf(shown.event_id)).toEqual([]);
-      expect(await rooms.relationsOfMany([shown.event_id], ['m.thread'])).toEqual([]);
+      expect(await rooms.relationsOfMany(shown.room_id, [shown.event_id], ['m.thread'])).toEqual([]);
       expect(await rooms.countRelations(shown.event_id, 'm.thread')).toBe(0);
       expect(await rooms.redactionsOf(shown.event_id)).toEqual([]);
       expect((await rooms.stateAtPosition(id, to)).map((r) => r._id)).toEqual([]);

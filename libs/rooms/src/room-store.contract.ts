@@ -3,9 +3,9 @@
  * on, run against every storage adapter (SQLite and FerretDB), like the
  * DocumentStore contract in libs/storage.
  */
-import type { DocumentStore } from '@atrium/storage';
+import type { Doc, DocumentStore } from '@atrium/storage';
 import type { JsonObject, RoomEvent } from '@atrium/matrix';
-import { RoomStore, eventOf, unsignedOf, EVENTS_STREAM } from './room-store';
+import { RoomStore, eventOf, unsignedOf, EVENTS_STREAM, LOG_PAGE_SIZE, logPageOf } from './room-store';
 import { StreamAllocator, STREAM_GAP_GRACE_MS } from './stream-allocator';
 import { toClientEvent } from './client-event';
 import { canSeeEvent } from './history-visibility';
@@ -193,6 +193,31 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       const d = { ...ev(id, 'm.room.message', '@a:test', {}, undefined, 3), prev_events: [b.event_id, c.event_id] };
       await write(d);
       expect((await rooms.forwardExtremities(id)).map((x) => x.event_id)).toEqual([d.event_id]);
+    });
+
+    it('reads the output log across log pages, and pages log events stored before log_page existed', async () => {
+      // Positions far above the allocator's, so no other test's range sees these events.
+      const base = 50_000_000 * LOG_PAGE_SIZE;
+      const id = room();
+      const at = [base + 1, base + LOG_PAGE_SIZE - 1, base + LOG_PAGE_SIZE, base + 3 * LOG_PAGE_SIZE + 5, base + 10 * LOG_PAGE_SIZE];
+      for (const [i, stream] of at.entries()) await rooms.insertEvent({ event: ev(id, 'm.room.message', '@a:test', { body: `p${i}` }), stream });
+      const bodies = (records: { json: string }[]): unknown[] => records.map((r) => (JSON.parse(r.json) as RoomEvent).content['body']);
+      expect(bodies(await rooms.allEventsBetween(base, base + 10 * LOG_PAGE_SIZE, 100))).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+      expect(bodies(await rooms.allEventsBetween(base + 1, base + 3 * LOG_PAGE_SIZE + 5, 100))).toEqual(['p1', 'p2', 'p3']);
+      // The limit stops the walk over pages.
+      expect(bodies(await rooms.allEventsBetween(base, base + 10 * LOG_PAGE_SIZE, 3))).toEqual(['p0', 'p1', 'p2']);
+      expect(await rooms.roomsWithEventsBetween(base + 1, base + 10 * LOG_PAGE_SIZE)).toEqual(new Set([id]));
+      expect(await rooms.roomsWithEventsBetween(base + 10 * LOG_PAGE_SIZE, base + 11 * LOG_PAGE_SIZE)).toEqual(new Set());
+
+      // An event stored without log_page (by an earlier version) is paged when a RoomStore opens.
+      const raw = await store.collection<Doc>({ name: 'room_events' });
+      const old = ev(id, 'm.room.message', '@a:test', { body: 'old' });
+      const stream = base + 20 * LOG_PAGE_SIZE;
+      await raw.insert({ _id: old.event_id, room_id: id, type: old.type, state_key: null, sender: old.sender, stream, depth: 1, origin_server_ts: 1, membership: null, redacted: false, redacted_by: null, redacts: null, json: JSON.stringify(old), unsigned: '{}', txn_id: null, device_id: null });
+      expect(await rooms.allEventsBetween(stream - 1, stream, 10)).toEqual([]);
+      const reopened = await RoomStore.open(store, () => now);
+      expect(bodies(await reopened.allEventsBetween(stream - 1, stream, 10))).toEqual(['old']);
+      expect((await reopened.getEvent(old.event_id))?.log_page).toBe(logPageOf(stream));
     });
 
     it('applies a redaction: the redacted form is stored with redacted_because', async () => {

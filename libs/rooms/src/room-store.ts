@@ -34,6 +34,24 @@ export const EVENTS_STREAM = 'events';
 export const NO_STREAM = 0;
 
 /**
+ * Stream positions per page of the room output log. The log is read by
+ * stream range alone (`allEventsBetween`, after every event, by the push
+ * gateway, federation-outbound, the user-directory indexer and /sync's
+ * counts). A store that serves ranges from an index (MongoDB, SQLite) does
+ * not care; one that only hands equality filters to its engine (FerretDB
+ * 1.24 on PostgreSQL, the cluster's test stand-in for MongoDB) would read
+ * and decode the whole collection for every such read. Adding `log_page =
+ * floor(stream / LOG_PAGE_SIZE)` as an equality bounds that read to one or
+ * two pages of events.
+ */
+export const LOG_PAGE_SIZE = 128;
+
+/** The log page of an event at `stream` (null outside the log: outliers and backfilled events). */
+export function logPageOf(stream: number): number | null {
+  return stream > NO_STREAM ? Math.floor(stream / LOG_PAGE_SIZE) : null;
+}
+
+/**
  * `from < stream <= to` over the timeline. Events backfilled over federation
  * sit below 0 (docs/federation-design.md "Backfill (as built)"); a range that
  * reaches below 0 leaves out NO_STREAM (outliers, rejected, soft-failed).
@@ -58,6 +76,12 @@ export interface EventRecord extends Doc {
   sender: string;
   /** Position in the `events` stream. */
   stream: number;
+  /**
+   * `logPageOf(stream)` for an event in the room output log (stream > 0),
+   * else null: `allEventsBetween` reads the log page by page with an
+   * equality on this field (see LOG_PAGE_SIZE for why).
+   */
+  log_page?: number | null;
   depth: number;
   origin_server_ts: number;
   /** `content.membership` of m.room.member events, else null. */
@@ -265,13 +289,14 @@ export class RoomStore {
   ) {}
 
   static async open(store: DocumentStore, now: () => number = Date.now): Promise<RoomStore> {
-    return new RoomStore(
+    const rooms = new RoomStore(
       await StreamAllocator.open(store, now),
       await store.collection<EventRecord>({
         name: 'room_events',
         indexes: [
           { fields: ['room_id', 'stream'] },
           { fields: ['stream'] },
+          { fields: ['log_page', 'stream'] },
           { fields: ['redacts'] },
           // Relations (libs/relations): children of one parent, and the thread events of a room.
           { fields: ['relates_to', 'stream'] },
@@ -291,6 +316,8 @@ export class RoomStore {
       new StateGroups(await store.collection<StateGroupRecord>({ name: 'room_state_groups', indexes: [{ fields: ['room_id'] }] })),
       now,
     );
+    await rooms.pageOldLog();
+    return rooms;
   }
 
   // ---- stream positions ----
@@ -366,6 +393,7 @@ export class RoomStore {
       state_key: e.state_key ?? null,
       sender: e.sender,
       stream: input.stream,
+      log_page: logPageOf(input.stream),
       depth: e.depth,
       origin_server_ts: e.origin_server_ts,
       membership,
@@ -442,13 +470,16 @@ export class RoomStore {
   }
 
   /**
-   * Which of `parentIds` have unredacted children of the given rel_types: one
-   * query for a whole page of events (most have none), at most `limit` rows.
+   * Which of `parentIds` (events of `roomId`) have unredacted children of the
+   * given rel_types: one query for a whole page of events (most have none),
+   * at most `limit` rows. A child is in its parent's room ("Forming
+   * relationships between events"), so the room is part of the query: an
+   * equality every store can narrow the read with.
    */
-  relationsOfMany(parentIds: readonly string[], relTypes: readonly string[], limit = 1000): Promise<EventRecord[]> {
+  relationsOfMany(roomId: string, parentIds: readonly string[], relTypes: readonly string[], limit = 1000): Promise<EventRecord[]> {
     if (parentIds.length === 0 || relTypes.length === 0) return Promise.resolve([]);
     return this.events.find(
-      { relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false, stream: { $gt: NO_STREAM } },
+      { room_id: roomId, relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false, stream: { $gt: NO_STREAM } },
       { sort: { stream: -1 }, limit },
     );
   }
@@ -493,7 +524,32 @@ export class RoomStore {
    * bus can be lost or reordered between the write and the consumer.
    */
   allEventsBetween(from: number, to: number, limit = 100): Promise<EventRecord[]> {
-    return this.events.find({ stream: { $gt: from, $lte: to } }, { sort: { stream: 1 }, limit });
+    return this.logBetween(from, to, limit);
+  }
+
+  /** The log in `(from, to]`, oldest first, at most `limit`: one query per log page (LOG_PAGE_SIZE). */
+  private async logBetween(from: number, to: number, limit: number): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
+    const low = Math.max(from, NO_STREAM);
+    if (to <= low || limit <= 0) return out;
+    const last = logPageOf(to) as number;
+    for (let page = logPageOf(low + 1) as number; page <= last && out.length < limit; page++) {
+      out.push(...(await this.events.find({ log_page: page, stream: { $gt: low, $lte: to } }, { sort: { stream: 1 }, limit: limit - out.length })));
+    }
+    return out;
+  }
+
+  /**
+   * Gives `log_page` to log events stored before the field existed, so the
+   * log readers see them; at open, in batches, idempotent (several services
+   * may run it at once; each writes the same value).
+   */
+  private async pageOldLog(): Promise<void> {
+    for (let round = 0; round < 1_000_000; round++) {
+      const batch = await this.events.find({ log_page: { $exists: false }, stream: { $gt: NO_STREAM } }, { limit: 500 });
+      if (batch.length === 0) return;
+      for (const e of batch) await this.events.update(e._id, { log_page: logPageOf(e.stream) });
+    }
   }
 
   /** roomEvents for several rooms: one entry per room that has events in the range. */
@@ -532,7 +588,7 @@ export class RoomStore {
    */
   async roomsWithEventsBetween(from: number, to: number, limit = 500): Promise<Set<string> | null> {
     if (to <= from) return new Set();
-    const events = await this.events.find({ stream: { $gt: from, $lte: to } }, { sort: { stream: 1 }, limit: limit + 1 });
+    const events = await this.logBetween(from, to, limit + 1);
     if (events.length > limit) return null;
     return new Set(events.map((e) => e.room_id));
   }
@@ -778,7 +834,7 @@ export class RoomStore {
     }
     return this.events.update(
       eventId,
-      { stream: set.stream, state_group: set.stateGroup, prev_state_group: set.prevStateGroup, soft_failed: set.softFailed, outlier: false },
+      { stream: set.stream, log_page: logPageOf(set.stream), state_group: set.stateGroup, prev_state_group: set.prevStateGroup, soft_failed: set.softFailed, outlier: false },
       { outlier: true },
     );
   }

@@ -51,8 +51,8 @@ export function mongoDatabaseName(url: string): string {
 
 function isDuplicateKey(err: unknown): err is MongoServerError {
   if (!(err instanceof MongoServerError)) return false;
-  // FerretDB 1.24 reports unique clashes on update as InternalError with SQLite's message.
-  return err.code === DUPLICATE_KEY || (err.code === 1 && /UNIQUE constraint failed/.test(err.message));
+  // FerretDB 1.24 reports unique clashes on update as InternalError with its backend's message (SQLite's, or PostgreSQL's SQLSTATE 23505).
+  return err.code === DUPLICATE_KEY || (err.code === 1 && /UNIQUE constraint failed|SQLSTATE 23505/.test(err.message));
 }
 
 /** Whether an E11000 error says it was `_id` (MongoDB's keyPattern); undefined when the server does not say (FerretDB). */
