@@ -6,12 +6,14 @@
  * The port's filters are MongoDB's own query language restricted to top-level
  * scalar fields, so they pass through after a name check.
  *
- * FerretDB 1.24 (SQLite backend) differs from MongoDB in three ways this
- * adapter works around, found by the contract suite:
+ * FerretDB 1.24 (on PostgreSQL, as the test harness runs it, or on SQLite)
+ * differs from MongoDB in three ways this adapter works around, found by the
+ * contract suite:
  * - its E11000 errors name neither the index nor the key, so an insert that
  *   clashes is told apart (`_id` or another unique index) by looking `_id` up;
  * - a unique clash during update/replace comes back as InternalError (code 1)
- *   whose message carries SQLite's "UNIQUE constraint failed";
+ *   whose message carries the backend's own (SQLite's "UNIQUE constraint
+ *   failed", PostgreSQL's SQLSTATE 23505);
  * - update, replace and findAndModify read the document, change it in Go and
  *   write it back by `_id` without re-checking the filter, so concurrent
  *   conditional updates and `$inc` lose writes. On FerretDB those operations
@@ -19,11 +21,11 @@
  *   the port's guarantees for one process (tests, CI); several processes on
  *   one FerretDB would still race. MongoDB itself needs none of this.
  *
- * FerretDB 1.24 also never reads through the indexes this adapter creates
- * (they exist, and enforce uniqueness): its SQLite backend hands SQLite only a
- * filter that is exactly `{ _id: <string> }` and scans the collection for any
- * other, filtering and sorting in Go (BENCHMARKS.md, cluster mode). getMany
- * is therefore answered there by lookups by `_id` (see MAX_POINT_LOOKUPS).
+ * FerretDB 1.24 hands its backend only part of a filter: on PostgreSQL the
+ * top-level scalar equalities (no ranges, `$in` or sorts), on SQLite nothing
+ * but `{ _id: <string> }`; the rest is filtered and sorted in Go over every
+ * row the backend returned (BENCHMARKS.md, cluster mode). getMany is
+ * therefore answered there by lookups by `_id` (see MAX_POINT_LOOKUPS).
  */
 import { MongoBulkWriteError, MongoClient, MongoServerError, type Collection as MongoCollection, type Db, type Filter as MongoFilter } from 'mongodb';
 import type { Collection, CollectionSpec, Doc, DocumentStore, FieldValue, Filter, FindOptions } from './port';
@@ -196,8 +198,8 @@ class MongoDocCollection<T extends Doc> implements Collection<T> {
     const unique = [...new Set(ids)];
     let docs: T[];
     if (this.pointLookups && unique.length <= MAX_POINT_LOOKUPS) {
-      // FerretDB reads a collection's rows by key only for a filter that is exactly `{ _id: <string> }`;
-      // `$in` scans the whole collection. A few lookups by key in parallel cost far less.
+      // FerretDB hands its backend an `_id` equality but never an `$in`, which reads the whole
+      // collection. A few lookups by key in parallel cost far less.
       docs = (await Promise.all(unique.map((id) => this.coll.findOne({ _id: id })))).filter((d): d is Doc => d !== null) as T[];
     } else {
       docs = (await this.coll.find({ _id: { $in: unique } }).toArray()) as T[];
