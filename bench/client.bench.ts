@@ -152,15 +152,26 @@ async function benchInitialSync(server: TestServer, label: string): Promise<Benc
   });
   const seedSeconds = (performance.now() - seedStarted) / 1000;
   const filter = JSON.stringify({ room: { state: { lazy_load_members: true } } });
+  const initialSync = async (): Promise<{ ms: number; bytes: number }> => {
+    const t0 = performance.now();
+    const result = await sync(base, user, { filter, full_state: 'true', timeout: '0' });
+    const ms = performance.now() - t0;
+    const joined = Object.keys(result.body.rooms?.join ?? {}).length;
+    if (joined < BIG_ROOMS) throw new Error(`initial sync listed ${joined} joined rooms, expected ${BIG_ROOMS}`);
+    return { ms, bytes: result.bytes };
+  };
+  // Right after the set-up the push gateway may still be behind the log; /sync then evaluates the
+  // events past its cursor itself (libs/push UnreadCounter). One sync is timed then, the rest once it caught up.
+  const metricsUrl = `${server.services[server.mode === 'cluster' ? 'push-gateway' : 'atrium']}/metrics`;
+  const lagBehind = await pushLag(metricsUrl);
+  const early = await initialSync();
+  const caughtUp = await waitForPushGateway(metricsUrl);
   const times: number[] = [];
   let bytes = 0;
   for (let run = 0; run < INITIAL_SYNC_RUNS; run++) {
-    const t0 = performance.now();
-    const result = await sync(base, user, { filter, full_state: 'true', timeout: '0' });
-    times.push(performance.now() - t0);
-    bytes = result.bytes;
-    const joined = Object.keys(result.body.rooms?.join ?? {}).length;
-    if (joined < BIG_ROOMS) throw new Error(`initial sync listed ${joined} joined rooms, expected ${BIG_ROOMS}`);
+    const one = await initialSync();
+    times.push(one.ms);
+    bytes = one.bytes;
   }
   times.sort((a, b) => a - b);
   return [
@@ -168,7 +179,13 @@ async function benchInitialSync(server: TestServer, label: string): Promise<Benc
       name: `${label}: initial /sync, ${BIG_ROOMS} rooms × ${perRoom} events`,
       value: percentile(times, 50),
       unit: 'ms',
-      note: `median of ${INITIAL_SYNC_RUNS}; lazy_load_members, full_state; ${(bytes / 1024).toFixed(0)} KiB response`,
+      note: `median of ${INITIAL_SYNC_RUNS} once the push gateway caught up; lazy_load_members, full_state; ${(bytes / 1024).toFixed(0)} KiB response`,
+    },
+    {
+      name: `${label}: initial /sync right after the set-up sends`,
+      value: early.ms,
+      unit: 'ms',
+      note: `one run, with the push gateway ${lagBehind} events behind (/sync evaluates those itself); it caught up ${caughtUp.toFixed(0)} s later`,
     },
     {
       name: `${label}: initial-sync set-up sends`,
@@ -177,6 +194,24 @@ async function benchInitialSync(server: TestServer, label: string): Promise<Benc
       note: `${BIG_ROOMS * perRoom} PUT /send, ${SEED_CONCURRENCY} in flight, into ${BIG_ROOMS} rooms; ${seedSeconds.toFixed(0)} s`,
     },
   ];
+}
+
+/** `atrium_push_lag_events` from a /metrics page: how far the push gateway is behind the events stream. */
+async function pushLag(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const line = text.split('\n').find((l) => l.startsWith('atrium_push_lag_events'));
+  if (!line) throw new Error(`${metricsUrl} has no atrium_push_lag_events`);
+  return Number(line.split(' ').pop());
+}
+
+/** Waits (at most 15 minutes) until the push gateway reports no lag; answers the seconds waited. */
+async function waitForPushGateway(metricsUrl: string): Promise<number> {
+  const t0 = performance.now();
+  for (let polls = 0; polls < 1800; polls++) {
+    if ((await pushLag(metricsUrl)) === 0) return (performance.now() - t0) / 1000;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error('the push gateway did not catch up within 15 minutes');
 }
 
 function modesFromArgs(): Mode[] {

@@ -21,6 +21,9 @@ const POLL_MS = 1000;
 const MAX_EVENT_FAILURES = 5;
 /** Writes of a batch in flight at once. */
 const WRITE_CONCURRENCY = 16;
+/** Room contexts kept across batches (see `contexts`), and how long one is trusted. */
+const MAX_CONTEXTS = 2000;
+const CONTEXT_TTL_MS = 10_000;
 
 /** Pushes in flight at once; beyond this, the consumer waits for one to finish. */
 const MAX_IN_FLIGHT = 64;
@@ -98,6 +101,19 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
   private readonly badgeRooms = new Set<string>();
   private badgesRunning = false;
   private lastPrune = 0;
+  /**
+   * Room contexts (joined members, power levels) kept across batches: a
+   * batch of events spread over many rooms would otherwise read three
+   * records per event. A state event in the log replaces its room's entry
+   * (evaluateEvent), so an entry is current while this consumer has seen
+   * every event since it was read: `contextsAt` is the cursor the cache
+   * follows, and any other cursor (another replica moved it, a batch
+   * failed) empties it. The TTL bounds what could still change current
+   * state without a state event passing here (a state resolution on a
+   * fork's merge).
+   */
+  private readonly contexts = new Map<string, { context: RoomPushContext; at: number }>();
+  private contextsAt: number | null = null;
   private readonly metrics: {
     events: ReturnType<Metrics['counter']>;
     notifications: ReturnType<Metrics['counter']>;
@@ -171,13 +187,15 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
       const safe = await stores.rooms.safeStreamPosition();
       this.metrics.lag.set(Math.max(0, safe - from));
       if (safe <= from) return;
+      if (this.contextsAt !== from) this.contexts.clear();
+      this.contextsAt = null;
       const batch = await stores.rooms.allEventsBetween(from, safe, BATCH);
       const evaluated = await this.evaluateBatch(batch);
       if (!evaluated) return; // an event failed: the batch is retried on the next run
       await this.writeBatch(evaluated);
       const to = batch.length < BATCH ? safe : batch[batch.length - 1].stream;
       // Compare-and-set: if another replica moved it, its position stands (both processed the same events idempotently).
-      await stores.notifications.advanceCursor(from, to);
+      if (await stores.notifications.advanceCursor(from, to)) this.contextsAt = to;
     }
     if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();
@@ -193,12 +211,11 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
    */
   private async evaluateBatch(batch: readonly EventRecord[]): Promise<EvaluatedBatch | null> {
     const out: EvaluatedBatch = { notifications: [], sent: new Map() };
-    const rooms = new Map<string, RoomPushContext>();
     const rules = this.rules as CachedPushRules;
     await rules.refresh();
     for (const record of batch) {
       try {
-        await this.evaluateEvent(record, rooms, rules, out);
+        await this.evaluateEvent(record, rules, out);
         this.metrics.events.inc();
         this.failures.delete(record._id);
       } catch (err) {
@@ -212,15 +229,22 @@ export class PushConsumer implements OnModuleInit, OnModuleDestroy {
     return out;
   }
 
-  private async evaluateEvent(record: EventRecord, rooms: Map<string, RoomPushContext>, rules: CachedPushRules, out: EvaluatedBatch): Promise<void> {
+  /** The room's context from `contexts`, read again when missing, old, or after a state event (`refresh`). */
+  private async roomContext(roomId: string, refresh: boolean): Promise<RoomPushContext> {
+    const cached = this.contexts.get(roomId);
+    if (cached && !refresh && Date.now() - cached.at < CONTEXT_TTL_MS) return cached.context;
+    const context = await (this.stores as PushStores).evaluator.roomContext(roomId);
+    this.contexts.delete(roomId);
+    if (this.contexts.size >= MAX_CONTEXTS) this.contexts.delete(this.contexts.keys().next().value as string);
+    this.contexts.set(roomId, { context, at: Date.now() });
+    return context;
+  }
+
+  private async evaluateEvent(record: EventRecord, rules: CachedPushRules, out: EvaluatedBatch): Promise<void> {
     const stores = this.stores as PushStores;
     const event = eventOf(record);
     // State changes (members, power levels) change the context of what follows.
-    let room = rooms.get(record.room_id);
-    if (!room || record.state_key !== null) {
-      room = await stores.evaluator.roomContext(record.room_id);
-      rooms.set(record.room_id, room);
-    }
+    const room = await this.roomContext(record.room_id, record.state_key !== null);
     const recipients = stores.evaluator.recipients(record, event, room, (u) => this.isLocal(u));
     const local = this.isLocal(event.sender);
     if (recipients.length === 0 && !local) return;

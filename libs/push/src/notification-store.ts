@@ -183,11 +183,11 @@ export class NotificationStore {
     return this.rows.get(NotificationStore.rowId(userId, eventId));
   }
 
-  /** Which of these events already have a row for the user. */
-  async recordedEvents(userId: string, eventIds: readonly string[]): Promise<Set<string>> {
-    if (eventIds.length === 0) return new Set();
+  /** The user's rows of these events that exist, by event ID (one read by IDs). */
+  async recordedEvents(userId: string, eventIds: readonly string[]): Promise<Map<string, NotificationRecord>> {
+    if (eventIds.length === 0) return new Map();
     const rows = await this.rows.getMany(eventIds.map((id) => NotificationStore.rowId(userId, id)));
-    return new Set(rows.map((r) => r.event_id));
+    return new Map(rows.map((r) => [r.event_id, r]));
   }
 
   async markPushed(userId: string, eventId: string): Promise<void> {

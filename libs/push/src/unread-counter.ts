@@ -192,9 +192,9 @@ export class UnreadCounter {
           continue;
         }
         let counts: Counts | null = null;
-        if (recorded.has(record._id)) {
-          const row = await this.notifications.get(userId, record._id);
-          if (row) counts = { notification_count: 1, highlight_count: row.highlight ? 1 : 0 };
+        const row = recorded.get(record._id);
+        if (row) {
+          counts = { notification_count: 1, highlight_count: row.highlight ? 1 : 0 };
         } else {
           context ??= await this.evaluator.roomContext(roomId);
           // As the gateway does: only members who had joined by the event.
