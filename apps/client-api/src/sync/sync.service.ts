@@ -74,6 +74,16 @@ interface SyncResponse {
   [key: string]: unknown;
 }
 
+/** A room's part of a response (SyncService.roomEntry); `value` absent: listed as joined, nothing to send. */
+interface RoomEntry {
+  section: 'join' | 'invite' | 'knock' | 'leave';
+  roomId: string;
+  value?: Json;
+}
+
+/** Rooms of one response read at once. */
+const ROOM_CONCURRENCY = 8;
+
 interface Built {
   response: SyncResponse;
   hasUpdates: boolean;
@@ -148,7 +158,6 @@ export class SyncService {
   private async build(requester: Requester, params: SyncParams, from: StreamPositions, safeEvents: number, initial: boolean): Promise<Built> {
     const userId = requester.userId;
     const filter = params.filter;
-    const roomFilter = filter.room;
     // The snapshot: never behind the token (the safe position can dip while a write is in flight).
     const to: StreamPositions = { ...from, events: Math.max(safeEvents, from.events) };
     for (const section of this.sections) to[section.stream] = Math.max(from[section.stream], await section.currentPosition());
@@ -172,49 +181,27 @@ export class SyncService {
     // "Ignoring Users": read per request, so a change to the list applies from the next response on.
     const ignored = (await this.ignoredUsers?.of(userId)) ?? new Set<string>();
 
-    for (const stored of await this.rooms.roomsOfUser(userId)) {
+    // Rooms are independent of each other: read ROOM_CONCURRENCY at a time (each costs several
+    // storage round trips, which a cluster's database answers in milliseconds), placed in order.
+    const memberships = await this.rooms.roomsOfUser(userId);
+    const entries = new Array<RoomEntry | null>(memberships.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(ROOM_CONCURRENCY, memberships.length) }, async () => {
+        while (next < memberships.length) {
+          const i = next++;
+          entries[i] = await this.roomEntry(requester, params, memberships[i], F, T, initial, active, formatter, to, ignored);
+        }
+      }),
+    );
+    for (const [i, stored] of memberships.entries()) {
       roomIds.add(stored.room_id);
-      const m = await membershipAt(this.rooms, stored, T);
-      if (!m) continue;
-      // RoomFilter rooms/not_rooms: "applied before the filters in ephemeral, state, timeline or account_data".
-      if (!roomMatchesFilter(roomFilter, m.room_id)) continue;
-      const changed = initial || m.stream > F;
-      switch (m.membership) {
-        case 'join': {
-          joinedRoomIds.push(m.room_id);
-          const full = initial || params.fullState || changed;
-          if (!full && !(active ? active.has(m.room_id) : await this.rooms.roomHasEventsBetween(m.room_id, F, T))) break;
-          const room = await this.joinedRoom(requester, m, F, T, full, filter, formatter, to, ignored);
-          // Only ignored users' events in the range: nothing to send, and no reason to end a long-poll.
-          if (!full && ignored.size > 0 && room.timeline.events.length === 0 && !room.timeline.limited && room.state.events.length === 0) break;
-          response.rooms.join[m.room_id] = room;
-          hasUpdates = true;
-          break;
-        }
-        case 'invite':
-          if (!changed && !params.fullState) break;
-          // "Servers must not send room invites from ignored users to clients."
-          if (ignored.has(m.sender)) break;
-          response.rooms.invite[m.room_id] = { invite_state: { events: await this.strippedState(m) } };
-          hasUpdates = true;
-          break;
-        case 'knock':
-          if (!changed && !params.fullState) break;
-          response.rooms.knock[m.room_id] = { knock_state: { events: await this.strippedState(m) } };
-          hasUpdates = true;
-          break;
-        case 'leave':
-        case 'ban': {
-          // A forgotten room is not shown again; an initial or full-state sync shows left rooms only with include_leave.
-          if (m.forgotten) break;
-          if (initial || params.fullState ? roomFilter?.include_leave !== true : !changed) break;
-          response.rooms.leave[m.room_id] = await this.leftRoom(requester, m, F, filter, formatter, to, initial || params.fullState, ignored);
-          hasUpdates = true;
-          break;
-        }
-        default:
-          break;
-      }
+      const entry = entries[i];
+      if (!entry) continue;
+      if (entry.section === 'join') joinedRoomIds.push(entry.roomId);
+      if (entry.value === undefined) continue;
+      response.rooms[entry.section][entry.roomId] = entry.value as JoinedRoomOut & Json;
+      hasUpdates = true;
     }
 
     // Sections: account data, to-device, presence, receipts, typing… (SYNC_SECTIONS).
@@ -239,6 +226,59 @@ export class SyncService {
       }
     }
     return { response, hasUpdates, roomIds };
+  }
+
+  /**
+   * One room of the user for a response: which section it belongs to
+   * (`join` rooms are listed for the sections even when unchanged) and
+   * what to send, if anything; null when the room is left out entirely.
+   */
+  private async roomEntry(
+    requester: Requester,
+    params: SyncParams,
+    stored: MembershipRecord,
+    F: number,
+    T: number,
+    initial: boolean,
+    active: Set<string> | null,
+    formatter: EventFormatter,
+    to: StreamPositions,
+    ignored: ReadonlySet<string>,
+  ): Promise<RoomEntry | null> {
+    const roomFilter = params.filter.room;
+    const m = await membershipAt(this.rooms, stored, T);
+    if (!m) return null;
+    // RoomFilter rooms/not_rooms: "applied before the filters in ephemeral, state, timeline or account_data".
+    if (!roomMatchesFilter(roomFilter, m.room_id)) return null;
+    const changed = initial || m.stream > F;
+    switch (m.membership) {
+      case 'join': {
+        const entry: RoomEntry = { section: 'join', roomId: m.room_id };
+        const full = initial || params.fullState || changed;
+        if (!full && !(active ? active.has(m.room_id) : await this.rooms.roomHasEventsBetween(m.room_id, F, T))) return entry;
+        const room = await this.joinedRoom(requester, m, F, T, full, params.filter, formatter, to, ignored);
+        // Only ignored users' events in the range: nothing to send, and no reason to end a long-poll.
+        if (!full && ignored.size > 0 && room.timeline.events.length === 0 && !room.timeline.limited && room.state.events.length === 0) return entry;
+        return { ...entry, value: room };
+      }
+      case 'invite':
+        if (!changed && !params.fullState) return null;
+        // "Servers must not send room invites from ignored users to clients."
+        if (ignored.has(m.sender)) return null;
+        return { section: 'invite', roomId: m.room_id, value: { invite_state: { events: await this.strippedState(m) } } };
+      case 'knock':
+        if (!changed && !params.fullState) return null;
+        return { section: 'knock', roomId: m.room_id, value: { knock_state: { events: await this.strippedState(m) } } };
+      case 'leave':
+      case 'ban': {
+        // A forgotten room is not shown again; an initial or full-state sync shows left rooms only with include_leave.
+        if (m.forgotten) return null;
+        if (initial || params.fullState ? roomFilter?.include_leave !== true : !changed) return null;
+        return { section: 'leave', roomId: m.room_id, value: await this.leftRoom(requester, m, F, params.filter, formatter, to, initial || params.fullState, ignored) };
+      }
+      default:
+        return null;
+    }
   }
 
   private emptyJoinedRoom(to: StreamPositions): JoinedRoomOut {
