@@ -215,9 +215,15 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       const stream = base + 20 * LOG_PAGE_SIZE;
       await raw.insert({ _id: old.event_id, room_id: id, type: old.type, state_key: null, sender: old.sender, stream, depth: 1, origin_server_ts: 1, membership: null, redacted: false, redacted_by: null, redacts: null, json: JSON.stringify(old), unsigned: '{}', txn_id: null, device_id: null });
       expect(await rooms.allEventsBetween(stream - 1, stream, 10)).toEqual([]);
-      const reopened = await RoomStore.open(store, () => now);
-      expect(bodies(await reopened.allEventsBetween(stream - 1, stream, 10))).toEqual(['old']);
-      expect((await reopened.getEvent(old.event_id))?.log_page).toBe(logPageOf(stream));
+      // A process starting on that data (a new DocumentStore: paging runs once per store).
+      const restarted = await open();
+      try {
+        const reopened = await RoomStore.open(restarted, () => now);
+        expect(bodies(await reopened.allEventsBetween(stream - 1, stream, 10))).toEqual(['old']);
+        expect((await reopened.getEvent(old.event_id))?.log_page).toBe(logPageOf(stream));
+      } finally {
+        await restarted.close();
+      }
     });
 
     it('applies a redaction: the redacted form is stored with redacted_because', async () => {

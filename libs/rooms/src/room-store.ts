@@ -48,6 +48,9 @@ export const NO_STREAM = 0;
  */
 export const LOG_PAGE_SIZE = 32;
 
+/** Stores whose old log events were given `log_page` by this process (RoomStore.open runs it once per store). */
+const pagedStores = new WeakSet<DocumentStore>();
+
 /** The log page of an event at `stream` (null outside the log: outliers and backfilled events). */
 export function logPageOf(stream: number): number | null {
   return stream > NO_STREAM ? Math.floor(stream / LOG_PAGE_SIZE) : null;
@@ -318,7 +321,10 @@ export class RoomStore {
       new StateGroups(await store.collection<StateGroupRecord>({ name: 'room_state_groups', indexes: [{ fields: ['room_id'] }] })),
       now,
     );
-    await rooms.pageOldLog();
+    if (!pagedStores.has(store)) {
+      await rooms.pageOldLog();
+      pagedStores.add(store);
+    }
     return rooms;
   }
 
