@@ -18,3 +18,17 @@ export async function waitForHttp(url: string, timeoutMs = 30_000, isAlive?: () 
   }
   throw new Error(`${url} did not become ready in ${timeoutMs} ms (${lastError})`);
 }
+
+/**
+ * Whether `baseUrl` is served by the process `pid` (its /health names its pid). A port picked
+ * by freePort can be taken by another process before ours binds it; our process then fails to
+ * listen while the other one answers every readiness check.
+ */
+export async function servedBy(baseUrl: string, pid: number | undefined): Promise<boolean> {
+  try {
+    const body = (await (await fetch(`${baseUrl}/health`)).json()) as { pid?: unknown };
+    return body.pid === pid;
+  } catch {
+    return false;
+  }
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execFile, execFileSync } from 'node:child_process';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startFerretDb, startNats, startRedis, type TestCa } from '@atrium/test-servers';
-import { freePort, waitForHttp } from './ports';
+import { freePort, servedBy, waitForHttp } from './ports';
 import { REPO_ROOT, startNodeProcess, type ManagedProcess } from './process';
 import { startRouter } from './router';
 
@@ -146,6 +146,7 @@ export async function startEmbeddedServer(options: TestServerOptions = {}): Prom
   const baseUrl = `http://127.0.0.1:${clientPort}`;
   try {
     await waitForHttp(`${baseUrl}/health`, 30_000, proc.alive);
+    if (!(await servedBy(baseUrl, proc.child.pid))) throw new Error(`${baseUrl} is answered by another process (port taken after freePort picked it)`);
   } catch (err) {
     await failWithOutput([proc], err);
   }
@@ -192,24 +193,42 @@ export async function startClusterServer(options: TestServerOptions = {}): Promi
   const router = await startRouter(ports, options.federationTls
     ? { port: federationPort, certPath: fedEnv.ATRIUM_LISTENERS__FEDERATION__TLS_CERTIFICATE_PATH, keyPath: fedEnv.ATRIUM_LISTENERS__FEDERATION__TLS_PRIVATE_KEY_PATH }
     : undefined);
-  try {
-    for (const app of CLUSTER_APPS) {
-      ports[app].forEach((port, replica) => {
-        const proc = startNodeProcess(replica === 0 ? app : `${app}#${replica + 1}`, `dist/apps/${app}/src/main.js`, ['--config', configPath], {
-          ...baseEnv(options),
-          ...fedEnv,
-          ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}`,
-          ATRIUM_BUS__URL: nats.url,
-          ATRIUM_CACHE__URL: redis.url,
-          ATRIUM_LISTENERS__SERVICE__HOST: '127.0.0.1',
-          ATRIUM_LISTENERS__SERVICE__PORT: String(port),
-          ATRIUM_PUBLIC_BASEURL: `${router.url}/`,
-        });
-        processes.push(proc);
-        processPorts.set(proc, port);
+  // One app process on ports[app][replica], ready and really the one answering there. A port
+  // freePort picked can be taken by another process before the app binds it: the app then exits,
+  // and the other process may even answer its readiness checks (the likely cause of a CI run in
+  // which Synapse's federation requests got 404 M_UNRECOGNIZED from the cluster). It is started again on
+  // a new port (the router reads `ports` per request), at most three times.
+  const startApp = async (app: (typeof CLUSTER_APPS)[number], replica: number): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      const port = ports[app][replica];
+      const proc = startNodeProcess(replica === 0 ? app : `${app}#${replica + 1}`, `dist/apps/${app}/src/main.js`, ['--config', configPath], {
+        ...baseEnv(options),
+        ...fedEnv,
+        ATRIUM_STORAGE__URL: `${ferret.url.replace(/\/$/, '')}/${dbName}`,
+        ATRIUM_BUS__URL: nats.url,
+        ATRIUM_CACHE__URL: redis.url,
+        ATRIUM_LISTENERS__SERVICE__HOST: '127.0.0.1',
+        ATRIUM_LISTENERS__SERVICE__PORT: String(port),
+        ATRIUM_PUBLIC_BASEURL: `${router.url}/`,
       });
+      processes.push(proc);
+      processPorts.set(proc, port);
+      try {
+        await waitForHttp(`http://127.0.0.1:${port}/ready`, 150_000, proc.alive);
+      } catch (err) {
+        // Exited during start-up (a port taken meanwhile fails its listen): once more on another port.
+        if (proc.alive() || attempt >= 3) throw err;
+      }
+      if (proc.alive() && (await servedBy(`http://127.0.0.1:${port}`, proc.child.pid))) return;
+      if (attempt >= 3) throw new Error(`${proc.name}: port ${port} is answered by another process`);
+      await proc.stop();
+      processes.splice(processes.indexOf(proc), 1);
+      processPorts.delete(proc);
+      ports[app][replica] = await freePort();
     }
-    await Promise.all(processes.map((p) => waitForHttp(`http://127.0.0.1:${processPorts.get(p)}/ready`, 150_000, p.alive)));
+  };
+  try {
+    await Promise.all(CLUSTER_APPS.flatMap((app) => ports[app].map((_, replica) => startApp(app, replica))));
   } catch (err) {
     await router.stop();
     await Promise.all([nats.stop(), redis.stop(), ferret.stop()]);

@@ -11,10 +11,11 @@ import type { Platform } from './platform';
 export class OpsController {
   constructor(@Inject('ATRIUM_PLATFORM') private readonly platform: Platform) {}
 
+  /** Names the service and its process, so an operator (or a test harness) can tell which process a port reaches. */
   @Get('health')
   @HttpCode(200)
-  health(): { status: string } {
-    return { status: 'ok' };
+  health(): { status: string; service: string; pid: number } {
+    return { status: 'ok', service: this.platform.serviceName, pid: process.pid };
   }
 
   @Get('ready')
