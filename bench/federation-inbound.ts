@@ -1,5 +1,6 @@
 /**
- * `npm run bench:federation [-- --mode embedded|cluster]`: inbound PDUs per
+ * `npm run bench:federation` (embedded), or `node dist/bench/federation-inbound.js --mode
+ * embedded|cluster|both` after `node scripts/build.mjs`: inbound PDUs per
  * second accepted through PUT /_matrix/federation/v1/send/{txnId} (issue 5),
  * against a server started exactly as the end-to-end suite starts it, with
  * federation over TLS (test CA).
@@ -163,13 +164,15 @@ async function benchMode(mode: Mode): Promise<BenchResult[]> {
 }
 
 async function main(): Promise<void> {
+  // --mode embedded (the default), cluster, or both: the section holds the modes of one run.
   const arg = process.argv.indexOf('--mode');
-  const modes: Mode[] = arg >= 0 ? [process.argv[arg + 1] as Mode] : ['embedded'];
+  const value = arg >= 0 ? process.argv[arg + 1] : 'embedded';
+  const modes: Mode[] = value === 'both' ? ['embedded', 'cluster'] : [value as Mode];
   const results: BenchResult[] = [];
   for (const mode of modes) {
     results.push(...(await benchMode(mode)));
     // Written after each mode, so a run cut short keeps what it measured.
-    console.log(writeBenchmarkSection('Federation inbound (/send)', `npm run bench:federation${arg >= 0 ? ` -- --mode ${modes[0]}` : ''}`, results));
+    console.log(writeBenchmarkSection('Federation inbound (/send)', arg >= 0 ? `node dist/bench/federation-inbound.js --mode ${value}` : 'npm run bench:federation', results));
   }
 }
 
