@@ -16,6 +16,7 @@ import { loadavg } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { startTestServer, type Mode, type TestServer } from '../e2e/support/servers';
 import { createRoom, join, register, sendMessage, sync, type Session } from './client/http';
+import { INITIAL_SYNC_FILTER, measureWakeups, pool, seedRooms } from './client/scenarios';
 import { writeBenchmarkSection, type BenchResult } from './report';
 
 const SENDERS = 50;
@@ -32,19 +33,6 @@ const INITIAL_SYNC_RUNS = 5;
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** Runs `count` tasks with at most `width` in flight. */
-async function pool(count: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, count) }, async () => {
-      while (next < count) {
-        const i = next++;
-        await task(i);
-      }
-    }),
-  );
 }
 
 async function registerMany(base: string, prefix: string, n: number): Promise<Session[]> {
@@ -113,23 +101,7 @@ async function benchWakeups(server: TestServer, label: string): Promise<BenchRes
   const [reader, writer] = await registerMany(base, `wake${Date.now().toString(36)}u`, 2);
   const roomId = await createRoom(base, writer);
   await join(base, reader, roomId);
-  let since = (await sync(base, reader, { timeout: '0' })).body.next_batch;
-  const latencies: number[] = [];
-  for (let i = 0; i < WAKEUPS; i++) {
-    const waiting = sync(base, reader, { since, timeout: '10000' });
-    // Let the long-poll park on the server before the send starts the clock.
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const t0 = performance.now();
-    const eventId = await sendMessage(base, writer, roomId, `wake ${i}`);
-    let result = await waiting;
-    // A sync can return early with something else (e.g. the send's own echo ordering); follow it until the event shows.
-    for (let hops = 0; hops < 5 && !result.body.rooms?.join?.[roomId]?.timeline?.events?.some((e) => e.event_id === eventId); hops++) {
-      result = await sync(base, reader, { since: result.body.next_batch, timeout: '10000' });
-    }
-    latencies.push(performance.now() - t0);
-    since = result.body.next_batch;
-  }
-  latencies.sort((a, b) => a - b);
+  const latencies = await measureWakeups(base, reader, writer, roomId, WAKEUPS);
   const note = `${WAKEUPS} sends, each to a waiting long-poll; from the start of PUT /send to the sync returning the event`;
   return [
     { name: `${label}: /sync wake-up — p50`, value: percentile(latencies, 50), unit: 'ms', note },
@@ -140,21 +112,11 @@ async function benchWakeups(server: TestServer, label: string): Promise<BenchRes
 async function benchInitialSync(server: TestServer, label: string): Promise<BenchResult[]> {
   const base = server.baseUrl;
   const [user, other] = await registerMany(base, `init${Date.now().toString(36)}u`, 2);
-  const rooms: string[] = new Array<string>(BIG_ROOMS);
-  await pool(BIG_ROOMS, 10, async (i) => {
-    rooms[i] = await createRoom(base, other, { name: `room ${i}` });
-    await join(base, user, rooms[i]);
-  });
   const perRoom = EVENTS_PER_BIG_ROOM;
-  const seedStarted = performance.now();
-  await pool(BIG_ROOMS * perRoom, SEED_CONCURRENCY, async (i) => {
-    await sendMessage(base, i % 2 === 0 ? user : other, rooms[i % BIG_ROOMS], `history ${i}`);
-  });
-  const seedSeconds = (performance.now() - seedStarted) / 1000;
-  const filter = JSON.stringify({ room: { state: { lazy_load_members: true } } });
+  const { sendSeconds: seedSeconds } = await seedRooms(base, user, other, BIG_ROOMS, perRoom, SEED_CONCURRENCY);
   const initialSync = async (): Promise<{ ms: number; bytes: number }> => {
     const t0 = performance.now();
-    const result = await sync(base, user, { filter, full_state: 'true', timeout: '0' });
+    const result = await sync(base, user, { filter: INITIAL_SYNC_FILTER, full_state: 'true', timeout: '0' });
     const ms = performance.now() - t0;
     const joined = Object.keys(result.body.rooms?.join ?? {}).length;
     if (joined < BIG_ROOMS) throw new Error(`initial sync listed ${joined} joined rooms, expected ${BIG_ROOMS}`);

@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestServer } from '../e2e/support/servers';
 import { createRoom, join as joinRoom, register, sendMessage, sync, type Session } from './client/http';
+import { INITIAL_SYNC_FILTER, measureWakeups, seedRooms } from './client/scenarios';
 
 const MEMBERS = 50;
 const SENDERS = 10;
@@ -89,22 +90,7 @@ async function profileSends(base: string): Promise<void> {
   );
   const seconds = (performance.now() - t0) / 1000;
   console.log(`one room, ${MEMBERS} members, ${SENDERS} senders × ${SENDS}: ${((SENDERS * SENDS) / seconds).toFixed(1)} events/s`);
-  const [reader, writer] = [users[MEMBERS - 1], users[MEMBERS - 2]];
-  let since = (await sync(base, reader, { timeout: '0' })).body.next_batch;
-  const wakes: number[] = [];
-  for (let n = 0; n < WAKEUPS; n++) {
-    const waiting = sync(base, reader, { since, timeout: '10000' });
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    const w0 = performance.now();
-    const eventId = await sendMessage(base, writer, room, `wake ${n}`);
-    let result = await waiting;
-    for (let hops = 0; hops < 5 && !result.body.rooms?.join?.[room]?.timeline?.events?.some((e) => e.event_id === eventId); hops++) {
-      result = await sync(base, reader, { since: result.body.next_batch, timeout: '10000' });
-    }
-    wakes.push(performance.now() - w0);
-    since = result.body.next_batch;
-  }
-  wakes.sort((a, b) => a - b);
+  const wakes = await measureWakeups(base, users[MEMBERS - 1], users[MEMBERS - 2], room, WAKEUPS);
   console.log(`wake-up p50 ${wakes[Math.floor(wakes.length / 2)].toFixed(0)} ms, max ${wakes[wakes.length - 1].toFixed(0)} ms`);
 }
 
@@ -117,31 +103,14 @@ async function profileInitialSync(base: string, out: string): Promise<void> {
   const rooms = numberArg('--rooms', 50);
   const perRoom = numberArg('--per-room', 5);
   const [user, other] = [await register(base, `pis${Date.now().toString(36)}a`), await register(base, `pis${Date.now().toString(36)}b`)];
-  const roomIds: string[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < rooms; i++) {
-    roomIds.push(await createRoom(base, other, { name: `room ${i}` }));
-    await joinRoom(base, user, roomIds[i]);
-  }
-  const t1 = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 10 }, async () => {
-      while (next < rooms * perRoom) {
-        const i = next++;
-        await sendMessage(base, i % 2 === 0 ? user : other, roomIds[i % rooms], `history ${i}`);
-      }
-    }),
-  );
-  const t2 = performance.now();
-  console.log(`set-up: ${rooms} rooms created and joined in ${((t1 - t0) / 1000).toFixed(1)} s; ${rooms * perRoom} sends in ${((t2 - t1) / 1000).toFixed(1)} s`);
+  const seeded = await seedRooms(base, user, other, rooms, perRoom, 10);
+  console.log(`set-up: ${rooms} rooms created and joined in ${seeded.createSeconds.toFixed(1)} s; ${rooms * perRoom} sends in ${seeded.sendSeconds.toFixed(1)} s`);
   // Every service writes its profile every 5 s: wait for one write after the set-up.
   await new Promise((resolve) => setTimeout(resolve, 6000));
   const before = readTotals(out);
-  const filter = JSON.stringify({ room: { state: { lazy_load_members: true } } });
   for (let run = 0; run < 3; run++) {
     const s0 = performance.now();
-    const result = await sync(base, user, { filter, full_state: 'true', timeout: '0' });
+    const result = await sync(base, user, { filter: INITIAL_SYNC_FILTER, full_state: 'true', timeout: '0' });
     console.log(`initial /sync ${run + 1}: ${(performance.now() - s0).toFixed(0)} ms, ${Object.keys(result.body.rooms?.join ?? {}).length} joined rooms`);
   }
   await new Promise((resolve) => setTimeout(resolve, 6000));
