@@ -143,10 +143,8 @@ func startPostgres(ctx context.Context, dir string, logger *slog.Logger) (*postg
 		return nil, err
 	}
 	s := &postgresServer{dataDir: filepath.Join(dir, "data"), sockDir: filepath.Join(dir, "run"), exited: make(chan struct{})}
-	for _, d := range []string{s.sockDir} {
-		if err := makeReachable(d, cred); err != nil {
-			return nil, err
-		}
+	if err := makeReachable(s.sockDir, cred); err != nil {
+		return nil, err
 	}
 	initdb := command(ctx, cred, filepath.Join(bin, "initdb"), "-D", s.dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
 	if out, err := initdb.CombinedOutput(); err != nil {
