@@ -300,7 +300,7 @@ export class RoomStore {
         name: 'room_events',
         indexes: [
           { fields: ['room_id', 'stream'] },
-          { fields: ['stream'] },
+          // The output log (allEventsBetween reads it by page, not by stream alone).
           { fields: ['log_page', 'stream'] },
           { fields: ['redacts'] },
           // Relations (libs/relations): children of one parent, and the thread events of a room.
