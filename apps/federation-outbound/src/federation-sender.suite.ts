@@ -344,6 +344,34 @@ describe(`FederationSender (${label})`, () => {
     expect(destination.pdus().slice(3).map((p) => (p.content as { body: string }).body).sort()).toEqual(['x14', 'y9']);
   });
 
+  it('keeps collapsing what is queued while the destination stays away after a collapse', async () => {
+    const roomA = await roomWithRemoteMember(`@bob:${destination.name}`);
+    const roomB = await roomWithRemoteMember(`@carol:${destination.name}`);
+    const port = destination.port;
+    const name = `127.0.0.1:${port}`;
+    await destination.stop();
+    await startSender({ catchUpThreshold: 20 });
+    await send(roomA, 15, 'x');
+    await send(roomB, 10, 'y');
+    const outbound = await OutboundStore.shared(store);
+    await waitFor(async () => (await outbound.cursor()) >= (await rooms.safeStreamPosition()), 10_000, 'the log walked');
+    // A retry while still away collapses the 25 queued PDUs to the newest of each room.
+    await waitFor(async () => (await outbound.depth(name)) === 2, 10_000, 'collapsed while away');
+    expect((await outbound.destinations.get(name))?.catching_up).toBe(true);
+    // Fewer than the threshold arrive afterwards: still the newest of each room only, as the outage goes on.
+    await send(roomB, 3, 'z');
+    await waitFor(async () => (await outbound.cursor()) >= (await rooms.safeStreamPosition()), 10_000, 'the log walked again');
+    await destination.start(port);
+    await waitFor(() => destination.pdus().length >= 2, 10_000, 'catch-up');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(destination.pdus().map((p) => (p.content as { body: string }).body).sort()).toEqual(['x14', 'z2']);
+    // The first success ends the catch-up: what follows is sent one by one again.
+    await waitFor(async () => (await outbound.destinations.get(name))?.catching_up === false, 10_000, 'catch-up ended');
+    await send(roomA, 2, 'after');
+    await waitFor(() => destination.pdus().length >= 4, 10_000, 'later events');
+    expect(destination.pdus().slice(2).map((p) => (p.content as { body: string }).body)).toEqual(['after0', 'after1']);
+  });
+
   it('retries a destination at once when it is seen again (federation.origin.seen), not at the end of its backoff', async () => {
     const roomId = await roomWithRemoteMember(`@bob:${destination.name}`);
     const port = destination.port;

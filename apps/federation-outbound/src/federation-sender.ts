@@ -381,7 +381,8 @@ export class FederationSender {
     const lease = `fedout:dest:${destination}`;
     if (!(await this.claim(lease))) return false;
     try {
-      if (record.retries > 0 && (await outbound.pdus.count({ destination })) > (this.options.catchUpThreshold ?? CATCH_UP_THRESHOLD)) {
+      // Once collapsed, everything queued until the next success is collapsed too (DestinationRecord.catching_up).
+      if (record.retries > 0 && (record.catching_up === true || (await outbound.pdus.count({ destination })) > (this.options.catchUpThreshold ?? CATCH_UP_THRESHOLD))) {
         const dropped = await outbound.collapseToLatestPerRoom(destination);
         this.options.telemetry.logger.info({ destination, dropped }, 'federation-outbound: catching up with the newest event of each room');
       }

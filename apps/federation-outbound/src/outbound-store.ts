@@ -62,6 +62,14 @@ export interface DestinationRecord extends Doc {
    */
   txn_pdus?: string[];
   txn_edus?: string[];
+  /**
+   * Set when the queue was collapsed to the newest PDU of each room, cleared
+   * by the next success: until the destination answers again, whatever is
+   * queued meanwhile is collapsed too, so a returning server gets the room
+   * heads and fetches the gaps itself, however its outage fell relative to
+   * the retry timer.
+   */
+  catching_up?: boolean;
 }
 
 interface CursorRecord extends Doc {
@@ -228,15 +236,13 @@ export class OutboundStore {
   async collapseToLatestPerRoom(destination: string): Promise<number> {
     const rows = await this.pdus.find({ destination }, { sort: { seq: -1 } });
     const seen = new Set<string>();
-    let dropped = 0;
+    const older: string[] = [];
     for (const row of rows) {
-      if (!seen.has(row.room_id)) {
-        seen.add(row.room_id);
-        continue;
-      }
-      if (await this.pdus.delete(row._id)) dropped++;
+      if (seen.has(row.room_id)) older.push(row._id);
+      else seen.add(row.room_id);
     }
-    return dropped;
+    await this.destinations.update(destination, { catching_up: true });
+    return older.length > 0 ? this.pdus.deleteMany({ _id: { $in: older } }) : 0;
   }
 
   /** Clears `pending` if nothing was enqueued since `mark` was read. */
@@ -245,7 +251,7 @@ export class OutboundStore {
   }
 
   async succeeded(destination: string, now: number): Promise<void> {
-    await this.destinations.update(destination, { backoff_ms: 0, next_attempt_ts: 0, retries: 0, last_success_ts: now });
+    await this.destinations.update(destination, { backoff_ms: 0, next_attempt_ts: 0, retries: 0, last_success_ts: now, catching_up: false });
   }
 
   /** Records a failed attempt: "exponential backoff" from 1 s doubling to `maxMs`. Returns the new backoff. */
