@@ -95,6 +95,41 @@ describe.each(modes)('backfill between two Atrium servers (%s mode)', (mode) => 
     expect(name.json).toEqual({ name: 'History' });
   });
 
+  it('a message redacted before the join comes back from backfill redacted, with redacted_because, whichever batch brought the redaction', async () => {
+    const alice = await newUser(a.baseUrl, 'alice3', PASSWORD);
+    const bob = await newUser(b.baseUrl, 'bob3', PASSWORD);
+    const { roomId, sent } = await roomWithHistory(alice, 'shared');
+    // The oldest message and one in the middle are redacted, so their redactions come in
+    // another /backfill batch than the message, or in the same one.
+    const redactions = new Map<string, string>();
+    for (const [i, target] of [sent[0], sent[EARLY - 3]].entries()) {
+      const res = await api(a, alice, 'PUT', `/rooms/${enc(roomId)}/redact/${enc(target)}/r-${i}`, { reason: `spoiler ${i}` });
+      expect(res.status).toBe(200);
+      redactions.set(target, res.json.event_id as string);
+    }
+    for (let i = 0; i < EARLY; i++) {
+      expect((await api(a, alice, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/late-${i}`, { msgtype: 'm.text', body: `late ${i}` })).status).toBe(200);
+    }
+    expect((await api(b, bob, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+
+    const events = await pageBack(b, bob, roomId);
+    for (const [target, redactionId] of redactions) {
+      const seen = events.find((e) => e.event_id === target);
+      expect(seen).toBeDefined();
+      expect(seen!.content).toEqual({});
+      expect((seen!.unsigned as Json | undefined)?.redacted_because?.event_id).toBe(redactionId);
+      expect(events.some((e) => e.event_id === redactionId && e.type === 'm.room.redaction')).toBe(true);
+      // The single-event read agrees.
+      const one = await api(b, bob, 'GET', `/rooms/${enc(roomId)}/event/${enc(target)}`);
+      expect(one.status).toBe(200);
+      expect(one.json.content).toEqual({});
+      expect((one.json.unsigned as Json | undefined)?.redacted_because?.event_id).toBe(redactionId);
+    }
+    // The others are untouched.
+    const kept = events.find((e) => e.event_id === sent[1]);
+    expect(kept?.content).toEqual({ msgtype: 'm.text', body: 'early 1' });
+  });
+
   it("history visibility `joined` still applies: the backfilled messages from before bob's join are not given to him", async () => {
     const alice = await newUser(a.baseUrl, 'alice2', PASSWORD);
     const bob = await newUser(b.baseUrl, 'bob2', PASSWORD);

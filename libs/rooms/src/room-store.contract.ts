@@ -5,7 +5,7 @@
  */
 import type { Doc, DocumentStore } from '@atrium/storage';
 import type { JsonObject, RoomEvent } from '@atrium/matrix';
-import { RoomStore, eventOf, unsignedOf, EVENTS_STREAM, LOG_PAGE_SIZE, logPageOf } from './room-store';
+import { RoomStore, eventOf, unsignedOf, EVENTS_STREAM, LOG_PAGE_SIZE, NO_STREAM, logPageOf } from './room-store';
 import { StreamAllocator, STREAM_GAP_GRACE_MS } from './stream-allocator';
 import { toClientEvent } from './client-event';
 import { canSeeEvent } from './history-visibility';
@@ -233,6 +233,13 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       const redaction = ev(id, 'm.room.redaction', '@a:test', { redacts: msg.event_id, reason: 'oops' });
       await write(redaction);
       expect((await rooms.redactionsOf(msg.event_id)).map((r) => r._id)).toEqual([redaction.event_id]);
+      // A backfilled redaction (below 0) counts too; one outside the timeline (NO_STREAM: outlier, rejected) does not.
+      const older = ev(id, 'm.room.message', '@a:test', { body: 'history', msgtype: 'm.text' });
+      const backfilled = ev(id, 'm.room.redaction', '@a:test', { redacts: older.event_id });
+      const outlier = ev(id, 'm.room.redaction', '@a:test', { redacts: older.event_id, reason: 'outlier' });
+      await rooms.insertEvent({ event: backfilled, stream: -5 });
+      await rooms.insertEvent({ event: outlier, stream: NO_STREAM });
+      expect((await rooms.redactionsOf(older.event_id)).map((r) => r._id)).toEqual([backfilled.event_id]);
       const redactedForm = { ...msg, content: {} };
       const because: JsonObject = { type: 'm.room.redaction', event_id: redaction.event_id, origin_server_ts: redaction.origin_server_ts, content: { redacts: msg.event_id, reason: 'oops' }, sender: '@a:test', room_id: id };
       expect(await rooms.applyRedaction(msg.event_id, redactedForm, redaction.event_id, because)).toBe(true);

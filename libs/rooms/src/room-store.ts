@@ -507,9 +507,12 @@ export class RoomStore {
     return this.events.find(filter, { sort: { stream: -1 }, limit: options.limit });
   }
 
-  /** Redaction events that name `eventId` (also those that arrived before it); not rejected, soft-failed or outlier ones. */
+  /**
+   * Redaction events that name `eventId` (also those that arrived before it),
+   * backfilled ones (below 0) included; not rejected, soft-failed or outlier ones (NO_STREAM).
+   */
   redactionsOf(eventId: string): Promise<EventRecord[]> {
-    return this.events.find({ redacts: eventId, stream: { $gt: NO_STREAM } }, { sort: { stream: 1 } });
+    return this.events.find({ redacts: eventId, stream: { $ne: NO_STREAM } }, { sort: { stream: 1 } });
   }
 
   /**

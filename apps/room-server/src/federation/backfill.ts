@@ -190,6 +190,9 @@ export class Backfiller {
       const stream = next++;
       if (existing?.outlier) await this.rooms.promoteOutlier(event.event_id, { stream, stateGroup: afterGroup, prevStateGroup: beforeGroup, softFailed: false });
       else await this.rooms.insertEvent({ event, stream, stateGroup: afterGroup, prevStateGroup: beforeGroup });
+      // History is redacted as live events are (client-server-api "Redactions"): older events of
+      // later batches meet the redactions already stored, and a batch's redactions their targets.
+      await this.input.applyRedactions(room, version, event, null);
       added++;
     }
     return added;

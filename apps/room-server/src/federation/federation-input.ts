@@ -629,17 +629,26 @@ export class FederationInput {
 
   /** The redaction an accepted event makes, the room's applied position, sync wake. */
   private async finishAccepted(room: RoomRecord, version: RoomVersion, event: RoomEvent, position: number, wakeUsers: string[], current: StateIds | null): Promise<void> {
-    await this.applyRedaction(room, version, event, current);
-    // A redaction may have arrived before the event it redacts (their order across servers is
-    // not guaranteed): it applies now.
-    if (event.type !== 'm.room.redaction') {
-      for (const earlier of await this.rooms.redactionsOf(event.event_id)) await this.applyRedaction(room, version, eventOf(earlier), null);
-    }
+    await this.applyRedactions(room, version, event, current);
     await this.rooms.markApplied(room._id, position);
     const wake: SyncWake = { stream: EVENTS_STREAM, position, room_id: room._id };
     if (event.type === 'm.room.member' && event.state_key !== undefined) wakeUsers.push(event.state_key);
     if (wakeUsers.length > 0) wake.user_ids = [...new Set(wakeUsers)];
     await this.bus.notify(SYNC_WAKE_SUBJECT, wake);
+  }
+
+  /**
+   * The redactions a newly stored event takes part in: the one it makes, or
+   * those stored before it that name it. A redaction may come before the
+   * event it redacts: their order across servers is not guaranteed, and
+   * backfill stores older events after newer ones. Also used by backfill.ts.
+   */
+  async applyRedactions(room: RoomRecord, version: RoomVersion, event: RoomEvent, current: StateIds | null): Promise<void> {
+    if (event.type === 'm.room.redaction') {
+      await this.applyRedaction(room, version, event, current);
+      return;
+    }
+    for (const earlier of await this.rooms.redactionsOf(event.event_id)) await this.applyRedaction(room, version, eventOf(earlier), null);
   }
 
   /**
