@@ -130,6 +130,29 @@ describe.each(modes)('backfill between two Atrium servers (%s mode)', (mode) => 
     expect(kept?.content).toEqual({ msgtype: 'm.text', body: 'early 1' });
   });
 
+  it('edits and thread replies made before the join are bundled on the backfilled messages they relate to', async () => {
+    const alice = await newUser(a.baseUrl, 'alice4', PASSWORD);
+    const bob = await newUser(b.baseUrl, 'bob4', PASSWORD);
+    const { roomId, sent } = await roomWithHistory(alice, 'shared');
+    const put = async (txn: string, content: Json): Promise<string> => {
+      const res = await api(a, alice, 'PUT', `/rooms/${enc(roomId)}/send/m.room.message/${txn}`, content);
+      expect(res.status).toBe(200);
+      return res.json.event_id as string;
+    };
+    const edit = await put('edit', { msgtype: 'm.text', body: '* early 2, edited', 'm.new_content': { msgtype: 'm.text', body: 'early 2, edited' }, 'm.relates_to': { rel_type: 'm.replace', event_id: sent[2] } });
+    const replies = [await put('t0', { msgtype: 'm.text', body: 'in thread 0', 'm.relates_to': { rel_type: 'm.thread', event_id: sent[3] } })];
+    replies.push(await put('t1', { msgtype: 'm.text', body: 'in thread 1', 'm.relates_to': { rel_type: 'm.thread', event_id: sent[3] } }));
+    expect((await api(b, bob, 'POST', `/join/${enc(roomId)}?via=${enc(a.serverName)}`, {})).status).toBe(200);
+
+    const events = await pageBack(b, bob, roomId);
+    const relations = (id: string): Json | undefined => (events.find((e) => e.event_id === id)?.unsigned as Json | undefined)?.['m.relations'];
+    expect(relations(sent[2])?.['m.replace']?.event_id).toBe(edit);
+    expect(relations(sent[3])?.['m.thread']).toMatchObject({ count: 2, current_user_participated: false, latest_event: { event_id: replies[1] } });
+    // The same through GET /event.
+    const one = await api(b, bob, 'GET', `/rooms/${enc(roomId)}/event/${enc(sent[2])}`);
+    expect((one.json.unsigned as Json)['m.relations']?.['m.replace']?.event_id).toBe(edit);
+  });
+
   it("history visibility `joined` still applies: the backfilled messages from before bob's join are not given to him", async () => {
     const alice = await newUser(a.baseUrl, 'alice2', PASSWORD);
     const bob = await newUser(b.baseUrl, 'bob2', PASSWORD);

@@ -282,6 +282,18 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect((await rooms.getEvent(reply.event_id))!.relates_to).toBeNull();
       await rooms.applyRedaction(t2.event_id, { ...t2, content: {} }, '$redaction', {});
       expect(await rooms.countRelations(root.event_id, 'm.thread')).toBe(1);
+
+      // Backfilled children (below 0) count without a lower bound; those outside the timeline (NO_STREAM) never do.
+      const old = rel('m.thread', 'backfilled');
+      const edit = ev(id, 'm.room.message', '@a:test', { body: '* e', 'm.new_content': { body: 'e' }, 'm.relates_to': { rel_type: 'm.replace', event_id: root.event_id } });
+      const outlier = rel('m.thread', 'outlier');
+      await rooms.insertEvent({ event: old, stream: -3 });
+      await rooms.insertEvent({ event: edit, stream: -2 });
+      await rooms.insertEvent({ event: outlier, stream: NO_STREAM });
+      expect((await rooms.relationsOf(root.event_id, { relType: 'm.thread' })).map((r) => r._id)).toEqual([t1.event_id, old.event_id]);
+      expect((await rooms.relationsOf(root.event_id, { relType: 'm.thread', from: 0 })).map((r) => r._id)).toEqual([t1.event_id]);
+      expect(await rooms.countRelations(root.event_id, 'm.thread')).toBe(2);
+      expect((await rooms.relationsOfMany(id, [root.event_id], ['m.thread', 'm.replace'])).map((r) => r._id)).toEqual([t1.event_id, edit.event_id, old.event_id]);
     });
 
     it('gives unsigned.transaction_id only to the device that sent the event', async () => {

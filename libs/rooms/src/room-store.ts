@@ -464,13 +464,15 @@ export class RoomStore {
    * Unredacted events whose `m.relates_to.event_id` is `parentId` (optionally of
    * one rel_type) with `from < stream <= to`, newest first by default. A redacted
    * child is left out: "when a child event is redacted then the relationship is
-   * broken" (client-server-api "Aggregations of child events").
+   * broken" (client-server-api "Aggregations of child events"). Without `from`,
+   * backfilled history (below 0) is included: an edit or reaction made before
+   * this server joined still aggregates. Never events outside the timeline (NO_STREAM).
    */
   relationsOf(parentId: string, options: { relType?: string; sender?: string; from?: number; to?: number; direction?: 'forward' | 'backward'; limit?: number } = {}): Promise<EventRecord[]> {
     const filter: Filter<EventRecord> = {
       relates_to: parentId,
       redacted: false,
-      stream: { $gt: options.from ?? 0, $lte: options.to ?? Number.MAX_SAFE_INTEGER },
+      stream: { $gt: options.from ?? Number.MIN_SAFE_INTEGER, $lte: options.to ?? Number.MAX_SAFE_INTEGER, $ne: NO_STREAM },
     };
     if (options.relType !== undefined) filter.rel_type = options.relType;
     if (options.sender !== undefined) filter.sender = options.sender;
@@ -487,14 +489,14 @@ export class RoomStore {
   relationsOfMany(roomId: string, parentIds: readonly string[], relTypes: readonly string[], limit = 1000): Promise<EventRecord[]> {
     if (parentIds.length === 0 || relTypes.length === 0) return Promise.resolve([]);
     return this.events.find(
-      { room_id: roomId, relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false, stream: { $gt: NO_STREAM } },
+      { room_id: roomId, relates_to: { $in: [...new Set(parentIds)] }, rel_type: { $in: [...relTypes] }, redacted: false, stream: { $ne: NO_STREAM } },
       { sort: { stream: -1 }, limit },
     );
   }
 
-  /** How many unredacted events relate to `parentId` with `relType` (and `stream <= to`). */
+  /** How many unredacted events relate to `parentId` with `relType` (and `stream <= to`), backfilled ones included. */
   countRelations(parentId: string, relType: string, to = Number.MAX_SAFE_INTEGER): Promise<number> {
-    return this.events.count({ relates_to: parentId, rel_type: relType, redacted: false, stream: { $gt: NO_STREAM, $lte: to } });
+    return this.events.count({ relates_to: parentId, rel_type: relType, redacted: false, stream: { $ne: NO_STREAM, $lte: to } });
   }
 
   /**
