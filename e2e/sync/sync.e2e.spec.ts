@@ -481,6 +481,87 @@ describe.each(modes)('sync (%s mode)', (mode) => {
     });
   });
 
+  describe('use_state_after (sync.yaml v1.16; MSC4222, which matrix-js-sdk sends)', () => {
+    const stateAfter = (room: Json, key = 'state_after'): Json[] => {
+      expect(room).not.toHaveProperty('state');
+      expect(room[key]).toBeDefined();
+      return room[key].events as Json[];
+    };
+    const keysOf = (events: Json[]): string[] => events.map((e) => `${e.type}|${e.state_key}`).sort();
+
+    it('initial: the state at the end of the timeline, state events of the timeline included; `state` omitted', async () => {
+      const roomId = await sharedRoom(alice, bob, { name: 'Before' });
+      expect((await api(alice, 'PUT', `/rooms/${enc(roomId)}/state/m.room.name`, { name: 'After' })).status).toBe(200);
+      const body = await sync(bob, { use_state_after: true, filter: JSON.stringify({ room: { rooms: [roomId] } }) });
+      const room = body.rooms.join[roomId];
+      const state = stateAfter(room);
+      // The rename is the newest event, in the timeline and in state_after as the name at its end.
+      expect(room.timeline.events.at(-1)).toMatchObject({ type: 'm.room.name', content: { name: 'After' } });
+      expect(state.filter((e) => e.type === 'm.room.name').map((e) => e.content.name)).toEqual(['After']);
+      expect(keysOf(state)).toEqual(expect.arrayContaining(['m.room.create|', 'm.room.power_levels|', `m.room.member|${alice.userId}`, `m.room.member|${bob.userId}`]));
+      // Without the parameter (or with false): `state`, at the start of the timeline, and no state_after.
+      for (const query of [{}, { use_state_after: false }]) {
+        const plain = (await sync(bob, { ...query, filter: JSON.stringify({ room: { rooms: [roomId] } }) })).rooms.join[roomId];
+        expect(plain).not.toHaveProperty('state_after');
+        expect(plain.state).toBeDefined();
+      }
+    });
+
+    it('incremental: the changes between since and the end of the timeline; an empty list for a room with only ephemeral news', async () => {
+      const roomId = await sharedRoom(alice, bob);
+      const { next_batch: since } = await sync(bob, { use_state_after: true });
+      expect((await api(alice, 'PUT', `/rooms/${enc(roomId)}/state/m.room.topic`, { topic: 'new topic' })).status).toBe(200);
+      await send(alice, roomId, 'after the topic');
+      const body = await sync(bob, { since, use_state_after: true });
+      const state = stateAfter(body.rooms.join[roomId]);
+      expect(keysOf(state)).toEqual(['m.room.topic|']);
+      expect(state[0].content).toEqual({ topic: 'new topic' });
+
+      // A limited timeline: the topic change fell in the gap before it and is still given.
+      const { next_batch: since2 } = await sync(bob, { use_state_after: true });
+      expect((await api(alice, 'PUT', `/rooms/${enc(roomId)}/state/m.room.topic`, { topic: 'newer topic' })).status).toBe(200);
+      for (let i = 0; i < 3; i++) await send(alice, roomId, `filler ${i}`);
+      const limited = (await sync(bob, { since: since2, use_state_after: true, filter: JSON.stringify({ room: { timeline: { limit: 2 } } }) })).rooms.join[roomId];
+      expect(limited.timeline.limited).toBe(true);
+      expect(stateAfter(limited).map((e) => e.content.topic)).toEqual(['newer topic']);
+
+      // Typing only: the room is there with an empty state_after, as the spec requires the key.
+      const { next_batch: since3 } = await sync(bob, { use_state_after: true });
+      expect((await api(alice, 'PUT', `/rooms/${enc(roomId)}/typing/${enc(alice.userId)}`, { typing: true, timeout: 10_000 })).status).toBe(200);
+      const typing = (await sync(bob, { since: since3, use_state_after: true, timeout: 5_000 })).rooms.join[roomId];
+      expect(typing.ephemeral.events.map((e: Json) => e.type)).toContain('m.typing');
+      expect(stateAfter(typing)).toEqual([]);
+    });
+
+    it('the MSC4222 name answers under org.matrix.msc4222.state_after; left rooms too; lazy members of the senders; bad values are M_INVALID_PARAM', async () => {
+      const dave = await newUser('dave');
+      const roomId = await sharedRoom(alice, bob);
+      await invite(alice, roomId, dave);
+      await join(dave, roomId);
+      await send(dave, roomId, 'from dave');
+      const lazy = JSON.stringify({ room: { rooms: [roomId], state: { lazy_load_members: true } } });
+      const body = await sync(bob, { 'org.matrix.msc4222.use_state_after': true, filter: lazy });
+      const room = body.rooms.join[roomId];
+      expect(room).not.toHaveProperty('state_after');
+      const state = stateAfter(room, 'org.matrix.msc4222.state_after');
+      // Lazy-loading: the members of the timeline's senders and bob himself; not every member.
+      const members = state.filter((e) => e.type === 'm.room.member').map((e) => e.state_key);
+      expect(members).toEqual(expect.arrayContaining([bob.userId, dave.userId]));
+      expect(state.some((e) => e.type === 'm.room.create')).toBe(true);
+
+      // dave leaves: his left room carries state_after up to the leave.
+      const { next_batch: since } = await sync(dave, { use_state_after: true });
+      expect((await api(dave, 'POST', `/rooms/${enc(roomId)}/leave`, {})).status).toBe(200);
+      const left = (await sync(dave, { since, use_state_after: true })).rooms.leave[roomId];
+      expect(stateAfter(left).filter((e) => e.type === 'm.room.member' && e.state_key === dave.userId).map((e) => e.content.membership)).toEqual(['leave']);
+
+      for (const query of [{ use_state_after: 'yes' }, { 'org.matrix.msc4222.use_state_after': '1' }]) {
+        const bad = await api(bob, 'GET', `/sync?${new URLSearchParams(query).toString()}`);
+        expect([bad.status, bad.json.errcode]).toEqual([400, 'M_INVALID_PARAM']);
+      }
+    });
+  });
+
   // Last, as it restarts the server. Embedded only: there the whole server is one process whose
   // command line and environment the test knows; in the cluster the two client-api replicas
   // already show that a token is not tied to the process that issued it.

@@ -728,6 +728,26 @@ export class RoomStore {
     return this.stateIdsAtPosition(record.room_id, record.stream - 1);
   }
 
+  /**
+   * What a client holding the state at position `from` must update to have
+   * the state at `to` (sync.yaml `state_after`): the events of the state at
+   * `to` that differ from those at `from` (by event ID: the state a join
+   * logged holds events from before it), and the state at `to` by IDs. One
+   * read of the state log.
+   */
+  async stateChangesBetween(roomId: string, from: number, to: number): Promise<{ changed: EventRecord[]; idsAtEnd: StateIds }> {
+    const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: to } }, { sort: { stream: 1 } });
+    const atFrom: StateIds = new Map();
+    const atEnd: StateIds = new Map();
+    for (const e of entries) {
+      const key: StateKey = `${e.type}\u0000${e.state_key}`;
+      if (e.stream <= from) atFrom.set(key, e._id);
+      atEnd.set(key, e._id);
+    }
+    const changed = [...atEnd].filter(([key, id]) => atFrom.get(key) !== id).map(([, id]) => id);
+    return { changed: await this.getEvents(changed), idsAtEnd: atEnd };
+  }
+
   private async stateIdsAtPosition(roomId: string, position: number): Promise<StateIds> {
     const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: position } }, { sort: { stream: 1 } });
     const out: StateIds = new Map();

@@ -6,7 +6,7 @@ import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { filterError, parseFilterOrThrow, parseJsonParam } from './filter-errors';
 import { FilterStore } from './filter-store';
 import { requireSyncToken } from './sync-token';
-import { SyncService } from './sync.service';
+import { SyncService, type StateAfterKey } from './sync.service';
 
 const PRESENCE = new Set(['online', 'offline', 'unavailable']);
 
@@ -23,6 +23,16 @@ export function integerParam(name: string, value: string | undefined, fallback: 
   if (value === undefined || value === '') return fallback;
   if (!/^\d{1,15}$/.test(value)) throw Errors.invalidParam(`${name} must be a non-negative integer`);
   return Number(value);
+}
+
+/**
+ * sync.yaml `use_state_after` (v1.16), or its MSC4222 name that matrix-js-sdk
+ * sends: the response key then follows the parameter's name, as the SDK reads
+ * `org.matrix.msc4222.state_after`. The stable parameter wins when both are given.
+ */
+function stateAfterKey(stable: string | undefined, unstable: string | undefined): StateAfterKey | undefined {
+  if (stable !== undefined && stable !== '') return booleanParam('use_state_after', stable, false) ? 'state_after' : undefined;
+  return booleanParam('org.matrix.msc4222.use_state_after', unstable, false) ? 'org.matrix.msc4222.state_after' : undefined;
 }
 
 /** Spec: data/api/client-server/sync.yaml (GET /sync), client-server-api "Syncing" and "Filtering". */
@@ -43,6 +53,8 @@ export class SyncController {
     @Query('full_state') fullState: string | undefined,
     @Query('set_presence') setPresence: string | undefined,
     @Query('timeout') timeout: string | undefined,
+    @Query('use_state_after') useStateAfter: string | undefined,
+    @Query('org.matrix.msc4222.use_state_after') useStateAfterUnstable: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     if (setPresence !== undefined && !PRESENCE.has(setPresence)) throw Errors.invalidParam('set_presence must be online, offline or unavailable');
@@ -52,6 +64,7 @@ export class SyncController {
       timeoutMs: integerParam('timeout', timeout, 0),
       filter: await this.filter(requester, filterParam),
       setPresence: setPresence as 'online' | 'offline' | 'unavailable' | undefined,
+      stateAfterKey: stateAfterKey(useStateAfter, useStateAfterUnstable),
     };
     // A long-poll stops waiting when the client goes away.
     const abort = new AbortController();

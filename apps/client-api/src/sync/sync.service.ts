@@ -54,13 +54,22 @@ export interface SyncParams {
   timeoutMs: number;
   filter: Filter;
   setPresence?: 'online' | 'offline' | 'unavailable';
+  /**
+   * sync.yaml `use_state_after` (v1.16; matrix-js-sdk sends MSC4222's
+   * `org.matrix.msc4222.use_state_after`): the key that replaces `state` in
+   * joined and left rooms, named after the parameter the client used. Absent: `state`.
+   */
+  stateAfterKey?: StateAfterKey;
 }
+
+export type StateAfterKey = 'state_after' | 'org.matrix.msc4222.state_after';
 
 type Json = Record<string, unknown>;
 
 interface JoinedRoomOut {
   summary?: Json;
-  state: { events: Json[] };
+  /** Or, with use_state_after, the same list under SyncParams.stateAfterKey. */
+  state?: { events: Json[] };
   timeline: { events: Json[]; limited: boolean; prev_batch: string };
   ephemeral: { events: Json[] };
   account_data: { events: Json[] };
@@ -221,7 +230,7 @@ export class SyncService {
       if (result.top) Object.assign(response, result.top);
       for (const [roomId, parts] of Object.entries(result.rooms ?? {})) {
         if (!joinedRoomIds.includes(roomId)) continue;
-        const room = (response.rooms.join[roomId] ??= this.emptyJoinedRoom(to));
+        const room = (response.rooms.join[roomId] ??= this.emptyJoinedRoom(to, params.stateAfterKey));
         for (const [key, value] of Object.entries(parts)) room[key] = value;
       }
     }
@@ -256,9 +265,9 @@ export class SyncService {
         const entry: RoomEntry = { section: 'join', roomId: m.room_id };
         const full = initial || params.fullState || changed;
         if (!full && !(active ? active.has(m.room_id) : await this.rooms.roomHasEventsBetween(m.room_id, F, T))) return entry;
-        const room = await this.joinedRoom(requester, m, F, T, full, params.filter, formatter, to, ignored);
+        const room = await this.joinedRoom(requester, m, F, T, full, params.filter, formatter, to, ignored, params.stateAfterKey);
         // Only ignored users' events in the range: nothing to send, and no reason to end a long-poll.
-        if (!full && ignored.size > 0 && room.timeline.events.length === 0 && !room.timeline.limited && room.state.events.length === 0) return entry;
+        if (!full && ignored.size > 0 && room.timeline.events.length === 0 && !room.timeline.limited && stateEventsOf(room, params.stateAfterKey).length === 0) return entry;
         return { ...entry, value: room };
       }
       case 'invite':
@@ -274,16 +283,17 @@ export class SyncService {
         // A forgotten room is not shown again; an initial or full-state sync shows left rooms only with include_leave.
         if (m.forgotten) return null;
         if (initial || params.fullState ? roomFilter?.include_leave !== true : !changed) return null;
-        return { section: 'leave', roomId: m.room_id, value: await this.leftRoom(requester, m, F, params.filter, formatter, to, initial || params.fullState, ignored) };
+        return { section: 'leave', roomId: m.room_id, value: await this.leftRoom(requester, m, F, params.filter, formatter, to, initial || params.fullState, ignored, params.stateAfterKey) };
       }
       default:
         return null;
     }
   }
 
-  private emptyJoinedRoom(to: StreamPositions): JoinedRoomOut {
+  private emptyJoinedRoom(to: StreamPositions, stateAfterKey?: StateAfterKey): JoinedRoomOut {
+    // use_state_after: `state` "MUST be omitted", `state_after` is "Required ..., even if it is empty".
     return {
-      state: { events: [] },
+      ...(stateAfterKey ? { [stateAfterKey]: { events: [] } } : { state: { events: [] } }),
       timeline: { events: [], limited: false, prev_batch: formatSyncToken(to) },
       ephemeral: { events: [] },
       account_data: { events: [] },
@@ -298,7 +308,8 @@ export class SyncService {
    * the time indicated by the since parameter, and the start of the timeline
    * (or all state up to the start of the timeline, if since is not given, or
    * full_state is true)"; a room joined since the last sync gets its full
-   * state too, as the client knows nothing of it.
+   * state too, as the client knows nothing of it. With use_state_after the
+   * same, up to the end of the timeline instead of its start (stateAfterFor).
    */
   private async joinedRoom(
     requester: Requester,
@@ -310,23 +321,39 @@ export class SyncService {
     formatter: EventFormatter,
     to: StreamPositions,
     ignored: ReadonlySet<string> = new Set(),
+    stateAfterKey?: StateAfterKey,
   ): Promise<JoinedRoomOut> {
-    const out = this.emptyJoinedRoom(to);
+    const out = this.emptyJoinedRoom(to, stateAfterKey);
     const timeline = await this.timeline(requester.userId, m, F, T, filter.room?.timeline, ignored);
     // Bundled aggregations (client-server-api "Aggregations of child events"), as known at this sync's position.
     const events = await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: T, ignoredUsers: ignored });
     out.timeline = { events, limited: timeline.limited, prev_batch: eventsToken(timeline.start - 1, to) };
-    out.state.events = formatter.formatAll(await this.stateFor(requester, m, F, timeline, full, filter.room?.state));
-    const memberChange = full || timeline.events.some((e) => e.type === 'm.room.member') || out.state.events.some((e) => e['type'] === 'm.room.member');
+    const state = formatter.formatAll(
+      stateAfterKey ? await this.stateAfterFor(requester, m, F, T, timeline, full, filter.room?.state) : await this.stateFor(requester, m, F, timeline, full, filter.room?.state),
+    );
+    out[stateAfterKey ?? 'state'] = { events: state };
+    const memberChange = full || timeline.events.some((e) => e.type === 'm.room.member') || state.some((e) => e['type'] === 'm.room.member');
     if (memberChange) out.summary = await this.summary(m.room_id, requester.userId);
     return out;
   }
 
   /** A left (or banned) room: the events up to the leave, and the state as for a joined room. */
-  private async leftRoom(requester: Requester, m: MembershipRecord, F: number, filter: Filter, formatter: EventFormatter, to: StreamPositions, full: boolean, ignored: ReadonlySet<string> = new Set()): Promise<Json> {
+  private async leftRoom(
+    requester: Requester,
+    m: MembershipRecord,
+    F: number,
+    filter: Filter,
+    formatter: EventFormatter,
+    to: StreamPositions,
+    full: boolean,
+    ignored: ReadonlySet<string> = new Set(),
+    stateAfterKey?: StateAfterKey,
+  ): Promise<Json> {
     const timeline = await this.timeline(requester.userId, m, F, m.stream, filter.room?.timeline, ignored);
+    // state_after of a left room: "The state updates for the room up to the end of the timeline" (the leave).
+    const state = stateAfterKey ? await this.stateAfterFor(requester, m, F, m.stream, timeline, full, filter.room?.state) : await this.stateFor(requester, m, F, timeline, full, filter.room?.state);
     return {
-      state: { events: formatter.formatAll(await this.stateFor(requester, m, F, timeline, full, filter.room?.state)) },
+      [stateAfterKey ?? 'state']: { events: formatter.formatAll(state) },
       timeline: {
         events: await bundleAggregations(this.rooms, formatter.formatAll(timeline.events), timeline.events, { userId: requester.userId, upTo: m.stream, ignoredUsers: ignored }),
         limited: timeline.limited,
@@ -403,6 +430,55 @@ export class SyncService {
   }
 
   /**
+   * `state_after` (sync.yaml, v1.16): the state changes between `since` and
+   * the end of the timeline at `end` (all state there when `full`), which
+   * the client applies instead of the state events of the timeline; so they
+   * are here even when the timeline carries them too. Lazy-loading as for
+   * `state`: every member event that changed is sent (the client takes none
+   * from the timeline), plus the members of the timeline's senders this
+   * device has not been sent yet.
+   */
+  private async stateAfterFor(
+    requester: Requester,
+    m: MembershipRecord,
+    F: number,
+    end: number,
+    timeline: { events: EventRecord[] },
+    full: boolean,
+    stateFilter: RoomEventFilter | undefined,
+  ): Promise<EventRecord[]> {
+    const roomId = m.room_id;
+    const lazy = lazyLoadMembers(stateFilter);
+    const redundant = includeRedundantMembers(stateFilter);
+    const { changed, idsAtEnd } = await this.rooms.stateChangesBetween(roomId, full ? 0 : F, end);
+    const state = changed.filter((e) => recordMatches(stateFilter, e));
+    if (!lazy) return state;
+
+    const wanted = new Set(timeline.events.map((e) => e.sender));
+    if (full) wanted.add(requester.userId);
+    const alreadySent = !full && !redundant ? await this.lazyMembers.sent(requester.userId, requester.deviceId, roomId) : new Set<string>();
+    const chosen: EventRecord[] = [];
+    const sent = new Set<string>();
+    for (const e of state) {
+      const isMember = e.type === 'm.room.member' && e.state_key !== null;
+      // With full state only the members the timeline needs (and the user); incrementally, every change.
+      if (isMember && full && !wanted.has(e.state_key as string)) continue;
+      chosen.push(e);
+      if (isMember) sent.add(e.state_key as string);
+    }
+    const missing = [...wanted].filter((u) => !sent.has(u) && !alreadySent.has(u));
+    if (missing.length > 0 && eventMatchesFilter({ not_types: stateFilter?.not_types, types: stateFilter?.types }, { type: 'm.room.member' })) {
+      const ids = missing.map((u) => idsAtEnd.get(`m.room.member\u0000${u}`)).filter((id): id is string => id !== undefined);
+      for (const e of await this.rooms.getEvents(ids)) {
+        chosen.push(e);
+        sent.add(e.state_key as string);
+      }
+    }
+    await this.lazyMembers.record(requester.userId, requester.deviceId, roomId, [...sent], full, redundant ? undefined : alreadySent);
+    return chosen;
+  }
+
+  /**
    * sync.yaml RoomSummary: `m.heroes` ("the first 5 members of the room,
    * ordered by stream ordering, which are joined or invited", not the user;
    * left members when there are none), `m.joined_member_count`,
@@ -445,3 +521,9 @@ export class SyncService {
   }
 }
 
+
+/** A built joined room's state list, under `state` or the use_state_after key. */
+function stateEventsOf(room: JoinedRoomOut, stateAfterKey: StateAfterKey | undefined): Json[] {
+  const list = (stateAfterKey ? room[stateAfterKey] : room.state) as { events: Json[] } | undefined;
+  return list?.events ?? [];
+}
