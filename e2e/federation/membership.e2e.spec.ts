@@ -254,6 +254,27 @@ describe.each(modes)('federation membership between two Atrium servers (%s mode)
     expect((await stateOf(a, alice, roomId)).size).toBeGreaterThan(0);
   });
 
+  it('a user of B who blocks invites (m.invite_permission_config): B answers /invite with 403 M_INVITE_BLOCKED; createRoom on A still makes the room, without that invite', async () => {
+    const alice = await newUser(a.baseUrl, 'alice', PASSWORD);
+    const bob = await newUser(b.baseUrl, 'bob', PASSWORD);
+    const carol = await newUser(b.baseUrl, 'carol', PASSWORD);
+    expect((await api(b, bob, 'PUT', `/user/${enc(bob.userId)}/account_data/m.invite_permission_config`, { default_action: 'block' })).status).toBe(200);
+    const roomId = (await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat' })).json.room_id as string;
+    const res = await api(a, alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: bob.userId });
+    expect([res.status, res.json.errcode]).toEqual([403, 'M_INVITE_BLOCKED']);
+    expect((await stateOf(a, alice, roomId)).has(`m.room.member|${bob.userId}`)).toBe(false);
+
+    // createRoom: the remote refusal comes after the room exists; the other invite goes through.
+    const created = await api(a, alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [bob.userId, carol.userId] });
+    expect(created.status).toBe(200);
+    const state = await stateOf(a, alice, created.json.room_id as string);
+    expect(state.has(`m.room.member|${bob.userId}`)).toBe(false);
+    expect(state.get(`m.room.member|${carol.userId}`)).toMatchObject({ membership: 'invite' });
+    // Nothing reached bob's /sync.
+    const bobSync = await rawSync(b.baseUrl, bob.token);
+    expect(Object.keys(bobSync.rooms?.invite ?? {})).toEqual([]);
+  });
+
   it('make_join without the X-Matrix signature is refused (401 M_UNAUTHORIZED)', async () => {
     const res = await httpsJson(`${a.federationUrl}/_matrix/federation/v1/make_join/${enc('!x:y')}/${enc('@u:y')}?ver=10`, { caPath: ca.certPath });
     expect(res.status).toBe(401);

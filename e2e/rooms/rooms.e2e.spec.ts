@@ -255,6 +255,38 @@ describe.each(modes)('rooms (%s mode)', (mode) => {
       expect((await alice.sdk.getStateEvent(open, 'm.room.member', guest.userId)).membership).toBe('leave');
     });
 
+    it('refuses invites to a user who blocks them (m.invite_permission_config) with M_INVITE_BLOCKED, and hides the invites they hold from /sync', async () => {
+      const blocker = await newUser('blocker');
+      const roomId = (await api(alice, 'POST', '/createRoom', { preset: 'private_chat' })).json.room_id as string;
+      const earlier = (await api(alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [blocker.userId] })).json.room_id as string;
+      const invitesOf = async (user: User): Promise<string[]> => Object.keys((await api(user, 'GET', '/sync')).json.rooms?.invite ?? {});
+      expect(await invitesOf(blocker)).toContain(earlier);
+      const config = `/user/${enc(blocker.userId)}/account_data/m.invite_permission_config`;
+      expect((await api(blocker, 'PUT', config, { default_action: 'block' })).status).toBe(200);
+
+      const blocked = (res: { status: number; json: Record<string, unknown> }): void => expect([res.status, res.json.errcode]).toEqual([403, 'M_INVITE_BLOCKED']);
+      blocked(await api(alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: blocker.userId }));
+      blocked(await api(alice, 'PUT', `/rooms/${enc(roomId)}/state/m.room.member/${enc(blocker.userId)}`, { membership: 'invite' }));
+      // createRoom: refused before any room is made.
+      const roomsBefore = (await api(alice, 'GET', '/joined_rooms')).json.joined_rooms as string[];
+      blocked(await api(alice, 'POST', '/createRoom', { preset: 'private_chat', invite: [carol.userId, blocker.userId] }));
+      expect(((await api(alice, 'GET', '/joined_rooms')).json.joined_rooms as string[]).length).toBe(roomsBefore.length);
+      // The invite held from before is not served by /sync (nor the legacy initialSync), but stays in the room's state.
+      expect(await invitesOf(blocker)).not.toContain(earlier);
+      const legacy = (await api(blocker, 'GET', '/initialSync?limit=1')).json.rooms as Array<{ room_id: string }>;
+      expect(legacy.map((r) => r.room_id)).not.toContain(earlier);
+      expect((await api(alice, 'GET', `/rooms/${enc(earlier)}/state/m.room.member/${enc(blocker.userId)}`)).json).toMatchObject({ membership: 'invite' });
+      // Other users are not affected.
+      expect((await api(alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: carol.userId })).status).toBe(200);
+
+      // "the same event without the default_action property" stops the blocking; an unknown value never blocked.
+      expect((await api(blocker, 'PUT', config, { default_action: 'allow-some' })).status).toBe(200);
+      expect(await invitesOf(blocker)).toContain(earlier);
+      expect((await api(alice, 'POST', `/rooms/${enc(roomId)}/invite`, { user_id: blocker.userId })).status).toBe(200);
+      expect((await api(blocker, 'PUT', config, {})).status).toBe(200);
+      expect(await invitesOf(blocker)).toEqual(expect.arrayContaining([earlier, roomId]));
+    });
+
     it('makes a deactivated user leave every room', async () => {
       const erin = await newUser('erin');
       const { room_id: roomId } = await alice.sdk.createRoom({ preset: 'public_chat' as never });

@@ -15,13 +15,14 @@ import { ReportingModule } from './reporting/reporting.module';
 import { PushModule } from './push/push.module';
 import { UserDirectoryModule } from './user-directory/user-directory.module';
 import { IgnoredUsersModule } from './ignored-users/ignored-users';
+import { InvitePermissionModule } from './invite-permission/invite-permission';
 import { MiscModule } from './misc/misc.module';
 import { LegacyModule } from './legacy/legacy.module';
 import { SpacesModule } from './spaces/hierarchy.controller';
 
 /** The Client-Server API front end: /_matrix/client/** and /.well-known/matrix/client. */
 @Module({
-  imports: [FederationClientModule, RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, MiscModule, LegacyModule, SpacesModule],
+  imports: [FederationClientModule, RoomsModule, UserDataModule, SyncModule, EphemeralModule, RelationsModule, SearchModule, ReportingModule, PushModule, UserDirectoryModule, IgnoredUsersModule, InvitePermissionModule, MiscModule, LegacyModule, SpacesModule],
   controllers: [DiscoveryController, AuthController, AuthV3OnlyController, AccountController, DevicesController],
   providers: [AuthService],
   exports: [AuthService],

@@ -56,6 +56,7 @@ import {
   userPowerLevel,
 } from '@atrium/matrix';
 import { EVENTS_STREAM, eventOf, SYNC_WAKE_SUBJECT, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
+import { INVITE_BLOCKED } from '@atrium/user-data';
 import type {
   MakeMembershipRequest,
   MakeMembershipResponse,
@@ -89,6 +90,8 @@ export interface FederationMembershipOptions {
   input?: () => FederationInput | undefined;
   /** Whether a local user exists and may receive invites. */
   userExists?: (userId: string) => Promise<boolean>;
+  /** Whether a local user blocks invites (client-server-api "Invite permission"): /invite answers 403 M_INVITE_BLOCKED. */
+  invitesBlocked?: (userId: string) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -373,6 +376,7 @@ export class FederationMembership {
       throw invalid('invite_room_state has no m.room.create event');
     }
     if (this.options.userExists && !(await this.options.userExists(target))) throw Errors.notFound(`Unknown user ${target}`);
+    if (await this.options.invitesBlocked?.(target)) throw new MatrixError(403, INVITE_BLOCKED, `${target} does not accept invites`);
 
     // "The event with the invited server's signature added. All other fields of the events should remain untouched."
     const signed = signPdu(pdu as unknown as UnsignedPdu, version, this.serverName, this.options.signingKey);

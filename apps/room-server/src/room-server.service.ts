@@ -7,7 +7,8 @@ import { ACCOUNT_STORE, BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, TELEMET
 import type { Telemetry } from '@atrium/telemetry';
 import type { AccountStore } from '@atrium/accounts';
 import type { Cache } from '@atrium/cache';
-import { RoomStore } from '@atrium/rooms';
+import { RoomStore, SYNC_WAKE_SUBJECT } from '@atrium/rooms';
+import { AccountDataStore, invitesBlockedBy } from '@atrium/user-data';
 import type { DocumentStore } from '@atrium/storage';
 import {
   busErrorOf,
@@ -69,6 +70,9 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     const rooms = await RoomStore.open(this.store);
+    // Read only here (invite permission); its writer is client-api's account-data endpoint.
+    const accountData = await AccountDataStore.open(this.store, rooms.streams, (wake) => this.bus.notify(SYNC_WAKE_SUBJECT, wake));
+    const invitesBlocked = (userId: string): Promise<boolean> => invitesBlockedBy(accountData, userId);
     const writer = new RoomWriter(rooms, this.bus, {
       serverName: this.config.server_name, signingKey: this.signingKey,
       cache: this.cache,
@@ -76,6 +80,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
       isGuest: async (userId) => (await this.accounts.getUser(userId))?.is_guest ?? false,
       // Set below: the membership handshakes need the writer, the writer their invite step.
       remoteInvite: (event, version) => membership.sendInvite(event, version),
+      invitesBlocked,
     });
     const membership: FederationMembership = new FederationMembership(rooms, writer, this.bus, {
       serverName: this.config.server_name,
@@ -87,6 +92,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         const user = await this.accounts.getUser(userId);
         return user !== null && user !== undefined && !user.deactivated;
       },
+      invitesBlocked,
     });
     if (this.keyRing && this.federationClient) {
       this.federationInput = new FederationInput(rooms, this.bus, {

@@ -49,6 +49,7 @@ import {
   type RoomVersion,
 } from '@atrium/matrix';
 import { EVENTS_STREAM, eventOf, SYNC_WAKE_SUBJECT, toClientEvent, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
+import { INVITE_BLOCKED } from '@atrium/user-data';
 import type { CreateRoomRequest, SendEventRequest, SendEventResponse, StateDraft, UpgradeRoomRequest } from './room-server.api';
 
 /** server-server-api "Size limits": a PDU is at most 65536 bytes in canonical JSON. */
@@ -91,6 +92,8 @@ export interface RoomWriterOptions {
    * what gets persisted. Called after the auth checks, inside the room's queue.
    */
   remoteInvite?: (event: RoomEvent, version: RoomVersion) => Promise<RoomEvent>;
+  /** Whether a local user blocks invites (client-server-api "Invite permission"); without it nobody does. */
+  invitesBlocked?: (userId: string) => Promise<boolean>;
 }
 
 /** How long a room lease lasts if its holder never releases it (crash). */
@@ -99,6 +102,7 @@ export const ROOM_LEASE_TTL_MS = 30_000;
 const ROOM_LEASE_WAIT_MS = 55_000;
 
 const roomCode = (status: number, errcode: string, message: string): MatrixError => new MatrixError(status, errcode, message);
+const inviteBlocked = (userId: string): MatrixError => roomCode(403, INVITE_BLOCKED, `${userId} does not accept invites`);
 
 export class RoomWriter {
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -301,7 +305,13 @@ export class RoomWriter {
       if (txnKey) await this.rooms.deleteTxn(txnKey);
       throw err;
     }
-    if (this.options.remoteInvite && event.type === 'm.room.member' && event.content['membership'] === 'invite' && event.state_key !== undefined && domainOfId(event.state_key) !== this.options.serverName) {
+    const invitee = event.type === 'm.room.member' && event.content['membership'] === 'invite' ? event.state_key : undefined;
+    // "Invite permission": refused after the auth rules (they decide first whether the sender may invite at all).
+    if (invitee !== undefined && domainOfId(invitee) === this.options.serverName && (await this.invitesBlocked(invitee))) {
+      if (txnKey) await this.rooms.deleteTxn(txnKey);
+      throw inviteBlocked(invitee);
+    }
+    if (this.options.remoteInvite && invitee !== undefined && domainOfId(invitee) !== this.options.serverName) {
       try {
         event = await this.options.remoteInvite(event, version);
       } catch (err) {
@@ -314,6 +324,10 @@ export class RoomWriter {
       await this.removeGuests(room, version);
     }
     return result;
+  }
+
+  private async invitesBlocked(userId: string): Promise<boolean> {
+    return (await this.options.invitesBlocked?.(userId)) ?? false;
   }
 
   /**
@@ -471,6 +485,14 @@ export class RoomWriter {
   async createRoom(request: CreateRoomRequest): Promise<{ room_id: string }> {
     const version = getRoomVersion(request.room_version);
     if (!version) throw roomCode(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${request.room_version} is not supported`);
+    // "Invite permission": createRoom answers 403 M_INVITE_BLOCKED "due to a user in the invite list". For
+    // local invitees that is known before anything is made; a remote server's refusal comes after the room
+    // exists, and then only that invite is dropped ("one of the invited users [may] be rejected whilst the
+    // room creation as a whole succeeds").
+    for (const draft of request.events) {
+      const invitee = draft.type === 'm.room.member' && draft.content['membership'] === 'invite' ? draft.state_key : undefined;
+      if (invitee !== undefined && domainOfId(invitee) === this.options.serverName && (await this.invitesBlocked(invitee))) throw inviteBlocked(invitee);
+    }
     const content: JsonObject = { ...request.creation_content, room_version: version.id };
     // "The server will overwrite the following keys: creator, room_version." From v11 the
     // creator is the sender and `creator` is not part of the content (content/rooms/v11.md).
@@ -506,6 +528,7 @@ export class RoomWriter {
         try {
           await this.writeLocal(room, version, { room_id: room._id, sender: request.sender, type: draft.type, state_key: draft.state_key, content: draft.content });
         } catch (err) {
+          if (err instanceof MatrixError && err.errcode === INVITE_BLOCKED) continue;
           // "The initial state implied by the parameters to the request is invalid" → M_INVALID_ROOM_STATE.
           if (err instanceof MatrixError && err.errcode === 'M_FORBIDDEN') {
             throw roomCode(400, 'M_INVALID_ROOM_STATE', `Initial ${draft.type} event refused: ${err.message}`);

@@ -3,3 +3,4 @@ export * from './account-data-store';
 export * from './profile-store';
 export * from './presence-store';
 export * from './to-device-store';
+export * from './invite-permission';

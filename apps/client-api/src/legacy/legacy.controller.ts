@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
 import { bundleAggregations } from '@atrium/relations';
 import { ROOM_STORE, type EventRecord, type MembershipRecord, type RoomStore } from '@atrium/rooms';
-import type { AccountDataChanges, AccountDataEvent, AccountDataStore } from '@atrium/user-data';
+import { invitesBlockedBy, type AccountDataChanges, type AccountDataEvent, type AccountDataStore } from '@atrium/user-data';
 import { CLIENT_PREFIXES } from '../auth/auth.controller';
 import { IgnoredUsers } from '../ignored-users/ignored-users';
 import { EventFormatter, historyVisibilityOf, visibleEvents, walkRoom } from '../sync/room-history';
@@ -105,9 +105,12 @@ export class LegacySyncController {
     const accountData = await this.accountData.changes(requester.userId, 0, Number.MAX_SAFE_INTEGER);
     const wanted = archived ? ['join', 'invite', 'leave', 'ban'] : ['join', 'invite'];
     const rooms: RoomInfo[] = [];
+    // "Invite permission": held invites are not served to a user who blocks invites, as in /sync.
+    const hideInvites = await invitesBlockedBy(this.accountData, requester.userId);
     for (const membership of await this.rooms.roomsOfUser(requester.userId, wanted)) {
       // POST /forget: "the room will not be returned by any APIs" (for archived rooms).
       if (membership.forgotten) continue;
+      if (hideInvites && membership.membership === 'invite') continue;
       rooms.push(await this.roomInfo(requester, membership.room_id, membership, limit, safe, accountData));
     }
     return { end: eventsToken(safe), rooms, presence: [], account_data: accountData.global };

@@ -15,6 +15,7 @@ import type { DocumentStore } from '@atrium/storage';
 import { CACHE, DOCUMENT_STORE } from '@atrium/platform';
 import type { Cache } from '@atrium/cache';
 import { IgnoredUsers } from '../ignored-users/ignored-users';
+import { InvitePermission } from '../invite-permission/invite-permission';
 import { LazyMemberCache } from './lazy-members';
 import { EventFormatter, membershipAt, recordMatches, walkRoom } from './room-history';
 import { SyncNotifier } from './sync-notifier';
@@ -122,6 +123,7 @@ export class SyncService {
     private readonly notifier: SyncNotifier,
     @Inject(CACHE) cache: Cache,
     @Optional() private readonly ignoredUsers?: IgnoredUsers,
+    @Optional() private readonly invitePermission?: InvitePermission,
   ) {
     this.streams = StreamAllocator.open(store);
     this.lazyMembers = new LazyMemberCache(cache);
@@ -189,6 +191,9 @@ export class SyncService {
     let hasUpdates = initial;
     // "Ignoring Users": read per request, so a change to the list applies from the next response on.
     const ignored = (await this.ignoredUsers?.of(userId)) ?? new Set<string>();
+    // "Invite permission": read only when the user holds an invite (most syncs hold none).
+    let blocksInvites: Promise<boolean> | undefined;
+    const invitesHidden = (): Promise<boolean> => (blocksInvites ??= this.invitePermission?.blocksInvites(userId) ?? Promise.resolve(false));
 
     // Rooms are independent of each other: read ROOM_CONCURRENCY at a time (each costs several
     // storage round trips, which a cluster's database answers in milliseconds), placed in order.
@@ -199,7 +204,7 @@ export class SyncService {
       Array.from({ length: Math.min(ROOM_CONCURRENCY, memberships.length) }, async () => {
         while (next < memberships.length) {
           const i = next++;
-          entries[i] = await this.roomEntry(requester, params, memberships[i], F, T, initial, active, formatter, to, ignored);
+          entries[i] = await this.roomEntry(requester, params, memberships[i], F, T, initial, active, formatter, to, ignored, invitesHidden);
         }
       }),
     );
@@ -253,6 +258,7 @@ export class SyncService {
     formatter: EventFormatter,
     to: StreamPositions,
     ignored: ReadonlySet<string>,
+    invitesHidden: () => Promise<boolean>,
   ): Promise<RoomEntry | null> {
     const roomFilter = params.filter.room;
     const m = await membershipAt(this.rooms, stored, T);
@@ -274,6 +280,8 @@ export class SyncService {
         if (!changed && !params.fullState) return null;
         // "Servers must not send room invites from ignored users to clients."
         if (ignored.has(m.sender)) return null;
+        // Invites to a user who blocks them "MUST NOT be served over client synchronisation endpoints".
+        if (await invitesHidden()) return null;
         return { section: 'invite', roomId: m.room_id, value: { invite_state: { events: await this.strippedState(m) } } };
       case 'knock':
         if (!changed && !params.fullState) return null;
