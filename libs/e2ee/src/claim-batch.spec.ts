@@ -27,6 +27,20 @@ describe('claimOneTimeKeysOfDevices', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("takes each device's oldest upload first; keys stored before upload_seq existed count as the oldest", async () => {
+    const bob = '@bob:hs.test';
+    await keys.insertOneTimeKeys(bob, 'B', [['signed_curve25519:aaa', { key: 'newer' }]]);
+    await keys.insertOneTimeKeys(bob, 'C', [['signed_curve25519:zzz', { key: 'older' }]]);
+    await keys.insertOneTimeKeys(bob, 'C', [['signed_curve25519:aaa', { key: 'newer' }]]);
+    // A key from before the field: no upload_seq.
+    await keys.oneTimeKeys.insert({ _id: `${bob}\nB\nsigned_curve25519:zzz`, user_id: bob, device_id: 'B', algorithm: 'signed_curve25519', key_id: 'signed_curve25519:zzz', json: '{"key":"legacy"}' });
+    const wanted = new Map([['B', 'signed_curve25519'], ['C', 'signed_curve25519']]);
+    const first = await keys.claimOneTimeKeysOfDevices(bob, wanted);
+    expect([first.get('B')!.key, first.get('C')!.key]).toEqual([{ key: 'legacy' }, { key: 'older' }]);
+    // One device alone (claimOneTimeKey) follows the same order.
+    expect((await keys.claimOneTimeKey(bob, 'B', 'signed_curve25519'))!.key).toEqual({ key: 'newer' });
+  });
+
   it('hands out one key per device, each key once, only of the asked algorithm, and nothing for unknown devices', async () => {
     const wanted = new Map([...Array.from({ length: 10 }, (_, d) => [`D${d}`, 'signed_curve25519'] as [string, string]), ['NOPE', 'signed_curve25519']]);
     const first = await keys.claimOneTimeKeysOfDevices(alice, wanted);

@@ -43,6 +43,21 @@ describe('E2eeService', () => {
     await service.rooms.setMembership(event, stream);
   }
 
+  it('gives one-time keys out in the order they were uploaded (keys.yaml claimKeys, v1.13), whatever their IDs', async () => {
+    await accounts.ensureDevice('@a:hs.test', 'D', null, null);
+    // Three uploads whose key IDs sort against the upload order.
+    for (const batch of [['zz1', 'zz2'], ['mm1'], ['aa1', 'aa2']]) {
+      await service.upload('@a:hs.test', 'D', { one_time_keys: Object.fromEntries(batch.map((k) => [`signed_curve25519:${k}`, { key: k }])) });
+    }
+    const claimed: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await service.claim({ one_time_keys: { '@a:hs.test': { D: 'signed_curve25519' } } });
+      claimed.push(Object.keys((r.one_time_keys as Record<string, Record<string, object>>)['@a:hs.test']!.D!)[0].split(':')[1]);
+    }
+    // Keys of one upload are equivalent: their order among themselves is not fixed.
+    expect([claimed.slice(0, 2).sort(), claimed[2], claimed.slice(3).sort()]).toEqual([['zz1', 'zz2'], 'mm1', ['aa1', 'aa2']]);
+  });
+
   it('gives each one-time key to one claimer only, then the fallback key', async () => {
     await accounts.ensureDevice('@a:hs.test', 'D', null, null);
     await service.upload('@a:hs.test', 'D', { one_time_keys: { 'signed_curve25519:1': { key: 'k1' } }, fallback_keys: { 'signed_curve25519:F': { key: 'f' } } });

@@ -199,7 +199,7 @@ export class E2eeService {
         await this.federate({ edu_type: 'm.device_list_update', content: { user_id: userId, device_id: deviceId, keys: deviceKeys as JsonObject }, user_id: userId });
       }
     }
-    for (const [keyId, key] of newOtks) await this.store.insertOneTimeKey(userId, deviceId, keyId, key);
+    await this.store.insertOneTimeKeys(userId, deviceId, newOtks);
     for (const [keyId, key] of fallbacks) {
       // "Fallback keys": a new one replaces the old; re-uploading the same key keeps its `used` mark.
       const algorithm = keyId.split(':')[0] ?? '';

@@ -29,7 +29,17 @@ export interface OneTimeKeyRecord extends Doc {
   algorithm: string;
   key_id: string; // algorithm:id as uploaded
   json: string;
+  /**
+   * Which /keys/upload call brought the key (the `e2e_otk_upload` sequence):
+   * keys "are given out in the order that they were uploaded" (keys.yaml
+   * claimKeys, v1.13), keys of one call being equivalent. Absent on keys
+   * stored before the field; they sort first, as the oldest.
+   */
+  upload_seq?: number;
 }
+
+/** The sequence numbering /keys/upload calls (OneTimeKeyRecord.upload_seq). */
+const OTK_UPLOAD_SEQUENCE = 'e2e_otk_upload';
 
 export interface FallbackKeyRecord extends Doc {
   _id: string; // user \n device \n algorithm
@@ -197,9 +207,18 @@ export class E2eeStore {
     return this.oneTimeKeys.get(id(userId, deviceId, keyId));
   }
 
-  async insertOneTimeKey(userId: string, deviceId: string, keyId: string, key: unknown): Promise<void> {
-    const algorithm = keyId.split(':')[0] ?? '';
-    await this.oneTimeKeys.insert({ _id: id(userId, deviceId, keyId), user_id: userId, device_id: deviceId, algorithm, key_id: keyId, json: JSON.stringify(key) });
+  insertOneTimeKey(userId: string, deviceId: string, keyId: string, key: unknown): Promise<void> {
+    return this.insertOneTimeKeys(userId, deviceId, [[keyId, key]]);
+  }
+
+  /** The new one-time keys of one /keys/upload call, all with the call's place in the upload order. */
+  async insertOneTimeKeys(userId: string, deviceId: string, keys: ReadonlyArray<readonly [string, unknown]>): Promise<void> {
+    if (keys.length === 0) return;
+    const seq = await this.store.nextSequence(OTK_UPLOAD_SEQUENCE);
+    for (const [keyId, key] of keys) {
+      const algorithm = keyId.split(':')[0] ?? '';
+      await this.oneTimeKeys.insert({ _id: id(userId, deviceId, keyId), user_id: userId, device_id: deviceId, algorithm, key_id: keyId, json: JSON.stringify(key), upload_seq: seq });
+    }
   }
 
   /**
@@ -215,13 +234,13 @@ export class E2eeStore {
   }
 
   /**
-   * Claims one one-time key of the algorithm: the first one found is deleted,
+   * Claims one one-time key of the algorithm: the oldest upload's is deleted,
    * and the delete is the claim (two claimers racing for the same key: one
    * delete succeeds, the other tries the next key). Bounded attempts.
    */
   async claimOneTimeKey(userId: string, deviceId: string, algorithm: string): Promise<{ keyId: string; key: unknown } | null> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const candidates = await this.oneTimeKeys.find({ user_id: userId, device_id: deviceId, algorithm }, { limit: 5 });
+      const candidates = await this.oneTimeKeys.find({ user_id: userId, device_id: deviceId, algorithm }, { sort: { upload_seq: 1 }, limit: 5 });
       if (candidates.length === 0) return null;
       for (const row of candidates) {
         if (await this.oneTimeKeys.delete(row._id)) return { keyId: row.key_id, key: JSON.parse(row.json) as unknown };
@@ -242,7 +261,7 @@ export class E2eeStore {
     const out = new Map<string, { keyId: string; key: unknown }>();
     for (const algorithm of new Set(wanted.values())) {
       const byDevice = new Map<string, OneTimeKeyRecord[]>();
-      for (const row of await this.oneTimeKeys.find({ user_id: userId, algorithm })) {
+      for (const row of await this.oneTimeKeys.find({ user_id: userId, algorithm }, { sort: { upload_seq: 1 } })) {
         if (wanted.get(row.device_id) !== algorithm) continue;
         const list = byDevice.get(row.device_id);
         if (list) list.push(row);
