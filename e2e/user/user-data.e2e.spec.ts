@@ -245,6 +245,17 @@ describe.each(modes)('user data (%s mode)', (mode) => {
       expect((await call(bob, 'DELETE', `${path}/m.tz`)).status).toBe(200);
       expect(await bob.sdk.getProfileInfo(bob.userId)).toEqual({ 'org.example.pronouns': ['they'] });
     });
+
+    it("serves matrix-js-sdk's extended profiles (v1.16 /versions): set, read by another user, delete", async () => {
+      expect(await bob.sdk.doesServerSupportExtendedProfiles()).toBe(true);
+      await bob.sdk.setExtendedProfileProperty('m.tz', 'America/New_York');
+      await bob.sdk.setExtendedProfileProperty('org.example.status', { text: 'away' });
+      expect(await alice.sdk.getExtendedProfileProperty(bob.userId, 'm.tz')).toBe('America/New_York');
+      expect(await alice.sdk.getExtendedProfile(bob.userId)).toMatchObject({ 'm.tz': 'America/New_York', 'org.example.status': { text: 'away' } });
+      await bob.sdk.deleteExtendedProfileProperty('org.example.status');
+      expect(await alice.sdk.getExtendedProfile(bob.userId)).not.toHaveProperty('org.example.status');
+      await bob.sdk.deleteExtendedProfileProperty('m.tz');
+    });
   });
 
   describe('capabilities', () => {

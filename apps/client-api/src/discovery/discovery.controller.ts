@@ -3,11 +3,20 @@ import type { AtriumConfig } from '@atrium/config';
 import { CONFIG } from '@atrium/platform';
 
 /**
- * Spec versions this server speaks (client-server-api "API Versions"). The
- * list grows as modules land; clients such as matrix-js-sdk check it before
- * using newer endpoints.
+ * Spec versions this server speaks (client-server-api "API Versions"); clients
+ * such as matrix-js-sdk check it before using newer endpoints (the SDK's
+ * extended profiles need v1.16). What the versions after v1.12 added for a
+ * server is here: reporting rooms and users, M_USER_SUSPENDED, one-time keys
+ * in upload order, ACLs on EDUs (v1.13–v1.14); room_summary and the
+ * hierarchy's new fields (v1.15); profile fields, `format` on GET state,
+ * use_state_after, room version 12, m.room.create in stripped state (v1.16).
+ * Not v1.17 onwards yet: v1.18's Policy Servers (servers in a room that names
+ * one must have it sign each event) are not implemented.
  */
-export const SUPPORTED_VERSIONS = ['r0.0.1', 'r0.1.0', 'r0.2.0', 'r0.3.0', 'r0.4.0', 'r0.5.0', 'r0.6.0', 'r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11', 'v1.12'];
+export const SUPPORTED_VERSIONS = [
+  'r0.0.1', 'r0.1.0', 'r0.2.0', 'r0.3.0', 'r0.4.0', 'r0.5.0', 'r0.6.0', 'r0.6.1',
+  'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11', 'v1.12', 'v1.13', 'v1.14', 'v1.15', 'v1.16',
+];
 
 /** Spec: data/api/client-server/versions.yaml and wellknown.yaml. */
 @Controller()
