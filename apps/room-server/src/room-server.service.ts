@@ -40,6 +40,7 @@ import { FederationMembership } from './federation-membership';
 import { RoomWriter } from './room-writer';
 import { FederationInput } from './federation/federation-input';
 import { Backfiller } from './federation/backfill';
+import { PolicyServers } from './federation/policy-server';
 
 /**
  * Answers room-server requests on the bus and hands them to the RoomWriter
@@ -73,6 +74,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     // Read only here (invite permission); its writer is client-api's account-data endpoint.
     const accountData = await AccountDataStore.open(this.store, rooms.streams, (wake) => this.bus.notify(SYNC_WAKE_SUBJECT, wake));
     const invitesBlocked = (userId: string): Promise<boolean> => invitesBlockedBy(accountData, userId);
+    const policyServers = new PolicyServers(rooms, { serverName: this.config.server_name, client: this.federationClient, log: (message) => this.logger.log(message) });
     const writer = new RoomWriter(rooms, this.bus, {
       serverName: this.config.server_name, signingKey: this.signingKey,
       cache: this.cache,
@@ -81,6 +83,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
       // Set below: the membership handshakes need the writer, the writer their invite step.
       remoteInvite: (event, version) => membership.sendInvite(event, version),
       invitesBlocked,
+      policyServers,
     });
     const membership: FederationMembership = new FederationMembership(rooms, writer, this.bus, {
       serverName: this.config.server_name,
@@ -102,6 +105,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         serialise: (roomId, task) => writer.serialise(roomId, task),
         metrics: this.telemetry.metrics,
         log: (message) => this.logger.log(message),
+        policyServers,
       });
     }
     let backfiller: Backfiller | undefined;

@@ -38,6 +38,7 @@ import {
   redactionApplies,
   userPowerLevel,
   signPdu,
+  POLICY_EVENT_TYPE,
   stateKey,
   toRoomEvent,
   toWirePdu,
@@ -50,6 +51,7 @@ import {
 } from '@atrium/matrix';
 import { EVENTS_STREAM, eventOf, SYNC_WAKE_SUBJECT, toClientEvent, type EventRecord, type RoomRecord, type RoomStore, type SyncWake } from '@atrium/rooms';
 import { INVITE_BLOCKED } from '@atrium/user-data';
+import type { PolicyServers } from './federation/policy-server';
 import type { CreateRoomRequest, SendEventRequest, SendEventResponse, StateDraft, UpgradeRoomRequest } from './room-server.api';
 
 /** server-server-api "Size limits": a PDU is at most 65536 bytes in canonical JSON. */
@@ -94,6 +96,8 @@ export interface RoomWriterOptions {
   remoteInvite?: (event: RoomEvent, version: RoomVersion) => Promise<RoomEvent>;
   /** Whether a local user blocks invites (client-server-api "Invite permission"); without it nobody does. */
   invitesBlocked?: (userId: string) => Promise<boolean>;
+  /** Rooms that use a Policy Server have it sign each local event (federation/policy-server.ts); without it nobody is asked. */
+  policyServers?: Pick<PolicyServers, 'signLocal'>;
 }
 
 /** How long a room lease lasts if its holder never releases it (crash). */
@@ -200,15 +204,21 @@ export class RoomWriter {
   }
 
   /** The state entries authorisation of `draft` needs (auth events selection, plus the create event). */
-  private async loadAuthState(roomId: string, draft: Pick<RoomEvent, 'type' | 'state_key' | 'sender' | 'content'>, version: RoomVersion): Promise<{ lookup: AuthStateLookup; authEvents: RoomEvent[] }> {
+  private async loadAuthState(
+    roomId: string,
+    draft: Pick<RoomEvent, 'type' | 'state_key' | 'sender' | 'content'>,
+    version: RoomVersion,
+  ): Promise<{ lookup: AuthStateLookup; authEvents: RoomEvent[]; hasPolicy: boolean }> {
     const keys = authEventKeys(draft, version);
     const wanted = [...keys];
     // v12: the create event is not an auth event, but the rules read it through the lookup.
     if (draft.type !== 'm.room.create' && !wanted.some(([t]) => t === 'm.room.create')) wanted.push(['m.room.create', '']);
+    // Whether the room names a Policy Server, in the same read (most rooms do not: no further cost).
+    wanted.push([POLICY_EVENT_TYPE, '']);
     // One read of the current-state records (which carry the event JSON), not one per key.
     const state = await this.rooms.currentStateEventsFor(roomId, wanted);
     const authEvents = keys.map(([t, k]) => state.get(`${t}\u0000${k}`)).filter((e): e is RoomEvent => e !== undefined);
-    return { lookup: (type, key) => state.get(`${type}\u0000${key}`), authEvents };
+    return { lookup: (type, key) => state.get(`${type}\u0000${key}`), authEvents, hasPolicy: state.has(`${POLICY_EVENT_TYPE}\u0000`) };
   }
 
   /**
@@ -245,7 +255,7 @@ export class RoomWriter {
   private async buildAndPersist(room: RoomRecord, version: RoomVersion, request: SendEventRequest): Promise<SendEventResponse> {
     this.checkDraft(request);
     const draft = { type: request.type, state_key: request.state_key, sender: request.sender, content: request.content };
-    const { lookup, authEvents } = await this.loadAuthState(room._id, draft, version);
+    const { lookup, authEvents, hasPolicy } = await this.loadAuthState(room._id, draft, version);
 
     // prev_events: the forward extremities; depth: one more than the deepest
     // (server-server-api "PDUs": depth is "the maximum depth of the prev_events, plus one").
@@ -310,6 +320,15 @@ export class RoomWriter {
     if (invitee !== undefined && domainOfId(invitee) === this.options.serverName && (await this.invitesBlocked(invitee))) {
       if (txnKey) await this.rooms.deleteTxn(txnKey);
       throw inviteBlocked(invitee);
+    }
+    // server-server-api "Policy Servers": signed by the room's Policy Server before it is sent anywhere.
+    if (hasPolicy && this.options.policyServers) {
+      try {
+        event = await this.options.policyServers.signLocal(event, version);
+      } catch (err) {
+        if (txnKey) await this.rooms.deleteTxn(txnKey);
+        throw err;
+      }
     }
     if (this.options.remoteInvite && invitee !== undefined && domainOfId(invitee) !== this.options.serverName) {
       try {

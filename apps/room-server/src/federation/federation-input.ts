@@ -43,6 +43,7 @@ import type { Bus } from '@atrium/bus';
 import { EVENTS_STREAM, eventOf, NO_STREAM, unsignedOf, SYNC_WAKE_SUBJECT, toClientEvent, type RoomRecord, type RoomStore, type StateIds, type SyncWake } from '@atrium/rooms';
 import type { Metrics } from '@atrium/telemetry';
 import { verifyPdus, type VerifiedPdu } from './pdu-verifier';
+import type { PolicyServers } from './policy-server';
 
 /** server-server-api "Backfilling and retrieving missing events": bounds of our /get_missing_events use (design doc). */
 export const MISSING_EVENTS_MAX_ROUNDS = 10;
@@ -63,6 +64,8 @@ export interface FederationInputOptions {
   metrics?: Metrics;
   /** Logs what was dropped and why (the /send result carries it too). */
   log?: (message: string) => void;
+  /** Rooms that use a Policy Server: received events it does not recommend are soft-failed (policy-server.ts). */
+  policyServers?: Pick<PolicyServers, 'checkReceived'>;
 }
 
 /** The outcome of one event: accepted (possibly soft-failed), or an error for the /send result. */
@@ -134,7 +137,10 @@ export class FederationInput {
       let outcome: EventOutcome;
       try {
         const prepared = await this.prepare(origin, room, version, pdu);
-        outcome = await this.options.serialise(roomId, () => this.apply(origin, room, version, prepared));
+        // "Validating Policy Server signatures": asked (network) before the room's queue, like the fetches above.
+        const policy = this.options.policyServers ? await this.options.policyServers.checkReceived(pdu.event, version) : { recommended: true, event: pdu.event };
+        prepared.pdu = { ...pdu, event: policy.event };
+        outcome = await this.options.serialise(roomId, () => this.apply(origin, room, version, prepared, policy.recommended));
       } catch (err) {
         // An internal failure for one PDU must not lose the rest of the transaction.
         outcome = { eventId: pdu.event.event_id, error: `could not process the event: ${(err as Error).message}` };
@@ -332,7 +338,7 @@ export class FederationInput {
 
   // ---- the writer phase (inside serialise) ----
 
-  private async apply(origin: string, room: RoomRecord, version: RoomVersion, prepared: Prepared): Promise<EventOutcome> {
+  private async apply(origin: string, room: RoomRecord, version: RoomVersion, prepared: Prepared, recommended = true): Promise<EventOutcome> {
     if (prepared.outliers.size > 0) await this.storeOutliers(room, version, [...prepared.outliers.values()]);
     for (const [prevId, before] of prepared.gapStates) await this.storeGapState(room, prevId, before);
     for (const e of prepared.missing) {
@@ -340,7 +346,7 @@ export class FederationInput {
       if (outcome.error) this.options.log?.(`fetched missing event ${e.event_id} from ${origin}: ${outcome.error}`);
     }
     const pdu = prepared.pdu as Extract<VerifiedPdu, { ok: true }>;
-    return this.acceptEvent(room, version, pdu.event);
+    return this.acceptEvent(room, version, pdu.event, { recommended });
   }
 
   /**
@@ -458,7 +464,7 @@ export class FederationInput {
    * after a content hash mismatch).
    * Exposed for the membership handshakes (a remote join after send_join).
    */
-  async acceptEvent(room: RoomRecord, version: RoomVersion, event: RoomEvent): Promise<EventOutcome> {
+  async acceptEvent(room: RoomRecord, version: RoomVersion, event: RoomEvent, policy: { recommended: boolean } = { recommended: true }): Promise<EventOutcome> {
     const eventId = event.event_id;
     const existing = await this.rooms.getEvent(eventId);
     if (existing && !existing.outlier) {
@@ -530,6 +536,8 @@ export class FederationInput {
       const same = authKeys.every(([t, k]) => currentEvents.get(stateKey(t, k))?.event_id === stateBefore.get(stateKey(t, k)));
       if (!same) softFailed = !authorizeEvent(event, (t, k) => currentEvents.get(stateKey(t, k)), version).allowed;
     }
+    // "Validating Policy Server signatures": not recommended by the room's Policy Server → soft fail.
+    if (rejected === null && !policy.recommended) softFailed = true;
 
     // Persist. A rejected event keeps the state before it ("the state after" a rejected event
     // is the state before it, so events naming it as a prev event still have a state).

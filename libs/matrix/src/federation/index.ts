@@ -2,3 +2,4 @@
 export * from './x-matrix';
 export * from './membership';
 export * from './server-acl';
+export * from './policy-server';
