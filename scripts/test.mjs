@@ -4,7 +4,7 @@
 // them themselves on loopback ports they pick; see scripts/install-test-deps.sh.
 // Extra arguments go to Jest (e.g. `npm test -- libs/matrix`).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { readFileSync, mkdtempSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,16 @@ const args = [join(root, 'node_modules/jest/bin/jest.js'), '--config', join(root
   // --forceExit: a suite whose set-up failed half-way can leave a server handle
   // open; the run must still end (and report) rather than hang CI.
   '--json', '--outputFile', out, '--forceExit', ...process.argv.slice(2)];
-const run = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env } });
+// A whole run records the requests the e2e servers answer, so `npm run coverage:endpoints`
+// afterwards counts the operations the suite really called (libs/platform http-app.ts).
+const env = { ...process.env };
+if (process.argv.length === 2 && !env.ATRIUM_RECORD_ROUTES) {
+  const recorded = join(root, 'coverage/e2e-routes.log');
+  mkdirSync(dirname(recorded), { recursive: true });
+  rmSync(recorded, { force: true });
+  env.ATRIUM_RECORD_ROUTES = recorded;
+}
+const run = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env });
 
 let passed = 0;
 let failed = 0;
