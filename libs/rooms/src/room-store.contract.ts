@@ -115,6 +115,14 @@ export function describeRoomStoreContract(adapter: string, open: () => Promise<D
       expect(eventOf((await rooms.eventAtTimestamp(id, m2.origin_server_ts - 1, 'b'))!).content['body']).toBe('m1');
       expect(eventOf((await rooms.eventAtTimestamp(id, m2.origin_server_ts + 1, 'f'))!).content['body']).toBe('m3');
       expect(await rooms.eventAtTimestamp(id, 0, 'b')).toBeNull();
+      // Backfilled history (below 0) is found too; events outside the timeline (NO_STREAM) never are.
+      const late = room();
+      const history = { ...ev(late, 'm.room.message', '@a:test', { body: 'history' }), origin_server_ts: 5 };
+      await rooms.insertEvent({ event: history, stream: -4 });
+      await rooms.insertEvent({ event: { ...ev(late, 'm.room.message', '@a:test', { body: 'outlier' }), origin_server_ts: 6 }, stream: NO_STREAM });
+      expect((await rooms.eventAtTimestamp(late, 10, 'b'))?._id).toBe(history.event_id);
+      expect((await rooms.eventAtTimestamp(late, 0, 'f'))?._id).toBe(history.event_id);
+      expect(await rooms.eventAtTimestamp(late, 6, 'f')).toBeNull();
       // The output log: both rooms, in stream order, from a cursor.
       const log = await rooms.allEventsBetween(positions[3], to, 10);
       expect(log.map((r) => eventOf(r).content['body'])).toEqual(['o3', 'm4', 'o4']);

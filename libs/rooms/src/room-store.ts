@@ -578,13 +578,15 @@ export class RoomStore {
   /**
    * The event closest to `ts` in a direction (GET /timestamp_to_event):
    * forward, the first with `origin_server_ts >= ts`; backward, the last with
-   * `origin_server_ts <= ts`. Ties go to stream order.
+   * `origin_server_ts <= ts`. Ties go to stream order. Backfilled history
+   * counts (a late joiner jumps to a date before the join); events outside
+   * the timeline (NO_STREAM) do not.
    */
   async eventAtTimestamp(roomId: string, ts: number, dir: 'f' | 'b'): Promise<EventRecord | null> {
     const [found] =
       dir === 'f'
-        ? await this.events.find({ room_id: roomId, origin_server_ts: { $gte: ts }, stream: { $gt: NO_STREAM } }, { sort: { origin_server_ts: 1, stream: 1 }, limit: 1 })
-        : await this.events.find({ room_id: roomId, origin_server_ts: { $lte: ts }, stream: { $gt: NO_STREAM } }, { sort: { origin_server_ts: -1, stream: -1 }, limit: 1 });
+        ? await this.events.find({ room_id: roomId, origin_server_ts: { $gte: ts }, stream: { $ne: NO_STREAM } }, { sort: { origin_server_ts: 1, stream: 1 }, limit: 1 })
+        : await this.events.find({ room_id: roomId, origin_server_ts: { $lte: ts }, stream: { $ne: NO_STREAM } }, { sort: { origin_server_ts: -1, stream: -1 }, limit: 1 });
     return found ?? null;
   }
 
