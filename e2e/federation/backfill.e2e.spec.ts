@@ -151,6 +151,18 @@ describe.each(modes)('backfill between two Atrium servers (%s mode)', (mode) => 
     // The same through GET /event.
     const one = await api(b, bob, 'GET', `/rooms/${enc(roomId)}/event/${enc(sent[2])}`);
     expect((one.json.unsigned as Json)['m.relations']?.['m.replace']?.event_id).toBe(edit);
+
+    // GET /relations reaches the backfilled replies, a page at a time (tokens into backfilled history).
+    const v1 = (path: string) => rawApi(b.baseUrl, bob.token, 'GET', path, undefined, '/_matrix/client/v1');
+    const page1 = await v1(`/rooms/${enc(roomId)}/relations/${enc(sent[3])}/m.thread?limit=1`);
+    expect(page1.status).toBe(200);
+    expect((page1.json.chunk as Json[]).map((e) => e.event_id)).toEqual([replies[1]]);
+    expect(page1.json.next_batch).toEqual(expect.any(String));
+    const page2 = await v1(`/rooms/${enc(roomId)}/relations/${enc(sent[3])}/m.thread?limit=1&from=${enc(page1.json.next_batch as string)}`);
+    expect((page2.json.chunk as Json[]).map((e) => e.event_id)).toEqual([replies[0]]);
+    // GET /threads lists the backfilled thread.
+    const threads = await v1(`/rooms/${enc(roomId)}/threads`);
+    expect((threads.json.chunk as Json[]).map((e) => e.event_id)).toContain(sent[3]);
   });
 
   it("history visibility `joined` still applies: the backfilled messages from before bob's join are not given to him", async () => {

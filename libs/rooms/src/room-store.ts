@@ -502,9 +502,15 @@ export class RoomStore {
   /**
    * Unredacted events of a room with a given rel_type and `from < stream <= to`,
    * newest first (GET /threads walks the room's m.thread events this way).
+   * Without `from`, backfilled history (below 0) is included; never NO_STREAM.
    */
   roomRelations(roomId: string, relType: string, options: { from?: number; to?: number; limit?: number; sender?: string } = {}): Promise<EventRecord[]> {
-    const filter: Filter<EventRecord> = { room_id: roomId, rel_type: relType, redacted: false, stream: { $gt: options.from ?? 0, $lte: options.to ?? Number.MAX_SAFE_INTEGER } };
+    const filter: Filter<EventRecord> = {
+      room_id: roomId,
+      rel_type: relType,
+      redacted: false,
+      stream: { $gt: options.from ?? Number.MIN_SAFE_INTEGER, $lte: options.to ?? Number.MAX_SAFE_INTEGER, $ne: NO_STREAM },
+    };
     if (options.sender !== undefined) filter.sender = options.sender;
     return this.events.find(filter, { sort: { stream: -1 }, limit: options.limit });
   }

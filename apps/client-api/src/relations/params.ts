@@ -1,28 +1,31 @@
 import { Errors } from '@atrium/http';
 
+import { paginationToken, requirePaginationPosition } from '../sync/sync-token';
+
 /**
- * Query parameters shared by /relations, /threads and /search.
+ * Query parameters shared by /relations and /threads.
  *
- * Pagination tokens are the sync token format (docs/client-server-design.md
- * "Sync tokens": `s<events>_…`), of which only the events position counts,
- * read as in /messages: the gap just after that position. That is what
- * relations.yaml asks for `from`/`to`: "Can be a next_batch or prev_batch
- * token from a previous call, or a returned start token from /messages, or a
- * next_batch token from /sync".
+ * Pagination tokens are those of /messages (sync-token.ts): the sync token
+ * format (`s<events>_…`, of which only the events position counts), or
+ * `b<n>` for position -n in history backfilled over federation; read as in
+ * /messages, the gap just after that position. That is what relations.yaml
+ * asks for `from`/`to`: "Can be a next_batch or prev_batch token from a
+ * previous call, or a returned start token from /messages, or a next_batch
+ * token from /sync".
  */
-const TOKEN = /^s(\d{1,15})((?:_\d{1,15}){0,31})$/;
+
+/** The lowest position a walk over relations reaches: backfilled history lies below 0. */
+export const RELATIONS_FLOOR = Number.MIN_SAFE_INTEGER;
 
 /** The events position of a token, or 400 M_INVALID_PARAM naming the parameter. */
 export function eventsPositionParam(name: string, value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
-  const match = TOKEN.exec(value);
-  if (!match) throw Errors.invalidParam(`${name} is not a valid pagination token`);
-  return Number(match[1]);
+  return requirePaginationPosition(name, value);
 }
 
 /** A token for events position `position` (other streams 0, as /messages tokens are read). */
 export function positionToken(position: number): string {
-  return `s${Math.max(0, position)}`;
+  return paginationToken(position);
 }
 
 /** A positive integer parameter, clamped to `max`; 400 M_INVALID_PARAM otherwise. */

@@ -2,7 +2,7 @@ import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
 import { canSeeEvent, type EventRecord } from '@atrium/rooms';
 import { RelationsService } from './relations.service';
-import { booleanParam, checkEventId, dirParam, eventsPositionParam, limitParam, positionToken } from './params';
+import { booleanParam, checkEventId, dirParam, eventsPositionParam, limitParam, positionToken, RELATIONS_FLOOR } from './params';
 
 /** relations.yaml: "The server should apply a default value"; Synapse's is 5, we give 5 and cap at 100. */
 const DEFAULT_LIMIT = 5;
@@ -79,7 +79,8 @@ export class RelationsController {
     // Tokens name the gap just after a position: backward from P reads ≤ P, forward from P reads > P.
     const backward = dir === 'b';
     const high = backward ? Math.min(from ?? safe, safe) : Math.min(to ?? safe, safe);
-    const low = backward ? Math.min(to ?? 0, high) : Math.min(from ?? 0, high);
+    // Without a bound the walk goes into backfilled history too (children of events from before this server joined).
+    const low = backward ? Math.min(to ?? RELATIONS_FLOOR, high) : Math.min(from ?? RELATIONS_FLOOR, high);
     const matches = (e: EventRecord): boolean => e.room_id === roomId && (relType === undefined || e.rel_type === relType) && (eventType === undefined || e.type === eventType);
 
     const canSee = this.service.visibilityChecker(requester.userId);
