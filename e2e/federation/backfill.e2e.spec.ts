@@ -82,6 +82,19 @@ describe.each(modes)('backfill between two Atrium servers (%s mode)', (mode) => 
     // Each event once.
     expect(new Set(events.map((e) => e.event_id)).size).toBe(events.length);
 
+    // /search reaches the backfilled history, with /messages tokens into it in the context.
+    const search = await api(b, bob, 'POST', '/search', {
+      search_categories: { room_events: { search_term: 'early', filter: { rooms: [roomId], limit: 50 }, order_by: 'recent', event_context: { before_limit: 1, after_limit: 1 } } },
+    });
+    expect(search.status).toBe(200);
+    const found = search.json.search_categories.room_events;
+    expect(found.count).toBe(EARLY);
+    expect((found.results as Json[]).map((r) => r.result.event_id)).toEqual([...sent].reverse());
+    const oldest = (found.results as Json[]).at(-1)!;
+    expect(oldest.context.start).toMatch(/^b\d+$/);
+    const around = await api(b, bob, 'GET', `/rooms/${enc(roomId)}/messages?dir=b&limit=1&from=${enc(oldest.context.start as string)}`);
+    expect(around.status).toBe(200);
+
     // Paging again reads the stored history (no duplicates from a second backfill).
     const again = await pageBack(b, bob, roomId);
     expect(again.map((e) => e.event_id)).toEqual(events.map((e) => e.event_id));

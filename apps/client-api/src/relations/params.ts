@@ -1,6 +1,6 @@
 import { Errors } from '@atrium/http';
 
-import { paginationToken, requirePaginationPosition } from '../sync/sync-token';
+import { HISTORY_FLOOR, paginationToken, requirePaginationPosition } from '../sync/sync-token';
 
 /**
  * Query parameters shared by /relations and /threads.
@@ -15,7 +15,7 @@ import { paginationToken, requirePaginationPosition } from '../sync/sync-token';
  */
 
 /** The lowest position a walk over relations reaches: backfilled history lies below 0. */
-export const RELATIONS_FLOOR = Number.MIN_SAFE_INTEGER;
+export const RELATIONS_FLOOR = HISTORY_FLOOR;
 
 /** The events position of a token, or 400 M_INVALID_PARAM naming the parameter. */
 export function eventsPositionParam(name: string, value: string | undefined): number | undefined {

@@ -4,6 +4,7 @@ import { eventMatchesFilter, type JsonObject, type RoomEventFilter } from '@atri
 import { matchText, searchableText, SEARCH_TYPES, type SearchKey } from '@atrium/relations';
 import { eventOf, ROOM_STORE, toClientEvent, type EventRecord, type RoomStore } from '@atrium/rooms';
 import { RelationsService } from '../relations/relations.service';
+import { HISTORY_FLOOR, paginationToken } from '../sync/sync-token';
 
 /** search.yaml gives no default page size; 10 as other servers (filter.limit overrides, up to MAX_PAGE). */
 const DEFAULT_PAGE = 10;
@@ -130,8 +131,9 @@ export class SearchService {
       // Nothing after a leave or ban is visible unless the room is world_readable; canSeeEvent decides per event.
       let high = snapshot;
       let read = 0;
-      while (high > 0 && read < SCAN_PER_ROOM && budget > 0 && matches.length < MAX_MATCHES) {
-        const batch = await this.rooms.roomEvents(roomId, { from: 0, to: high, limit: Math.min(BATCH, budget), direction: 'backward' });
+      // Down into backfilled history too (positions below 0, docs/federation-design.md "Backfill (as built)").
+      while (high > HISTORY_FLOOR && read < SCAN_PER_ROOM && budget > 0 && matches.length < MAX_MATCHES) {
+        const batch = await this.rooms.roomEvents(roomId, { from: HISTORY_FLOOR, to: high, limit: Math.min(BATCH, budget), direction: 'backward' });
         if (batch.length === 0) break;
         read += batch.length;
         budget -= batch.length;
@@ -166,7 +168,7 @@ export class SearchService {
     const before: EventRecord[] = [];
     const after: EventRecord[] = [];
     if (options.before > 0) {
-      for (const e of await this.rooms.roomEvents(record.room_id, { from: 0, to: record.stream - 1, limit: options.before, direction: 'backward' })) {
+      for (const e of await this.rooms.roomEvents(record.room_id, { from: HISTORY_FLOOR, to: record.stream - 1, limit: options.before, direction: 'backward' })) {
         if (shown(e) && (await canSee(e))) before.push(e);
       }
     }
@@ -176,8 +178,8 @@ export class SearchService {
       }
     }
     const out: Json = {
-      start: `s${before.length > 0 ? before[before.length - 1].stream - 1 : record.stream - 1}`,
-      end: `s${after.length > 0 ? after[after.length - 1].stream : record.stream}`,
+      start: paginationToken(before.length > 0 ? before[before.length - 1].stream - 1 : record.stream - 1),
+      end: paginationToken(after.length > 0 ? after[after.length - 1].stream : record.stream),
       events_before: await this.relations.format(before, requester),
       events_after: await this.relations.format(after, requester),
     };

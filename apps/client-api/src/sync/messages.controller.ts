@@ -9,18 +9,13 @@ import { parseRoomEventFilterParam } from './filter-errors';
 import { EventFormatter, historyVisibilityOf, visibleEvents, walkRoom } from './room-history';
 import { integerParam } from './sync.controller';
 import { SYNC_ROOM_STORE } from './sync-rooms';
-import { paginationToken, requirePaginationPosition } from './sync-token';
+import { HISTORY_FLOOR, paginationToken, requirePaginationPosition } from './sync-token';
 import { SyncService } from './sync.service';
 import { RoomServerClient } from '../rooms/room-server.client';
 
 /** message_pagination.yaml: "Default: 10"; we clamp larger requests to this. */
 const DEFAULT_LIMIT = 10;
 const MAX_LIMIT = 1000;
-/**
- * Events backfilled over federation sit below 0 (docs/federation-design.md
- * "Backfill (as built)"); history is read down to here.
- */
-const HISTORY_FLOOR = Number.MIN_SAFE_INTEGER;
 /** Backfill rounds one /messages request may wait for, and the fewest events asked of the remote server. */
 const BACKFILL_ROUNDS = 3;
 const BACKFILL_MIN_LIMIT = 20;

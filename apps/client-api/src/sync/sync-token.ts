@@ -63,6 +63,13 @@ export function requirePaginationPosition(name: string, token: string): number {
   return requireSyncToken(name, token).events;
 }
 
+/**
+ * The lowest events position a walk through history reaches: events
+ * backfilled over federation sit below 0 (docs/federation-design.md
+ * "Backfill (as built)").
+ */
+export const HISTORY_FLOOR = Number.MIN_SAFE_INTEGER;
+
 /** A /messages token at events position `position` (negative positions in the backfill format). */
 export function paginationToken(position: number): string {
   return position < 0 ? `b${-position}` : eventsToken(position);
