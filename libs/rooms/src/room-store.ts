@@ -738,22 +738,29 @@ export class RoomStore {
 
   /**
    * What a client holding the state at position `from` must update to have
-   * the state at `to` (sync.yaml `state_after`): the events of the state at
-   * `to` that differ from those at `from` (by event ID: the state a join
-   * logged holds events from before it), and the state at `to` by IDs. One
-   * read of the state log.
+   * the state at `to` (sync.yaml `state_after`): for each state key with a
+   * state-log entry in `(from, to]`, the latest one. The log holds each event
+   * once (it is keyed by event ID), so an entry in the range always names
+   * another event than the state at `from` had: the read covers the range,
+   * not the room's whole state (what an incremental /sync of a large room needs).
    */
-  async stateChangesBetween(roomId: string, from: number, to: number): Promise<{ changed: EventRecord[]; idsAtEnd: StateIds }> {
-    const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: to } }, { sort: { stream: 1 } });
-    const atFrom: StateIds = new Map();
-    const atEnd: StateIds = new Map();
-    for (const e of entries) {
-      const key: StateKey = `${e.type}\u0000${e.state_key}`;
-      if (e.stream <= from) atFrom.set(key, e._id);
-      atEnd.set(key, e._id);
-    }
-    const changed = [...atEnd].filter(([key, id]) => atFrom.get(key) !== id).map(([, id]) => id);
-    return { changed: await this.getEvents(changed), idsAtEnd: atEnd };
+  async stateChangesBetween(roomId: string, from: number, to: number): Promise<EventRecord[]> {
+    const entries = await this.stateLog.find({ room_id: roomId, stream: { $gt: from, $lte: to } }, { sort: { stream: 1 } });
+    const latest = new Map<StateKey, string>();
+    for (const e of entries) latest.set(`${e.type}\u0000${e.state_key}`, e._id);
+    return this.getEvents([...latest.values()]);
+  }
+
+  /** The m.room.member events of `userIds` in the state at `position` (of those who have one). */
+  async memberEventsAt(roomId: string, userIds: readonly string[], position: number): Promise<EventRecord[]> {
+    if (userIds.length === 0) return [];
+    const entries = await this.stateLog.find(
+      { room_id: roomId, type: 'm.room.member', state_key: { $in: [...new Set(userIds)] }, stream: { $lte: position } },
+      { sort: { stream: 1 } },
+    );
+    const latest = new Map<string, string>();
+    for (const e of entries) latest.set(e.state_key, e._id);
+    return this.getEvents([...latest.values()]);
   }
 
   private async stateIdsAtPosition(roomId: string, position: number): Promise<StateIds> {

@@ -458,7 +458,8 @@ export class SyncService {
     const roomId = m.room_id;
     const lazy = lazyLoadMembers(stateFilter);
     const redundant = includeRedundantMembers(stateFilter);
-    const { changed, idsAtEnd } = await this.rooms.stateChangesBetween(roomId, full ? 0 : F, end);
+    // Incrementally only the state log between the positions is read (most syncs: nothing there).
+    const changed = await this.rooms.stateChangesBetween(roomId, full ? Number.MIN_SAFE_INTEGER : F, end);
     const state = changed.filter((e) => recordMatches(stateFilter, e));
     if (!lazy) return state;
 
@@ -476,8 +477,7 @@ export class SyncService {
     }
     const missing = [...wanted].filter((u) => !sent.has(u) && !alreadySent.has(u));
     if (missing.length > 0 && eventMatchesFilter({ not_types: stateFilter?.not_types, types: stateFilter?.types }, { type: 'm.room.member' })) {
-      const ids = missing.map((u) => idsAtEnd.get(`m.room.member\u0000${u}`)).filter((id): id is string => id !== undefined);
-      for (const e of await this.rooms.getEvents(ids)) {
+      for (const e of await this.rooms.memberEventsAt(roomId, missing, end)) {
         chosen.push(e);
         sent.add(e.state_key as string);
       }
