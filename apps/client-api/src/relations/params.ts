@@ -1,6 +1,5 @@
 import { Errors } from '@atrium/http';
-
-import { HISTORY_FLOOR, paginationToken, requirePaginationPosition } from '../sync/sync-token';
+import { requirePaginationPosition } from '../sync/sync-token';
 
 /**
  * Query parameters shared by /relations and /threads.
@@ -14,18 +13,10 @@ import { HISTORY_FLOOR, paginationToken, requirePaginationPosition } from '../sy
  * token from /sync".
  */
 
-/** The lowest position a walk over relations reaches: backfilled history lies below 0. */
-export const RELATIONS_FLOOR = HISTORY_FLOOR;
-
 /** The events position of a token, or 400 M_INVALID_PARAM naming the parameter. */
 export function eventsPositionParam(name: string, value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   return requirePaginationPosition(name, value);
-}
-
-/** A token for events position `position` (other streams 0, as /messages tokens are read). */
-export function positionToken(position: number): string {
-  return paginationToken(position);
 }
 
 /** A positive integer parameter, clamped to `max`; 400 M_INVALID_PARAM otherwise. */

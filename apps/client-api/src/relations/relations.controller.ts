@@ -2,7 +2,8 @@ import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
 import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester } from '@atrium/http';
 import { canSeeEvent, type EventRecord } from '@atrium/rooms';
 import { RelationsService } from './relations.service';
-import { booleanParam, checkEventId, dirParam, eventsPositionParam, limitParam, positionToken, RELATIONS_FLOOR } from './params';
+import { booleanParam, checkEventId, dirParam, eventsPositionParam, limitParam } from './params';
+import { HISTORY_FLOOR, paginationToken } from '../sync/sync-token';
 
 /** relations.yaml: "The server should apply a default value"; Synapse's is 5, we give 5 and cap at 100. */
 const DEFAULT_LIMIT = 5;
@@ -80,7 +81,7 @@ export class RelationsController {
     const backward = dir === 'b';
     const high = backward ? Math.min(from ?? safe, safe) : Math.min(to ?? safe, safe);
     // Without a bound the walk goes into backfilled history too (children of events from before this server joined).
-    const low = backward ? Math.min(to ?? RELATIONS_FLOOR, high) : Math.min(from ?? RELATIONS_FLOOR, high);
+    const low = backward ? Math.min(to ?? HISTORY_FLOOR, high) : Math.min(from ?? HISTORY_FLOOR, high);
     const matches = (e: EventRecord): boolean => e.room_id === roomId && (relType === undefined || e.rel_type === relType) && (eventType === undefined || e.type === eventType);
 
     const canSee = this.service.visibilityChecker(requester.userId);
@@ -92,7 +93,7 @@ export class RelationsController {
       ({ chosen, next } = await this.direct(canSee, parent, { low, high, backward, limit, matches, relType }));
     }
     const out: Json = { chunk: await this.service.format(chosen, requester) };
-    if (next !== undefined) out['next_batch'] = positionToken(next);
+    if (next !== undefined) out['next_batch'] = paginationToken(next);
     // prev_batch: "The absence of this token means this is the start of the result set".
     if (from !== undefined) out['prev_batch'] = query['from'];
     if (recurse !== undefined) out['recursion_depth'] = recurse ? RECURSION_DEPTH : 0;

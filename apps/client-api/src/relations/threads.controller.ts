@@ -3,7 +3,8 @@ import { AccessTokenGuard, AllowGuests, CurrentRequester, Errors, type Requester
 import { getRoomVersion, redactEvent } from '@atrium/matrix';
 import type { EventRecord } from '@atrium/rooms';
 import { RelationsService } from './relations.service';
-import { eventsPositionParam, limitParam, positionToken, RELATIONS_FLOOR } from './params';
+import { eventsPositionParam, limitParam } from './params';
+import { HISTORY_FLOOR, paginationToken } from '../sync/sync-token';
 
 const DEFAULT_LIMIT = 5;
 const MAX_LIMIT = 100;
@@ -57,7 +58,7 @@ export class ThreadsController {
     let high = top;
     let next: number | undefined;
     let more = false;
-    outer: for (let round = 0; round < MAX_BATCHES && high > RELATIONS_FLOOR; round++) {
+    outer: for (let round = 0; round < MAX_BATCHES && high > HISTORY_FLOOR; round++) {
       const batch = await rooms.roomRelations(roomId, 'm.thread', { to: high, limit: BATCH });
       for (const event of batch) {
         high = event.stream - 1;
@@ -78,11 +79,11 @@ export class ThreadsController {
         roots.push(root);
       }
       if (batch.length < BATCH) {
-        high = RELATIONS_FLOOR;
+        high = HISTORY_FLOOR;
         break;
       }
     }
-    if (!more && high > RELATIONS_FLOOR) next = high; // the bounded walk stopped early: resume below it
+    if (!more && high > HISTORY_FLOOR) next = high; // the bounded walk stopped early: resume below it
     const chunk = await this.service.format(roots, requester);
     // threads_list.yaml: "If the thread root event was sent by an ignored user, the event is returned redacted
     // to the caller" (content reduced by the room version's redaction rules; the thread's aggregation stays).
@@ -92,7 +93,7 @@ export class ThreadsController {
       for (const event of chunk) if (ignored.has(event['sender'] as string)) event['content'] = redactEvent({ type: event['type'], content: event['content'] }, version).content;
     }
     const out: Json = { chunk };
-    if (next !== undefined) out['next_batch'] = positionToken(next);
+    if (next !== undefined) out['next_batch'] = paginationToken(next);
     return out;
   }
 
