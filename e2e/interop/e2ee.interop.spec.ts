@@ -168,7 +168,11 @@ describe.each(interopPeers())('E2EE keys (peer: %s)', (peerKind) => {
         (await sdk.getCrypto()?.getUserDeviceInfo([userId], true))?.get(userId)?.has(deviceId) === true;
       await eventually('each side knows the other side\'s device', async () =>
         (await knows(so, guest.userId, guest.deviceId)) && (await knows(sg, owner.userId, owner.deviceId)) ? true : undefined,
-      FEDERATION_WAIT_MS, 250);
+      FEDERATION_WAIT_MS, 250).catch(async (err: Error) => {
+        // What each server answers now tells a stale server-side list from a client that did not ask again.
+        const asked = async (asker: PeerUser, target: PeerUser) => JSON.stringify((await asker.api('POST', '/keys/query', { device_keys: { [target.userId]: [] } })).json.device_keys ?? null);
+        throw new Error(`${err.message}; ${homeName} answers for ${guest.userId}: ${await asked(owner, guest)}; ${remoteName} answers for ${owner.userId}: ${await asked(guest, owner)}`);
+      });
 
       const fromOwner = await so.sendMessage(roomId, { msgtype: MsgType.Text, body: `secret from ${homeName}` });
       expect(await decryptedBody(sg, roomId, fromOwner.event_id)).toBe(`secret from ${homeName}`);

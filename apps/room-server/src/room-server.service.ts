@@ -7,6 +7,7 @@ import { ACCOUNT_STORE, BUS, CACHE, CONFIG, DOCUMENT_STORE, SIGNING_KEY, TELEMET
 import type { Telemetry } from '@atrium/telemetry';
 import type { AccountStore } from '@atrium/accounts';
 import type { Cache } from '@atrium/cache';
+import { E2eeService } from '@atrium/e2ee';
 import { RoomStore, SYNC_WAKE_SUBJECT } from '@atrium/rooms';
 import { AccountDataStore, invitesBlockedBy } from '@atrium/user-data';
 import type { DocumentStore } from '@atrium/storage';
@@ -69,6 +70,11 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Optional() @Inject(KEY_RING) private readonly keyRing?: KeyRing,
   ) {}
 
+  /** The key data (owned by key-server), read here for a joining user's device list (FederationMembership `deviceLists`). */
+  private e2ee(): Promise<E2eeService> {
+    return E2eeService.shared(this.store, this.bus, this.accounts, this.config.server_name);
+  }
+
   async onModuleInit(): Promise<void> {
     const rooms = await RoomStore.open(this.store);
     // Read only here (invite permission); its writer is client-api's account-data endpoint.
@@ -96,6 +102,10 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         return user !== null && user !== undefined && !user.deactivated;
       },
       invitesBlocked,
+      deviceLists: {
+        mark: async () => (await this.e2ee()).deviceListMark(),
+        afterJoin: async (userId, roomId, mark) => (await this.e2ee()).deviceListsAfterJoin(userId, roomId, mark),
+      },
     });
     if (this.keyRing && this.federationClient) {
       this.federationInput = new FederationInput(rooms, this.bus, {

@@ -156,6 +156,49 @@ export class E2eeService {
     }
   }
 
+  /** Where the device-list stream stands before a local user's join through another server (see `deviceListsAfterJoin`). */
+  deviceListMark(): Promise<number> {
+    return this.store.safePosition();
+  }
+
+  /**
+   * After a local user's join through another server is stored: if their
+   * devices or cross-signing keys changed since `mark` (taken before
+   * make_join), the room's servers get them again. The update sent at the
+   * time went to the servers sharing a room with the user then, and the room
+   * is not theirs until the join is stored; but the resident server has
+   * accepted the join from send_join on, so its users may already have
+   * fetched the list (GET /user/devices) without the change. Nothing would
+   * correct it until the next change ("Servers must send
+   * m.device_list_update EDUs to all the servers who share a room with a
+   * given local user", server-server-api "Device Management"). A client
+   * uploading its keys while joining its first room (matrix-js-sdk right
+   * after its first sync) hits exactly this. A device deleted in that window
+   * is not sent again: only the current devices are known.
+   */
+  async deviceListsAfterJoin(userId: string, roomId: string, mark: number): Promise<void> {
+    if (!this.isLocal(userId)) return;
+    if ((await this.store.changedAmong([userId], mark, Number.MAX_SAFE_INTEGER)).size === 0) return;
+    const keys = await this.localKeys(userId, [], null);
+    try {
+      for (const [deviceId, device] of Object.entries(keys.devices)) {
+        const { unsigned, ...deviceKeys } = device;
+        const content: JsonObject = { user_id: userId, device_id: deviceId, keys: deviceKeys as JsonObject };
+        if (isObject(unsigned) && typeof unsigned.device_display_name === 'string') content['device_display_name'] = unsigned.device_display_name;
+        // room_id, not user_id: only the joined room's servers (the others had the update at the time).
+        await publishOutgoingEdu(this.bus, { edu_type: 'm.device_list_update', content, room_id: roomId });
+      }
+      if (keys.master || keys.selfSigning) {
+        const content: JsonObject = { user_id: userId };
+        if (keys.master) content['master_key'] = keys.master as JsonObject;
+        if (keys.selfSigning) content['self_signing_key'] = keys.selfSigning as JsonObject;
+        await publishOutgoingEdu(this.bus, { edu_type: 'm.signing_key_update', content, room_id: roomId });
+      }
+    } catch {
+      // Best effort, as `federate`: the join stands.
+    }
+  }
+
   /**
    * Tells the servers sharing a room with a local user about a change of
    * their devices or cross-signing keys (server-server-api "Device
