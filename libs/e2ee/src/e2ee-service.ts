@@ -180,22 +180,18 @@ export class E2eeService {
     if (!this.isLocal(userId)) return;
     if ((await this.store.changedAmong([userId], mark, Number.MAX_SAFE_INTEGER)).size === 0) return;
     const keys = await this.localKeys(userId, [], null);
-    try {
-      for (const [deviceId, device] of Object.entries(keys.devices)) {
-        const { unsigned, ...deviceKeys } = device;
-        const content: JsonObject = { user_id: userId, device_id: deviceId, keys: deviceKeys as JsonObject };
-        if (isObject(unsigned) && typeof unsigned.device_display_name === 'string') content['device_display_name'] = unsigned.device_display_name;
-        // room_id, not user_id: only the joined room's servers (the others had the update at the time).
-        await publishOutgoingEdu(this.bus, { edu_type: 'm.device_list_update', content, room_id: roomId });
-      }
-      if (keys.master || keys.selfSigning) {
-        const content: JsonObject = { user_id: userId };
-        if (keys.master) content['master_key'] = keys.master as JsonObject;
-        if (keys.selfSigning) content['self_signing_key'] = keys.selfSigning as JsonObject;
-        await publishOutgoingEdu(this.bus, { edu_type: 'm.signing_key_update', content, room_id: roomId });
-      }
-    } catch {
-      // Best effort, as `federate`: the join stands.
+    // room_id, not user_id: only the joined room's servers (the others had the update at the time).
+    for (const [deviceId, device] of Object.entries(keys.devices)) {
+      const { unsigned, ...deviceKeys } = device;
+      const content: JsonObject = { user_id: userId, device_id: deviceId, keys: deviceKeys as JsonObject };
+      if (isObject(unsigned) && typeof unsigned.device_display_name === 'string') content['device_display_name'] = unsigned.device_display_name;
+      await this.federate({ edu_type: 'm.device_list_update', content, room_id: roomId });
+    }
+    if (keys.master || keys.selfSigning) {
+      const content: JsonObject = { user_id: userId };
+      if (keys.master) content['master_key'] = keys.master as JsonObject;
+      if (keys.selfSigning) content['self_signing_key'] = keys.selfSigning as JsonObject;
+      await this.federate({ edu_type: 'm.signing_key_update', content, room_id: roomId });
     }
   }
 
@@ -207,7 +203,8 @@ export class E2eeService {
    * stands if the bus fails: remote servers resync on the next update's gap.
    */
   private async federate(edu: OutgoingEdu): Promise<void> {
-    if (!this.isLocal(edu.user_id ?? '')) return;
+    // The user is the content's: the EDU may be addressed by room (deviceListsAfterJoin), not by user.
+    if (typeof edu.content['user_id'] !== 'string' || !this.isLocal(edu.content['user_id'])) return;
     try {
       await publishOutgoingEdu(this.bus, edu);
     } catch {

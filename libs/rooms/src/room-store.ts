@@ -1,5 +1,5 @@
 import type { Collection, Doc, DocumentStore, Filter } from '@atrium/storage';
-import { authEventIds, type JsonObject, type RoomEvent, type StateKey } from '@atrium/matrix';
+import { authEventIds, stateKey, type JsonObject, type RoomEvent, type StateKey } from '@atrium/matrix';
 import { currentSpanId, currentTraceId } from '@atrium/telemetry';
 import { StreamAllocator } from './stream-allocator';
 import { StateGroups, type StateGroupRecord, type StateIds } from './state-groups';
@@ -683,10 +683,7 @@ export class RoomStore {
   async stateAtPosition(roomId: string, position: number): Promise<EventRecord[]> {
     // Reads the state log (state events only), not the timeline: cost grows with the
     // room's state changes, not with its messages.
-    const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: position } }, { sort: { stream: 1 } });
-    const latest = new Map<string, string>();
-    for (const e of entries) latest.set(`${e.type}${SEP}${e.state_key}`, e._id);
-    return this.getEvents([...latest.values()]);
+    return this.getEvents([...(await this.stateIdsAtPosition(roomId, position)).values()]);
   }
 
   // ---- state groups (docs/federation-design.md "Room state with federation") ----
@@ -745,28 +742,24 @@ export class RoomStore {
    * not the room's whole state (what an incremental /sync of a large room needs).
    */
   async stateChangesBetween(roomId: string, from: number, to: number): Promise<EventRecord[]> {
-    const entries = await this.stateLog.find({ room_id: roomId, stream: { $gt: from, $lte: to } }, { sort: { stream: 1 } });
-    const latest = new Map<StateKey, string>();
-    for (const e of entries) latest.set(`${e.type}\u0000${e.state_key}`, e._id);
-    return this.getEvents([...latest.values()]);
+    return this.getEvents([...(await this.latestStateIds({ room_id: roomId, stream: { $gt: from, $lte: to } })).values()]);
   }
 
   /** The m.room.member events of `userIds` in the state at `position` (of those who have one). */
   async memberEventsAt(roomId: string, userIds: readonly string[], position: number): Promise<EventRecord[]> {
     if (userIds.length === 0) return [];
-    const entries = await this.stateLog.find(
-      { room_id: roomId, type: 'm.room.member', state_key: { $in: [...new Set(userIds)] }, stream: { $lte: position } },
-      { sort: { stream: 1 } },
-    );
-    const latest = new Map<string, string>();
-    for (const e of entries) latest.set(e.state_key, e._id);
+    const latest = await this.latestStateIds({ room_id: roomId, type: 'm.room.member', state_key: { $in: [...new Set(userIds)] }, stream: { $lte: position } });
     return this.getEvents([...latest.values()]);
   }
 
-  private async stateIdsAtPosition(roomId: string, position: number): Promise<StateIds> {
-    const entries = await this.stateLog.find({ room_id: roomId, stream: { $lte: position } }, { sort: { stream: 1 } });
+  private stateIdsAtPosition(roomId: string, position: number): Promise<StateIds> {
+    return this.latestStateIds({ room_id: roomId, stream: { $lte: position } });
+  }
+
+  /** The state-log entries matching `filter`, the latest of each state key: the state they add up to. */
+  private async latestStateIds(filter: Filter<StateLogRecord>): Promise<StateIds> {
     const out: StateIds = new Map();
-    for (const e of entries) out.set(`${e.type}\u0000${e.state_key}`, e._id);
+    for (const e of await this.stateLog.find(filter, { sort: { stream: 1 } })) out.set(stateKey(e.type, e.state_key), e._id);
     return out;
   }
 

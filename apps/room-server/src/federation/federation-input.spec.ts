@@ -6,14 +6,14 @@
  * StoredKeyRing and HttpFederationClient fetch from it. SQLite storage, the
  * in-process bus, the real RoomWriter for local events.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InProcessBus } from '@atrium/bus';
 import { MemoryCache } from '@atrium/cache';
-import { DEFAULT_IP_RANGE_BLOCKLIST } from '@atrium/config';
-import { HttpFederationClient, HttpsTransport, IpRangeFilter, ServerNameResolver, StoredKeyRing, httpsWellKnownFetcher } from '@atrium/federation-client';
+import type { HttpsTransport } from '@atrium/federation-client';
 import { sendJson, startHttps, type RunningHttps } from '../../../../libs/federation-client/src/testing/https-server';
+import { loopbackFederation } from '../../../../libs/federation-client/src/testing/loopback-federation';
 import {
   authEventKeys,
   buildPdu,
@@ -127,12 +127,9 @@ describe('FederationInput (receipt of PDUs from a synthetic remote server over H
     wakes = [];
     await bus.subscribe<SyncWake>(SYNC_WAKE_SUBJECT, (m) => void wakes.push(m.data));
     writer = new RoomWriter(rooms, bus, { serverName: LOCAL, signingKey: localKey, cache: new MemoryCache() });
-    transport = new HttpsTransport({
-      extraCaPems: [readFileSync(ca.certPath, 'utf8')],
-      ipFilter: new IpRangeFilter(DEFAULT_IP_RANGE_BLOCKLIST, ['127.0.0.1/32']),
-    });
-    const client = new HttpFederationClient({ serverName: LOCAL, signingKey: localKey, resolver: new ServerNameResolver({ fetchWellKnown: httpsWellKnownFetcher(transport) }), transport });
-    const keyRing = new StoredKeyRing({ store, client, serverName: LOCAL, signingKey: localKey });
+    const federation = loopbackFederation({ caCertPath: ca.certPath, store, serverName: LOCAL, signingKey: localKey });
+    ({ transport } = federation);
+    const { client, keyRing } = federation;
     input = new FederationInput(rooms, bus, { serverName: LOCAL, keyRing, client, serialise: (roomId, task) => writer.serialise(roomId, task) });
     remoteEvents.clear();
     stateIdsAt.clear();

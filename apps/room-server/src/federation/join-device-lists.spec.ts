@@ -15,21 +15,21 @@
  * FederationInput, E2eeService and federation-outbound's FederationSender
  * over SQLite and the in-process bus.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountStore } from '@atrium/accounts';
 import { InProcessBus } from '@atrium/bus';
 import { MemoryCache } from '@atrium/cache';
-import { DEFAULT_IP_RANGE_BLOCKLIST } from '@atrium/config';
 import { E2eeService } from '@atrium/e2ee';
-import { HttpFederationClient, HttpsTransport, IpRangeFilter, ServerNameResolver, StoredKeyRing, httpsWellKnownFetcher } from '@atrium/federation-client';
+import type { HttpsTransport } from '@atrium/federation-client';
 import { buildPdu, buildServerKeys, generateSigningKey, getRoomVersion, signJson, signPdu, toRoomEvent, type JsonObject, type Pdu } from '@atrium/matrix';
 import { RoomStore } from '@atrium/rooms';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import { initTelemetry, type Telemetry } from '@atrium/telemetry';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { sendJson, startHttps, type RunningHttps } from '../../../../libs/federation-client/src/testing/https-server';
+import { loopbackFederation } from '../../../../libs/federation-client/src/testing/loopback-federation';
 import { FederationSender } from '../../../federation-outbound/src/federation-sender';
 import { FederationMembership } from '../federation-membership';
 import { RoomWriter } from '../room-writer';
@@ -148,11 +148,11 @@ describe('a device list change made while a remote join is under way reaches the
     await accounts.createUser({ userId: alice, localpart: 'alice', passwordHash: null });
     await accounts.ensureDevice(alice, DEVICE, 'Alice laptop', null);
     bus = new InProcessBus();
-    transport = new HttpsTransport({ extraCaPems: [readFileSync(ca.certPath, 'utf8')], ipFilter: new IpRangeFilter(DEFAULT_IP_RANGE_BLOCKLIST, ['127.0.0.1/32']) });
     const localKey = generateSigningKey('l1');
-    const client = new HttpFederationClient({ serverName: LOCAL, signingKey: localKey, resolver: new ServerNameResolver({ fetchWellKnown: httpsWellKnownFetcher(transport) }), transport });
+    const federation = loopbackFederation({ caCertPath: ca.certPath, store, serverName: LOCAL, signingKey: localKey });
+    ({ transport } = federation);
+    const { client, keyRing } = federation;
     const writer = new RoomWriter(rooms, bus, { serverName: LOCAL, signingKey: localKey, cache: new MemoryCache() });
-    const keyRing = new StoredKeyRing({ store, client, serverName: LOCAL, signingKey: localKey });
     const input = new FederationInput(rooms, bus, { serverName: LOCAL, keyRing, client, serialise: (id, task) => writer.serialise(id, task) });
     e2ee = await E2eeService.shared(store, bus, accounts, LOCAL);
     // As room-server.service.ts wires it.

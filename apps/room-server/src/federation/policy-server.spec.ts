@@ -6,13 +6,12 @@
  * room's m.room.policy names); the real HttpFederationClient, StoredKeyRing,
  * RoomWriter and FederationInput over SQLite.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InProcessBus } from '@atrium/bus';
 import { MemoryCache } from '@atrium/cache';
-import { DEFAULT_IP_RANGE_BLOCKLIST } from '@atrium/config';
-import { HttpFederationClient, HttpsTransport, IpRangeFilter, ServerNameResolver, StoredKeyRing, httpsWellKnownFetcher } from '@atrium/federation-client';
+import type { HttpsTransport } from '@atrium/federation-client';
 import { MatrixError } from '@atrium/http';
 import {
   authEventKeys,
@@ -32,6 +31,7 @@ import { eventOf, RoomStore } from '@atrium/rooms';
 import { openDocumentStore, type DocumentStore } from '@atrium/storage';
 import { createTestCa, type TestCa } from '@atrium/test-servers';
 import { sendJson, startHttps, type RunningHttps } from '../../../../libs/federation-client/src/testing/https-server';
+import { loopbackFederation } from '../../../../libs/federation-client/src/testing/loopback-federation';
 import { RoomWriter } from '../room-writer';
 import { FederationInput } from './federation-input';
 import { PolicyServers } from './policy-server';
@@ -92,12 +92,12 @@ describe('Policy Servers: local events signed before sending, received ones chec
     store = await openDocumentStore(`sqlite:${join(dir, 'db.sqlite')}`);
     rooms = await RoomStore.open(store);
     bus = new InProcessBus();
-    transport = new HttpsTransport({ extraCaPems: [readFileSync(ca.certPath, 'utf8')], ipFilter: new IpRangeFilter(DEFAULT_IP_RANGE_BLOCKLIST, ['127.0.0.1/32']) });
     const localKey = generateSigningKey('l1');
-    const client = new HttpFederationClient({ serverName: LOCAL, signingKey: localKey, resolver: new ServerNameResolver({ fetchWellKnown: httpsWellKnownFetcher(transport) }), transport });
+    const federation = loopbackFederation({ caCertPath: ca.certPath, store, serverName: LOCAL, signingKey: localKey });
+    ({ transport } = federation);
+    const { client, keyRing } = federation;
     const policyServers = new PolicyServers(rooms, { serverName: LOCAL, client });
     writer = new RoomWriter(rooms, bus, { serverName: LOCAL, signingKey: localKey, cache: new MemoryCache(), policyServers });
-    const keyRing = new StoredKeyRing({ store, client, serverName: LOCAL, signingKey: localKey });
     input = new FederationInput(rooms, bus, { serverName: LOCAL, keyRing, client, serialise: (roomId, task) => writer.serialise(roomId, task), policyServers });
     mode = 'sign';
     signRequests.length = 0;
