@@ -92,15 +92,6 @@ export interface FederationMembershipOptions {
   userExists?: (userId: string) => Promise<boolean>;
   /** Whether a local user blocks invites (client-server-api "Invite permission"): /invite answers 403 M_INVITE_BLOCKED. */
   invitesBlocked?: (userId: string) => Promise<boolean>;
-  /**
-   * The joining user's device list across a join through another server
-   * (E2eeService.deviceListMark / deviceListsAfterJoin): a change made while
-   * the join was under way is sent again to the room's servers once it is stored.
-   */
-  deviceLists?: {
-    mark(): Promise<number>;
-    afterJoin(userId: string, roomId: string, mark: number): Promise<void>;
-  };
   now?: () => number;
 }
 
@@ -534,7 +525,6 @@ export class FederationMembership {
     const client = this.requireClient();
     const { room_id: roomId, user_id: userId, membership } = request;
     const make = { join: 'make_join', leave: 'make_leave', knock: 'make_knock' }[membership];
-    const deviceListMark = membership === 'join' ? await this.options.deviceLists?.mark().catch(() => undefined) : undefined;
     const made = await client.request<JsonObject>({
       destination: server,
       method: 'GET',
@@ -577,12 +567,7 @@ export class FederationMembership {
     const wirePdu = toWirePdu(event, version) as unknown as JsonObject;
     if (membership === 'join') {
       const answer = await client.request<JsonObject>({ destination: server, method: 'PUT', path: `/_matrix/federation/v2/send_join/${enc(roomId)}/${enc(event.event_id)}`, body: wirePdu });
-      const joined = await this.completeJoin(server, event, version, answer);
-      if (deviceListMark !== undefined) {
-        // Best effort: the join is made whatever happens to the device list updates.
-        await this.options.deviceLists?.afterJoin(userId, roomId, deviceListMark).catch(() => undefined);
-      }
-      return joined;
+      return this.completeJoin(server, event, version, answer);
     }
     if (membership === 'leave') {
       await client.request<JsonObject>({ destination: server, method: 'PUT', path: `/_matrix/federation/v2/send_leave/${enc(roomId)}/${enc(event.event_id)}`, body: wirePdu });

@@ -70,7 +70,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Optional() @Inject(KEY_RING) private readonly keyRing?: KeyRing,
   ) {}
 
-  /** The key data (owned by key-server), read here for a joining user's device list (FederationMembership `deviceLists`). */
+  /** The key data (owned by key-server), read here for a joining user's device list (RoomWriter `localJoin`). */
   private e2ee(): Promise<E2eeService> {
     return E2eeService.shared(this.store, this.bus, this.accounts, this.config.server_name);
   }
@@ -90,6 +90,7 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
       remoteInvite: (event, version) => membership.sendInvite(event, version),
       invitesBlocked,
       policyServers,
+      localJoin: async (userId, roomId) => (await this.e2ee()).deviceListsOnJoin(userId, roomId),
     });
     const membership: FederationMembership = new FederationMembership(rooms, writer, this.bus, {
       serverName: this.config.server_name,
@@ -102,10 +103,6 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
         return user !== null && user !== undefined && !user.deactivated;
       },
       invitesBlocked,
-      deviceLists: {
-        mark: async () => (await this.e2ee()).deviceListMark(),
-        afterJoin: async (userId, roomId, mark) => (await this.e2ee()).deviceListsAfterJoin(userId, roomId, mark),
-      },
     });
     if (this.keyRing && this.federationClient) {
       this.federationInput = new FederationInput(rooms, this.bus, {

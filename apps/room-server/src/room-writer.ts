@@ -98,6 +98,12 @@ export interface RoomWriterOptions {
   invitesBlocked?: (userId: string) => Promise<boolean>;
   /** Rooms that use a Policy Server have it sign each local event (federation/policy-server.ts); without it nobody is asked. */
   policyServers?: Pick<PolicyServers, 'signLocal'>;
+  /**
+   * A local user's join is stored (local or through another server; not a
+   * join over a join): E2eeService.deviceListsOnJoin sends their device list
+   * to the room's servers not yet receiving it. Best effort: the join stands.
+   */
+  localJoin?: (userId: string, roomId: string) => Promise<void>;
 }
 
 /** How long a room lease lasts if its holder never releases it (crash). */
@@ -403,9 +409,11 @@ export class RoomWriter {
   /** Persists an authorised event: row, current state, membership, extremities, redaction; then wakes sync. */
   private async persist(event: RoomEvent, version: RoomVersion, txn: { txnId: string | null; deviceId: string | null }, redactionTarget: EventRecord | null): Promise<SendEventResponse> {
     const unsigned: JsonObject = {};
+    let prevMembership: unknown;
     if (event.state_key !== undefined) {
       const prev = (await this.rooms.currentStateEventsFor(event.room_id, [[event.type, event.state_key]])).get(`${event.type}\u0000${event.state_key}`);
       if (prev) {
+        prevMembership = prev.content['membership'];
         // client-server-api UnsignedData: prev_content, and replaces_state (v1.19).
         unsigned['prev_content'] = prev.content;
         unsigned['prev_sender'] = prev.sender;
@@ -433,6 +441,9 @@ export class RoomWriter {
     // An invitee (or a kicked/banned user) is not a joined member: name them so their sync wakes too.
     if (event.type === 'm.room.member' && event.state_key !== undefined) wake.user_ids = [event.state_key];
     await this.bus.notify(SYNC_WAKE_SUBJECT, wake);
+    if (event.type === 'm.room.member' && event.content['membership'] === 'join' && prevMembership !== 'join') {
+      await this.options.localJoin?.(event.sender, event.room_id).catch(() => undefined);
+    }
     return { event_id: event.event_id, stream: position };
   }
 

@@ -156,42 +156,43 @@ export class E2eeService {
     }
   }
 
-  /** Where the device-list stream stands before a local user's join through another server (see `deviceListsAfterJoin`). */
-  deviceListMark(): Promise<number> {
-    return this.store.safePosition();
-  }
-
   /**
-   * After a local user's join through another server is stored: if their
-   * devices or cross-signing keys changed since `mark` (taken before
-   * make_join), the room's servers get them again. The update sent at the
-   * time went to the servers sharing a room with the user then, and the room
-   * is not theirs until the join is stored; but the resident server has
-   * accepted the join from send_join on, so its users may already have
-   * fetched the list (GET /user/devices) without the change. Nothing would
-   * correct it until the next change ("Servers must send
-   * m.device_list_update EDUs to all the servers who share a room with a
-   * given local user", server-server-api "Device Management"). A client
-   * uploading its keys while joining its first room (matrix-js-sdk right
-   * after its first sync) hits exactly this. A device deleted in that window
-   * is not sent again: only the current devices are known.
+   * A local user's join is stored (room-server calls this for every join,
+   * local or through another server): server-server-api "Device Management"
+   * says m.device_list_update EDUs "must be sent whenever ... that user joins
+   * a room which contains servers which are not already receiving updates for
+   * that user's device list". The room's servers that share no other room
+   * with the user get each current device, and the master and self-signing
+   * keys (m.signing_key_update). This also mends a change made while a join
+   * through another server was under way: its update went to the servers of
+   * the user's rooms then, without the new room, though the resident server
+   * had accepted the join at send_join and may have fetched the list before
+   * the change (matrix-js-sdk uploads its keys right after its first sync,
+   * often while joining).
    */
-  async deviceListsAfterJoin(userId: string, roomId: string, mark: number): Promise<void> {
+  async deviceListsOnJoin(userId: string, roomId: string): Promise<void> {
     if (!this.isLocal(userId)) return;
-    if ((await this.store.changedAmong([userId], mark, Number.MAX_SAFE_INTEGER)).size === 0) return;
+    const servers = new Set((await this.rooms.joinedUsers(roomId)).map(serverOf));
+    servers.delete(this.serverName);
+    for (const other of await this.rooms.roomsOfUser(userId, ['join'])) {
+      if (servers.size === 0) return;
+      if (other.room_id === roomId) continue;
+      for (const member of await this.rooms.joinedUsers(other.room_id)) servers.delete(serverOf(member));
+    }
+    if (servers.size === 0) return;
+    const destinations = [...servers].sort();
     const keys = await this.localKeys(userId, [], null);
-    // room_id, not user_id: only the joined room's servers (the others had the update at the time).
     for (const [deviceId, device] of Object.entries(keys.devices)) {
       const { unsigned, ...deviceKeys } = device;
       const content: JsonObject = { user_id: userId, device_id: deviceId, keys: deviceKeys as JsonObject };
       if (isObject(unsigned) && typeof unsigned.device_display_name === 'string') content['device_display_name'] = unsigned.device_display_name;
-      await this.federate({ edu_type: 'm.device_list_update', content, room_id: roomId });
+      await this.federate({ edu_type: 'm.device_list_update', content, destinations });
     }
     if (keys.master || keys.selfSigning) {
       const content: JsonObject = { user_id: userId };
       if (keys.master) content['master_key'] = keys.master as JsonObject;
       if (keys.selfSigning) content['self_signing_key'] = keys.selfSigning as JsonObject;
-      await this.federate({ edu_type: 'm.signing_key_update', content, room_id: roomId });
+      await this.federate({ edu_type: 'm.signing_key_update', content, destinations });
     }
   }
 
@@ -203,7 +204,7 @@ export class E2eeService {
    * stands if the bus fails: remote servers resync on the next update's gap.
    */
   private async federate(edu: OutgoingEdu): Promise<void> {
-    // The user is the content's: the EDU may be addressed by room (deviceListsAfterJoin), not by user.
+    // The user is the content's: the EDU may be addressed to named servers (deviceListsOnJoin), not by user.
     if (typeof edu.content['user_id'] !== 'string' || !this.isLocal(edu.content['user_id'])) return;
     try {
       await publishOutgoingEdu(this.bus, edu);
