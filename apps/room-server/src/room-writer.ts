@@ -315,40 +315,43 @@ export class RoomWriter {
     }
     let redactionTarget: EventRecord | null;
     try {
-      redactionTarget = await this.checkLocal(room, version, request, event, lookup);
+      ({ event, redactionTarget } = await this.checkAndSign(room, version, request, event, lookup, hasPolicy));
     } catch (err) {
       // Refused before anything was stored: the transaction is free again, so a retry is judged anew.
       if (txnKey) await this.rooms.deleteTxn(txnKey);
       throw err;
-    }
-    const invitee = event.type === 'm.room.member' && event.content['membership'] === 'invite' ? event.state_key : undefined;
-    // "Invite permission": refused after the auth rules (they decide first whether the sender may invite at all).
-    if (invitee !== undefined && domainOfId(invitee) === this.options.serverName && (await this.invitesBlocked(invitee))) {
-      if (txnKey) await this.rooms.deleteTxn(txnKey);
-      throw inviteBlocked(invitee);
-    }
-    // server-server-api "Policy Servers": signed by the room's Policy Server before it is sent anywhere.
-    if (hasPolicy && this.options.policyServers) {
-      try {
-        event = await this.options.policyServers.signLocal(event, version);
-      } catch (err) {
-        if (txnKey) await this.rooms.deleteTxn(txnKey);
-        throw err;
-      }
-    }
-    if (this.options.remoteInvite && invitee !== undefined && domainOfId(invitee) !== this.options.serverName) {
-      try {
-        event = await this.options.remoteInvite(event, version);
-      } catch (err) {
-        if (txnKey) await this.rooms.deleteTxn(txnKey);
-        throw err;
-      }
     }
     const result = await this.persist(event, version, { txnId: request.txn?.txn_id ?? null, deviceId: request.txn?.device_id ?? null }, redactionTarget);
     if (event.type === 'm.room.guest_access' && event.state_key === '' && event.content['guest_access'] !== 'can_join') {
       await this.removeGuests(room, version);
     }
     return result;
+  }
+
+  /**
+   * What stands between an authorised draft and its storage: the auth rules
+   * and the local redaction rule (the redaction target, null if none),
+   * invite permission, the room's Policy Server, and a remote invitee's
+   * server; each may refuse. Returns the event as signed by the Policy Server
+   * and the invitee's server.
+   */
+  private async checkAndSign(
+    room: RoomRecord,
+    version: RoomVersion,
+    request: SendEventRequest,
+    built: RoomEvent,
+    lookup: AuthStateLookup,
+    hasPolicy: boolean,
+  ): Promise<{ event: RoomEvent; redactionTarget: EventRecord | null }> {
+    let event = built;
+    const redactionTarget = await this.checkLocal(room, version, request, event, lookup);
+    const invitee = event.type === 'm.room.member' && event.content['membership'] === 'invite' ? event.state_key : undefined;
+    // "Invite permission": refused after the auth rules (they decide first whether the sender may invite at all).
+    if (invitee !== undefined && domainOfId(invitee) === this.options.serverName && (await this.invitesBlocked(invitee))) throw inviteBlocked(invitee);
+    // server-server-api "Policy Servers": signed by the room's Policy Server before it is sent anywhere.
+    if (hasPolicy && this.options.policyServers) event = await this.options.policyServers.signLocal(event, version);
+    if (this.options.remoteInvite && invitee !== undefined && domainOfId(invitee) !== this.options.serverName) event = await this.options.remoteInvite(event, version);
+    return { event, redactionTarget };
   }
 
   private async invitesBlocked(userId: string): Promise<boolean> {
