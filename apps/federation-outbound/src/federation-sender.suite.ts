@@ -338,6 +338,9 @@ describe(`FederationSender (${label})`, () => {
     await waitFor(async () => ((await outbound.destinations.get(`127.0.0.1:${port}`))?.retries ?? 0) >= 1, 10_000, 'a failed attempt');
     // Every event queued (the log walked to its end) before the destination returns.
     await waitFor(async () => (await outbound.cursor()) >= (await rooms.safeStreamPosition()), 10_000, 'the log walked');
+    // Collapsed to the newest of each room while still away. Without this wait, an attempt that collapsed
+    // before y9 was queued could still be under way when the destination returns, and deliver y8 too.
+    await waitFor(async () => (await outbound.pdus.count({ destination: `127.0.0.1:${port}` })) === 2, 10_000, 'the backlog collapsed');
     await destination.start(port);
     await waitFor(() => destination.pdus().length >= 5, 10_000, 'collapsed catch-up');
     await new Promise((resolve) => setTimeout(resolve, 300));
